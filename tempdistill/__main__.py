@@ -1,0 +1,5 @@
+import sys
+
+from tempdistill.cli import main
+
+sys.exit(main())

@@ -1,0 +1,96 @@
+"""The ``tempdistill`` command line: exit 0 on success, 2 with one line on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from tempdistill.config import ConfigError
+
+
+class UserError(Exception):
+    """Bad input from the user: reported as one line, exit status 2."""
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tempdistill.config import load_config
+    from tempdistill.runner import echo, execute
+
+    config = load_config(args.config, args.set or [])
+    log = (lambda _: None) if args.quiet else echo
+    progress = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.distill.epochs, desc=f"{config.name} [{config.student.backend}]", unit="epoch", file=sys.stderr)
+
+        def progress(epoch: int, metrics: dict) -> None:
+            bar.set_postfix(T=f"{metrics['temperature']:.2f}", acc=f"{metrics['val_accuracy']:.4f}")
+            bar.update(1)
+            if epoch == config.distill.epochs - 1:
+                bar.close()
+
+    path = execute(config, args.out, log=log, on_epoch=progress)
+    from tempdistill.record import read_run
+
+    run = read_run(path)
+    print(f"student accuracy {run['eval']['student_accuracy']:.4f}  teacher accuracy "
+          f"{run['eval']['teacher_accuracy']:.4f}  record {path}")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from tempdistill.report import show_run
+
+    print(show_run(args.run))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from tempdistill.report import compare_runs
+
+    print(compare_runs(args.paths))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tempdistill", description="Temperature-controlled knowledge distillation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="one distillation run -> one .h5 record")
+    run.add_argument("config", help="YAML config file")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    run.add_argument("--out", help="directory for the run file (default: record.dir)")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.set_defaults(handler=_cmd_run)
+
+    show = sub.add_parser("show", help="summary and per-epoch table of one run")
+    show.add_argument("run", help="a run's .h5 file")
+    show.set_defaults(handler=_cmd_show)
+
+    compare = sub.add_parser("compare", help="one table across runs (files or directories)")
+    compare.add_argument("paths", nargs="+", help="run files or directories holding them")
+    compare.set_defaults(handler=_cmd_compare)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ConfigError, UserError, FileNotFoundError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"tempdistill {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        # Numeric validation (e.g. a temperature <= 0 reaching the math) is still user input.
+        if args.command != "run":
+            print(f"tempdistill {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

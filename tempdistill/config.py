@@ -1,0 +1,211 @@
+"""Typed run configuration: YAML in, a validated object out, one-line errors that name the field.
+
+Sections that belong to a pluggable part (a student's backend options, a schedule's
+parameters) are kept as open mappings here and validated by that part through
+``validate_section``, so this module never imports a concrete backend.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Type, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A user's configuration is wrong; the message is one line naming the field."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataConfig(Strict):
+    name: Literal["digits", "npz"] = "digits"
+    path: Optional[str] = None
+    test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
+    normalize: Literal["minmax", "standard", "none"] = "minmax"
+
+
+class EnvConfig(Strict):
+    id: str
+
+
+def _positive_widths(widths: List[int]) -> List[int]:
+    if any(w < 1 for w in widths):
+        raise ValueError("every hidden width must be an integer >= 1")
+    return widths
+
+
+class NetworkSection(BaseModel):
+    """A section naming a backend; the keys it does not declare belong to that backend."""
+
+    model_config = ConfigDict(extra="allow")
+    backend: str = "dense"
+
+    def backend_options(self) -> Dict[str, Any]:
+        """What the backend validates: its name, the widths and its own extra keys."""
+        return {"backend": self.backend, "hidden": list(getattr(self, "hidden")), **(self.model_extra or {})}
+
+
+class TeacherConfig(NetworkSection):
+    """The teacher network; backend-specific keys are validated by the backend."""
+
+    hidden: List[int] = Field(default_factory=lambda: [512, 512])
+    epochs: int = Field(40, ge=1)
+    lr: float = Field(0.001, gt=0.0)
+    batch_size: int = Field(64, ge=1)
+    weight_decay: float = Field(0.0, ge=0.0)
+    checkpoint: Optional[str] = None
+
+    _check_hidden = field_validator("hidden")(_positive_widths)
+
+
+class StudentConfig(NetworkSection):
+    """The student network; backend-specific keys are validated by the backend."""
+
+    hidden: List[int] = Field(default_factory=lambda: [64])
+
+    _check_hidden = field_validator("hidden")(_positive_widths)
+
+
+class TemperatureConfig(BaseModel):
+    """The schedule's name; its parameters are validated by the schedule."""
+
+    model_config = ConfigDict(extra="allow")
+    schedule: str = "constant"
+
+
+class DistillConfig(Strict):
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(0.002, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    alpha: float = Field(0.9, ge=0.0, le=1.0)
+    temperature: TemperatureConfig = Field(default_factory=lambda: TemperatureConfig(schedule="constant", value=4.0))
+    eval_temperature: float = Field(1.0, gt=0.0, allow_inf_nan=False)
+
+
+class TracesConfig(Strict):
+    every: int = Field(10, ge=0)
+    samples: int = Field(16, ge=0)
+
+
+class RecordConfig(Strict):
+    dir: str = "runs"
+    traces: TracesConfig = Field(default_factory=TracesConfig)
+    save_student: bool = True
+
+
+class RunConfig(Strict):
+    name: str = Field("run", min_length=1)
+    seed: int = 0
+    device: Literal["cpu", "cuda"] = "cpu"
+    task: Literal["classification", "policy"] = "classification"
+    data: DataConfig = Field(default_factory=DataConfig)
+    env: Optional[EnvConfig] = None
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    record: RecordConfig = Field(default_factory=RecordConfig)
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+
+def _describe(error: Mapping[str, Any], root: str) -> str:
+    path = ".".join(str(p) for p in (root, *error.get("loc", ())) if p != "")
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key"
+    if kind == "literal_error" and "expected" in ctx:
+        return f"{path}: got {error.get('input')!r}; allowed: {ctx['expected']}"
+    if kind == "missing":
+        return f"{path}: required field is missing"
+    msg = error.get("msg", "invalid value")
+    return f"{path}: {msg} (got {error.get('input')!r})"
+
+
+def validate_section(model: Type[M], data: Mapping[str, Any], path: str) -> M:
+    """Validate one config section against a model; errors name ``path.field``."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(_describe(first, path)) from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'a.b=VALUE' -> ('a.b', value) with YAML typing (numbers, booleans, lists)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. distill.epochs=10")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(part == "" for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. student.backend=norse")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(data: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
+    """Apply --set overrides to a raw config mapping (a new mapping is returned)."""
+    result = copy.deepcopy(data)
+    for text in overrides:
+        key, value = parse_override(text)
+        node = result
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"--set {key}: {where} is not a section (it holds {child!r})")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _reject_non_finite(node: Any, path: str) -> None:
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"{path}: must be a finite number, got {node}")
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _reject_non_finite(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _reject_non_finite(value, f"{path}[{i}]")
+
+
+def config_from_mapping(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> RunConfig:
+    """Validate a raw mapping (as read from YAML) after applying overrides."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config: expected a mapping of sections, got {type(data).__name__}")
+    raw = apply_overrides(dict(data), overrides)
+    _reject_non_finite(raw, "")
+    return validate_section(RunConfig, raw, "")
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read a YAML config file, apply --set overrides, validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config: file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config: {path} is not valid YAML{where}") from None
+    return config_from_mapping(data, overrides)

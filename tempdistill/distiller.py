@@ -1,0 +1,188 @@
+"""The one distillation loop, the same for every student backend.
+
+It asks the schedule for T at every step, hands T to the student (which applies it its own
+way), trains on the shared objective, and after every epoch measures the student on the
+held-out split and commits the epoch to the record.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from tempdistill.config import DistillConfig, TracesConfig
+from tempdistill.data import Split
+from tempdistill.losses import distillation_objective, kl_per_sample
+from tempdistill.record import RunRecorder
+from tempdistill.schedules import Schedule
+from tempdistill.student import Student
+from tempdistill.temperature import Temperature, entropy_from_logits, log_softmax
+from tempdistill.training import batched_forward, iterate_minibatches
+
+EpochCallback = Callable[[int, Dict[str, float]], None]
+
+
+def temperature_value(temperature: Temperature) -> float:
+    """A scalar summary of T for series and tables (the mean of a per-group T)."""
+    if isinstance(temperature, torch.Tensor):
+        return float(temperature.float().mean())
+    return float(temperature)
+
+
+@dataclass
+class EpochSums:
+    """Running sums of one epoch's training losses, weighted by batch size."""
+
+    loss: float = 0.0
+    kd: float = 0.0
+    ce: float = 0.0
+    n: int = 0
+    temperatures: List[float] = field(default_factory=list)
+
+    def add(self, total: torch.Tensor, kd: torch.Tensor, ce: torch.Tensor, n: int) -> None:
+        self.loss += float(total) * n
+        self.kd += float(kd) * n
+        self.ce += float(ce) * n
+        self.n += n
+
+
+class Distiller:
+    """Trains ``student`` to match ``teacher`` under ``schedule``; writes to ``recorder``."""
+
+    def __init__(
+        self,
+        student: Student,
+        teacher: nn.Module,
+        schedule: Schedule,
+        config: DistillConfig,
+        split: Split,
+        recorder: Optional[RunRecorder],
+        seed: int,
+        traces: Optional[TracesConfig] = None,
+        on_epoch: Optional[EpochCallback] = None,
+    ) -> None:
+        self.student = student
+        self.teacher = teacher.eval()
+        self.schedule = schedule
+        self.config = config
+        self.split = split
+        self.recorder = recorder
+        self.traces = traces
+        self.on_epoch = on_epoch
+        self.generator = torch.Generator().manual_seed(seed)
+        params = list(student.parameters()) + list(schedule.parameters())
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        self.teacher_train_logits = batched_forward(teacher, split.x_train)
+        self.teacher_test_logits = batched_forward(teacher, split.x_test)
+        self.signals: Dict[str, float] = {}
+        self.step = 0
+        self.history: List[Dict[str, float]] = []
+
+    def train_epoch(self, epoch: int) -> EpochSums:
+        sums = EpochSums()
+        alpha = self.schedule.alpha(epoch, self.config.alpha)
+        self.student.train()
+        x, y, teacher_logits = self.split.x_train, self.split.y_train, self.teacher_train_logits
+        for index in iterate_minibatches(x.shape[0], self.config.batch_size, self.generator):
+            temperature = self.schedule(self.step, epoch, self.signals)
+            self.student.set_temperature(temperature)
+            tempered = self.student(x[index])
+            total, kd, ce = distillation_objective(
+                torch.log_softmax(tempered, dim=-1),
+                tempered * _broadcastable(self.student.effective_temperature(), tempered),
+                teacher_logits[index],
+                temperature,
+                y[index],
+                alpha,
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.optimizer.step()
+            sums.add(total.detach(), kd.detach(), ce.detach(), len(index))
+            sums.temperatures.append(temperature_value(temperature))
+            self.signals["loss"] = float(total.detach())
+            self.step += 1
+        return sums
+
+    @torch.no_grad()
+    def evaluate(self, temperature: Temperature) -> Dict[str, float]:
+        """Held-out measures: accuracy at the evaluation T, entropies and KL at the training T."""
+        x, y, teacher_logits = self.split.x_test, self.split.y_test, self.teacher_test_logits
+        self.student.eval()
+        self.student.set_temperature(temperature)
+        tempered = batched_forward(self.student, x)
+        student_log_p = torch.log_softmax(tempered, dim=-1)
+        teacher_log_p = log_softmax(teacher_logits, temperature)
+        measures = {
+            "kl": float(kl_per_sample(teacher_log_p, student_log_p).mean()),
+            "teacher_entropy": float(entropy_from_logits(teacher_logits, temperature).mean()),
+            "student_entropy": float(entropy_from_logits(tempered).mean()),
+        }
+        self.student.set_temperature(self.config.eval_temperature)
+        measures.update(self._measured_pass(x, y))
+        self.student.train()
+        return measures
+
+    def _measured_pass(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> Dict[str, float]:
+        """Accuracy at the evaluation temperature, plus what the student measured (spikes)."""
+        correct = 0
+        totals: Dict[str, float] = {}
+        for start in range(0, x.shape[0], batch_size):
+            xb = x[start : start + batch_size]
+            correct += int((self.student(xb).argmax(dim=-1) == y[start : start + batch_size]).sum())
+            for name, value in self.student.measurements().items():
+                totals[name] = totals.get(name, 0.0) + float(value) * xb.shape[0]
+        measures = {name: total / x.shape[0] for name, total in totals.items()}
+        measures["val_accuracy"] = correct / x.shape[0]
+        return measures
+
+    def _probe_traces(self, epoch: int) -> Optional[Dict[str, np.ndarray]]:
+        cfg = self.traces
+        if cfg is None or cfg.every <= 0 or cfg.samples <= 0:
+            return None
+        if epoch % cfg.every != 0 and epoch != self.config.epochs - 1:
+            return None
+        probes = self.split.x_test[: cfg.samples]
+        with torch.no_grad():
+            return self.student.capture_traces(probes) or None
+
+    def run(self) -> Dict[str, float]:
+        """Train for every configured epoch; returns the last epoch's metrics."""
+        started = time.perf_counter()
+        metrics: Dict[str, float] = {}
+        for epoch in range(self.config.epochs):
+            first_step = self.step
+            sums = self.train_epoch(epoch)
+            last_temperature = self.student.temperature
+            metrics = {
+                "epoch": float(epoch),
+                "loss": sums.loss / sums.n,
+                "kd_loss": sums.kd / sums.n,
+                "ce_loss": sums.ce / sums.n,
+                "alpha": self.schedule.alpha(epoch, self.config.alpha),
+                "temperature": float(np.mean(sums.temperatures)),
+            }
+            metrics.update(self.evaluate(last_temperature))
+            metrics["wall_seconds"] = time.perf_counter() - started
+            self.signals["kl"] = metrics["kl"]
+            self.history.append(metrics)
+            if self.recorder is not None:
+                steps = {
+                    "step": np.arange(first_step, self.step, dtype=np.float64),
+                    "temperature": np.asarray(sums.temperatures),
+                }
+                self.recorder.append_epoch(metrics, steps=steps, traces=self._probe_traces(epoch))
+            if self.on_epoch is not None:
+                self.on_epoch(epoch, metrics)
+        return metrics
+
+
+def _broadcastable(temperature: Temperature, like: torch.Tensor) -> Temperature:
+    if isinstance(temperature, torch.Tensor):
+        return temperature.to(like.device, like.dtype)
+    return temperature

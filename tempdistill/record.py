@@ -1,0 +1,221 @@
+"""The HDF5 record of a run: one file per run, readable at every moment.
+
+Every write goes to a copy of the file that atomically replaces the original once it is
+closed, so a run killed at any instant (even SIGKILL mid-write) leaves the last complete
+state: every finished epoch and ``status=running``. Reading never assumes a group exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Dict, Iterator, Mapping, Optional
+
+import h5py
+import numpy as np
+
+from tempdistill import __version__
+
+FORMAT_VERSION = 1
+_ENV_PACKAGES = ("torch", "snntorch", "norse", "gymnasium", "numpy", "h5py", "nir")
+
+
+def environment() -> Dict[str, str]:
+    """Versions that decide whether a run can be repeated; 'absent' when not installed."""
+    env = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in _ENV_PACKAGES:
+        try:
+            env[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            env[name] = "absent"
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        if sha.returncode == 0:
+            env["git_sha"] = sha.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return env
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _append(group: h5py.Group, name: str, values: np.ndarray, fill_to: int) -> None:
+    """Append to a resizable 1-D series; a series first seen late is NaN-padded in front."""
+    values = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    if name not in group:
+        group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,))
+    data = group[name]
+    start = data.shape[0]
+    pad = max(fill_to - start, 0)
+    data.resize((start + pad + values.shape[0],))
+    if pad:
+        data[start : start + pad] = np.nan
+    data[start + pad :] = values
+
+
+class RunRecorder:
+    """Writes one run's file. Created with ``status=running``; ``finish`` closes it."""
+
+    def __init__(self, path: str | Path, config_json: str, extra_attrs: Optional[Mapping[str, Any]] = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.epochs_written = 0
+        self.steps_written = 0
+        tmp = self._tmp_path()
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["tempdistill_version"] = __version__
+            f.attrs["created"] = _utc_now()
+            f.attrs["status"] = "running"
+            for key, value in (extra_attrs or {}).items():
+                f.attrs[key] = value
+            f.create_dataset("config", data=config_json, dtype=h5py.string_dtype())
+            env = f.create_group("env")
+            for key, value in environment().items():
+                env.attrs[key] = value
+            for group in ("metrics", "steps", "eval"):
+                f.create_group(group)
+        os.replace(tmp, self.path)
+
+    def _tmp_path(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.writing")
+
+    @contextlib.contextmanager
+    def edit(self) -> Iterator[h5py.File]:
+        """Open a copy for writing; it replaces the file only if the block completes."""
+        tmp = self._tmp_path()
+        shutil.copyfile(self.path, tmp)
+        try:
+            with h5py.File(tmp, "a") as f:
+                yield f
+            os.replace(tmp, self.path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def append_epoch(
+        self,
+        metrics: Mapping[str, float],
+        steps: Optional[Mapping[str, np.ndarray]] = None,
+        traces: Optional[Mapping[str, np.ndarray]] = None,
+        groups: Optional[Mapping[str, Mapping[str, np.ndarray]]] = None,
+    ) -> None:
+        """Commit one finished epoch: its metrics, per-step series and optional traces."""
+        with self.edit() as f:
+            for name, value in metrics.items():
+                _append(f["metrics"], name, np.asarray(value), self.epochs_written)
+            steps = steps or {}
+            n_steps = max((np.atleast_1d(v).shape[0] for v in steps.values()), default=0)
+            for name, values in steps.items():
+                _append(f["steps"], name, values, self.steps_written)
+            if traces:
+                group = f.require_group("traces").require_group(str(self.epochs_written))
+                for name, array in traces.items():
+                    _write_array(group, name, array)
+            for group_name, arrays in (groups or {}).items():
+                group = f.require_group(group_name)
+                for name, values in arrays.items():
+                    _append(group, name, values, self.epochs_written)
+            f.attrs["epochs_completed"] = self.epochs_written + 1
+        self.epochs_written += 1
+        self.steps_written += n_steps
+
+    def write_eval(self, values: Mapping[str, Any]) -> None:
+        """Final evaluation: scalars become attrs of /eval, arrays datasets under it."""
+        with self.edit() as f:
+            group = f["eval"]
+            for key, value in values.items():
+                if np.ndim(value) == 0:
+                    group.attrs[key] = value
+                else:
+                    _write_array(group, key, np.asarray(value))
+
+    def write_arrays(self, group_name: str, arrays: Mapping[str, np.ndarray], attrs: Optional[Mapping[str, Any]] = None) -> None:
+        """Store named arrays (e.g. the trained student's weights) under one group."""
+        with self.edit() as f:
+            if group_name in f:
+                del f[group_name]
+            group = f.create_group(group_name)
+            for name, array in arrays.items():
+                _write_array(group, name, np.asarray(array))
+            for key, value in (attrs or {}).items():
+                group.attrs[key] = value
+
+    def finish(self, status: str = "complete", error: Optional[str] = None) -> None:
+        with self.edit() as f:
+            f.attrs["status"] = status
+            f.attrs["finished"] = _utc_now()
+            if error is not None:
+                f.attrs["error"] = error
+
+
+def _write_array(group: h5py.Group, name: str, array: np.ndarray) -> None:
+    if name in group:
+        del group[name]
+    if array.ndim >= 2 and array.size >= 1024:
+        group.create_dataset(name, data=array, chunks=True, compression="gzip", compression_opts=4)
+    else:
+        group.create_dataset(name, data=array)
+
+
+def _attrs(obj: h5py.HLObject) -> Dict[str, Any]:
+    return {k: _plain(v) for k, v in obj.attrs.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _arrays(group: h5py.Group) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for name, item in group.items():
+        if isinstance(item, h5py.Dataset):
+            value = item[()]
+            out[name] = value.decode() if isinstance(value, bytes) else value
+        else:
+            out[name] = _arrays(item)
+    return out
+
+
+def read_run(path: str | Path) -> Dict[str, Any]:
+    """The run as plain Python/numpy objects. Missing groups come back empty, never raise."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"run file not found: {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"{path} is not a readable HDF5 run file ({exc})") from None
+    with f:
+        run: Dict[str, Any] = {"path": str(path), "attrs": _attrs(f)}
+        run["status"] = run["attrs"].get("status", "unknown")
+        config_text = f["config"][()] if "config" in f else b"{}"
+        config_text = config_text.decode() if isinstance(config_text, bytes) else config_text
+        try:
+            run["config"] = json.loads(config_text)
+        except json.JSONDecodeError:
+            run["config"] = {}
+        run["env"] = _attrs(f["env"]) if "env" in f else {}
+        for group in ("metrics", "steps", "temperature", "episodes", "student"):
+            run[group] = _arrays(f[group]) if group in f else {}
+        run["student_attrs"] = _attrs(f["student"]) if "student" in f else {}
+        run["eval"] = {**_attrs(f["eval"]), **_arrays(f["eval"])} if "eval" in f else {}
+        traces = f["traces"] if "traces" in f else {}
+        run["traces"] = {int(k): _arrays(v) for k, v in traces.items()} if traces else {}
+    return run

@@ -1,0 +1,107 @@
+"""Reading runs back for people: summaries, per-epoch tables and cross-run comparisons."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Sequence
+
+from tempdistill.record import read_run
+
+EPOCH_COLUMNS = ("epoch", "temperature", "loss", "kd_loss", "ce_loss", "kl", "teacher_entropy", "student_entropy", "val_accuracy")
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3g}"
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[format_value(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def find_runs(paths: Sequence[str | Path]) -> List[Path]:
+    """Run files named directly or found (recursively) in directories, in a stable order."""
+    found: List[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*.h5") if not q.name.startswith(".")))
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise FileNotFoundError(f"no run file or directory at {p}")
+    return found
+
+
+def show_run(path: str | Path) -> str:
+    """A one-screen summary and the per-epoch table of one run."""
+    run = read_run(path)
+    cfg = run["config"]
+    student = cfg.get("student", {})
+    temperature = cfg.get("distill", {}).get("temperature", {})
+    epochs_done = len(run["metrics"].get("epoch", []))
+    lines = [
+        f"run      {run['path']}",
+        f"name     {cfg.get('name', '?')}   status {run['status']}" + (f"   error {run['attrs']['error']}" if "error" in run["attrs"] else ""),
+        f"student  {student.get('backend', '?')} hidden={student.get('hidden')}   teacher {cfg.get('teacher', {}).get('hidden')}",
+        f"distill  alpha={cfg.get('distill', {}).get('alpha')}  temperature={temperature}",
+        f"epochs   {epochs_done} of {cfg.get('distill', {}).get('epochs', '?')} recorded",
+    ]
+    if run["eval"]:
+        lines.append("eval     " + "  ".join(f"{k}={format_value(v)}" for k, v in sorted(run["eval"].items()) if not hasattr(v, "shape")))
+    metrics = run["metrics"]
+    columns = [c for c in EPOCH_COLUMNS if c in metrics]
+    if columns and epochs_done:
+        rows = [[float(metrics[c][i]) if i < len(metrics[c]) else None for c in columns] for i in range(epochs_done)]
+        for row in rows:
+            row[0] = int(row[0]) if row[0] is not None else None
+        lines += ["", table(columns, rows)]
+    return "\n".join(lines)
+
+
+COMPARE_COLUMNS = (
+    ("run", lambda r: r["config"].get("name", Path(r["path"]).stem)),
+    ("backend", lambda r: r["config"].get("student", {}).get("backend")),
+    ("alpha", lambda r: r["config"].get("distill", {}).get("alpha")),
+    ("schedule", lambda r: _schedule_label(r["config"])),
+    ("status", lambda r: r["status"]),
+    ("accuracy", lambda r: r["eval"].get("student_accuracy", _last(r, "val_accuracy"))),
+    ("teacher_acc", lambda r: r["eval"].get("teacher_accuracy")),
+    ("params", lambda r: r["eval"].get("student_params")),
+    ("param_ratio", lambda r: r["eval"].get("param_ratio")),
+    ("spikes/sample", lambda r: r["eval"].get("spikes_per_sample")),
+    ("synops/sample", lambda r: r["eval"].get("synops_per_sample")),
+    ("energy_nJ(est)", lambda r: r["eval"].get("energy_nj_per_sample")),
+    ("wall_s", lambda r: r["eval"].get("wall_seconds", _last(r, "wall_seconds"))),
+)
+
+
+def _last(run: Dict[str, Any], metric: str) -> Any:
+    series = run["metrics"].get(metric)
+    return float(series[-1]) if series is not None and len(series) else None
+
+
+def _schedule_label(config: Dict[str, Any]) -> str:
+    section = dict(config.get("distill", {}).get("temperature", {}))
+    name = section.pop("schedule", "?")
+    return name + "(" + ",".join(f"{k}={v}" for k, v in sorted(section.items())) + ")"
+
+
+def compare_runs(paths: Sequence[str | Path]) -> str:
+    """One row per run: what a spiking student costs and scores against the dense baseline."""
+    runs = [read_run(p) for p in find_runs(paths)]
+    if not runs:
+        return "no runs found"
+    columns = [(name, get) for name, get in COMPARE_COLUMNS if any(get(r) is not None for r in runs)]
+    return table([name for name, _ in columns], [[get(r) for _, get in columns] for r in runs])

@@ -1,0 +1,143 @@
+"""Composition root: turns a validated config into a recorded run.
+
+This is the one place that looks backends up in the registry; everything it needs from the
+user is checked before the run file is created, so a bad config never leaves a file behind.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+import torch
+
+from backends import get_backend
+from tempdistill.config import ConfigError, RunConfig
+from tempdistill.data import Split, load_split
+from tempdistill.distiller import Distiller
+from tempdistill.record import RunRecorder
+from tempdistill.schedules import Schedule, build_schedule
+from tempdistill.student import Backend
+from tempdistill.teacher import obtain_teacher
+from tempdistill.training import accuracy, parameter_count, seed_everything
+
+
+@dataclass
+class Plan:
+    """Everything resolved from a config before any work starts."""
+
+    config: RunConfig
+    teacher_backend: Backend
+    teacher_options: Any
+    student_backend: Backend
+    student_options: Any
+
+
+def plan_run(config: RunConfig) -> Plan:
+    """Resolve backends and their options; raises ConfigError naming the field."""
+    if config.task != "classification":
+        raise ConfigError(f"task: {config.task!r} is not available yet; allowed: 'classification'")
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' requested but no CUDA device is available; allowed here: 'cpu'")
+    if config.data.name == "npz" and not config.data.path:
+        raise ConfigError("data.path: required when data.name is 'npz' (a .npz file with arrays X and y)")
+    teacher_backend = get_backend(config.teacher.backend, "teacher.backend")
+    teacher_options = teacher_backend.validate(config.teacher.backend_options(), "teacher")
+    student_backend = get_backend(config.student.backend, "student.backend")
+    student_options = student_backend.validate(config.student.backend_options(), "student")
+    # Validate schedule parameters now, with placeholder totals, so errors come before any work.
+    build_schedule(config.distill.temperature, config.distill.epochs, 1)
+    return Plan(config, teacher_backend, teacher_options, student_backend, student_options)
+
+
+def run_file_path(config: RunConfig, out_dir: Optional[str]) -> Path:
+    directory = Path(out_dir or config.record.dir)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    base = f"{config.name}-{config.student.backend}-s{config.seed}-{stamp}"
+    path = directory / f"{base}.h5"
+    counter = 1
+    while path.exists():
+        path = directory / f"{base}-{counter}.h5"
+        counter += 1
+    return path
+
+
+def student_arrays(student: torch.nn.Module) -> Dict[str, np.ndarray]:
+    return {name: t.detach().cpu().numpy() for name, t in student.state_dict().items()}
+
+
+def execute(
+    config: RunConfig,
+    out_dir: Optional[str] = None,
+    log: Callable[[str], None] = lambda _: None,
+    on_epoch: Optional[Callable[[int, Dict[str, float]], None]] = None,
+) -> Path:
+    """Run one distillation from a config; returns the path of its HDF5 record."""
+    plan = plan_run(config)
+    seed_everything(config.seed)
+    split: Split = load_split(config.data, config.seed).to(config.device)
+    teacher_net = plan.teacher_backend.build_teacher(plan.teacher_options, split.input_dim, split.num_classes)
+    teacher, source = obtain_teacher(
+        teacher_net.to(config.device), plan.teacher_options.model_dump(mode="json"), config.teacher,
+        config.data, split, config.seed, log,
+    )
+    teacher_accuracy = accuracy(teacher, split.x_test, split.y_test)
+    log(f"teacher ({source}): held-out accuracy {teacher_accuracy:.4f}")
+
+    torch.manual_seed(config.seed)
+    student = plan.student_backend.build_student(plan.student_options, split.input_dim, split.num_classes)
+    student.to(config.device)
+    steps_per_epoch = -(-split.x_train.shape[0] // config.distill.batch_size)
+    schedule: Schedule = build_schedule(config.distill.temperature, config.distill.epochs, steps_per_epoch)
+
+    path = run_file_path(config, out_dir)
+    recorder = RunRecorder(path, config.to_json(), {"name": config.name, "student_backend": config.student.backend})
+    log(f"record: {path}")
+    started = time.perf_counter()
+    try:
+        distiller = Distiller(
+            student, teacher, schedule, config.distill, split, recorder, config.seed,
+            traces=config.record.traces, on_epoch=on_epoch,
+        )
+        final = distiller.run()
+        eval_values: Dict[str, Any] = {
+            "student_accuracy": final["val_accuracy"],
+            "teacher_accuracy": teacher_accuracy,
+            "teacher_source": source,
+            "student_params": parameter_count(student),
+            "teacher_params": parameter_count(teacher),
+            "wall_seconds": time.perf_counter() - started,
+            "eval_temperature": config.distill.eval_temperature,
+        }
+        eval_values["param_ratio"] = eval_values["student_params"] / eval_values["teacher_params"]
+        eval_values.update({k: v for k, v in final.items() if k not in ("val_accuracy", "epoch")})
+        recorder.write_eval(eval_values)
+        if config.record.save_student:
+            recorder.write_arrays(
+                "student",
+                student_arrays(student),
+                {
+                    "backend": config.student.backend,
+                    "options": json.dumps(plan.student_options.model_dump(mode="json")),
+                    "input_dim": split.input_dim,
+                    "num_classes": split.num_classes,
+                },
+            )
+        recorder.finish("complete")
+    except KeyboardInterrupt:
+        recorder.finish("failed", error="interrupted")
+        raise
+    except Exception as exc:
+        recorder.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    return path
+
+
+def echo(message: str) -> None:
+    print(message, file=sys.stderr)

@@ -1,0 +1,73 @@
+"""The interface every backend implements: what a student and a backend must offer.
+
+The distiller talks only to these types. A student returns logits *at its current
+temperature*: a dense student divides its logits by T, a spiking one raises its firing
+thresholds; either way the distiller trains on the same tempered distribution.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from tempdistill.temperature import Temperature, check_temperature
+
+
+class Student(nn.Module):
+    """Base class of students: a module from inputs (B, F) to tempered logits (B, K)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._temperature: Temperature = 1.0
+
+    @property
+    def temperature(self) -> Temperature:
+        return self._temperature
+
+    def set_temperature(self, temperature: Temperature) -> None:
+        """Set T for the next forward passes (scalar, or a tensor per output neuron/group).
+
+        The distiller calls this once per optimisation step in train mode, and in eval mode
+        before evaluating. A spiking student treats a train-mode call as one step of its
+        threshold plasticity (thresholds relax toward θ0·T) and an eval-mode call as a direct
+        setting that leaves the plasticity state untouched.
+        """
+        self._temperature = check_temperature(temperature)
+
+    def effective_temperature(self) -> Temperature:
+        """The T the last forward pass actually applied.
+
+        Equal to the set T for a dense student; a spiking student's thresholds relax toward
+        θ0·T with memory, so its effective T (θ/θ0) may lag the scheduled one.
+        """
+        return self._temperature
+
+    def measurements(self) -> Dict[str, torch.Tensor]:
+        """What the last forward pass measured (spike counts, synaptic ops); empty for dense."""
+        return {}
+
+    def capture_traces(self, x: torch.Tensor) -> Dict[str, Any]:
+        """Per-time-step internals (spikes, membranes, thresholds) for probe inputs; none for dense."""
+        return {}
+
+    def describe(self) -> Dict[str, Any]:
+        """Plain facts recorded with the run (architecture, neuron constants)."""
+        return {}
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Builds networks of one kind (dense, snntorch, norse) from their config sections."""
+
+    name: str
+
+    def validate(self, options: Mapping[str, Any], path: str) -> Any:
+        """Check the backend's own keys of a config section; raise ConfigError naming them."""
+
+    def build_student(self, options: Any, input_dim: int, num_classes: int) -> Student:
+        """A fresh, untrained student."""
+
+    def build_teacher(self, options: Any, input_dim: int, num_classes: int) -> nn.Module:
+        """A fresh teacher network mapping inputs to raw logits."""

@@ -1,0 +1,125 @@
+"""The teacher: trained with cross-entropy from its config, or loaded from a checkpoint.
+
+A trained teacher is cached on disk under a key made of everything that determines it
+(its config, the data config, the seed, the data's shape), so a second run, or every run of
+a sweep, reuses the same teacher instead of training it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import torch
+from torch import nn
+
+from tempdistill.config import ConfigError, DataConfig, TeacherConfig
+from tempdistill.data import Split
+from tempdistill.training import accuracy, iterate_minibatches
+
+CACHE_ENV = "TEMPDISTILL_CACHE"
+CHECKPOINT_FORMAT = 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV, ".cache/tempdistill")) / "teachers"
+
+
+def teacher_key(teacher: TeacherConfig, data: DataConfig, seed: int, split: Split) -> str:
+    facts = {
+        "teacher": teacher.model_dump(mode="json", exclude={"checkpoint"}),
+        "data": data.model_dump(mode="json"),
+        "seed": seed,
+        "input_dim": split.input_dim,
+        "num_classes": split.num_classes,
+        "format": CHECKPOINT_FORMAT,
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def train_teacher(
+    network: nn.Module, config: TeacherConfig, split: Split, seed: int, progress: Optional[Callable[[int, float], None]] = None
+) -> nn.Module:
+    """Plain cross-entropy training; deterministic for a given seed on CPU."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(config.epochs):
+        network.train()
+        for index in iterate_minibatches(split.x_train.shape[0], config.batch_size, generator):
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(network(split.x_train[index]), split.y_train[index])
+            loss.backward()
+            optimizer.step()
+        if progress is not None:
+            progress(epoch, float(loss))
+    network.eval()
+    return network
+
+
+def save_checkpoint(network: nn.Module, path: Path, options: Dict[str, Any], split: Split, facts: Dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "state_dict": network.state_dict(),
+            "options": options,
+            "input_dim": split.input_dim,
+            "num_classes": split.num_classes,
+            **facts,
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
+
+
+def load_checkpoint(network: nn.Module, path: str | Path, split: Split, field: str = "teacher.checkpoint") -> nn.Module:
+    """Load weights saved by ``save_checkpoint`` into ``network``, checking they fit the data."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{field}: file not found: {path}")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several unrelated types for a bad file
+        raise ConfigError(f"{field}: cannot read {path} as a tempdistill checkpoint ({type(exc).__name__})") from None
+    if not isinstance(saved, dict) or "state_dict" not in saved:
+        raise ConfigError(f"{field}: {path} is not a tempdistill checkpoint (no state_dict)")
+    if (saved.get("input_dim"), saved.get("num_classes")) != (split.input_dim, split.num_classes):
+        raise ConfigError(
+            f"{field}: checkpoint expects {saved.get('input_dim')} features and {saved.get('num_classes')} "
+            f"classes, data has {split.input_dim} and {split.num_classes}"
+        )
+    try:
+        network.load_state_dict(saved["state_dict"])
+    except RuntimeError:
+        raise ConfigError(
+            f"{field}: checkpoint weights do not fit teacher {saved.get('options')}; set teacher.hidden to match"
+        ) from None
+    network.eval()
+    return network
+
+
+def obtain_teacher(
+    network: nn.Module,
+    options: Dict[str, Any],
+    config: TeacherConfig,
+    data: DataConfig,
+    split: Split,
+    seed: int,
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[nn.Module, str]:
+    """The teacher for this run and where it came from ('checkpoint', 'cache' or 'trained')."""
+    if config.checkpoint:
+        return load_checkpoint(network, config.checkpoint, split), "checkpoint"
+    path = cache_dir() / f"{teacher_key(config, data, seed, split)}.pt"
+    if path.is_file():
+        log(f"teacher: reusing cached {path}")
+        return load_checkpoint(network, path, split, field="teacher (cache)"), "cache"
+    log(f"teacher: training {config.hidden} for {config.epochs} epochs")
+    train_teacher(network, config, split, seed)
+    save_checkpoint(network, path, options, split, {"accuracy": accuracy(network, split.x_test, split.y_test)})
+    return network, "trained"

@@ -1,0 +1,43 @@
+"""Small training helpers shared by the teacher and the distiller."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import nn
+
+
+def iterate_minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Index batches of a seeded permutation; the generator makes the order repeatable."""
+    order = torch.randperm(n, generator=generator)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+@torch.no_grad()
+def batched_forward(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Forward in eval mode over batches, so a large held-out set fits in memory."""
+    was_training = model.training
+    model.eval()
+    outputs = [model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+    model.train(was_training)
+    return torch.cat(outputs)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((batched_forward(model, x).argmax(dim=-1) == y).float().mean())
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
