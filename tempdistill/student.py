@@ -36,6 +36,13 @@ class Student(nn.Module):
         """
         self._temperature = check_temperature(temperature)
 
+    def fit_to_teacher(self, teacher_logits: torch.Tensor) -> None:
+        """Called once before training with the teacher's logits on the training split.
+
+        Lets a student pick scale-dependent constants (a spiking student's θ0 bounds the
+        sharpest distribution it can express) from the teacher instead of from hand tuning.
+        """
+
     def effective_temperature(self) -> Temperature:
         """The T the last forward pass actually applied.
 
