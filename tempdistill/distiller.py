@@ -75,11 +75,11 @@ class Distiller:
         self.traces = traces
         self.on_epoch = on_epoch
         self.generator = torch.Generator().manual_seed(seed)
-        params = list(student.parameters()) + list(schedule.parameters())
-        self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
         self.teacher_train_logits = batched_forward(teacher, split.x_train)
         self.teacher_test_logits = batched_forward(teacher, split.x_test)
         student.fit_to_teacher(self.teacher_train_logits)
+        params = list(student.parameters()) + list(schedule.parameters())
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
         self.signals: Dict[str, float] = {}
         self.step = 0
         self.history: List[Dict[str, float]] = []
