@@ -54,6 +54,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from tempdistill.export import export_run
+
+    out = export_run(args.run, args.format, args.out)
+    print(f"exported {args.format} student to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tempdistill", description="Temperature-controlled knowledge distillation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="one table across runs (files or directories)")
     compare.add_argument("paths", nargs="+", help="run files or directories holding them")
     compare.set_defaults(handler=_cmd_compare)
+
+    export = sub.add_parser("export", help="write a run's trained student as NIR or a PyTorch checkpoint")
+    export.add_argument("run", help="a run's .h5 file")
+    export.add_argument("--format", required=True, choices=["nir", "pt"])
+    export.add_argument("--out", required=True, help="output file")
+    export.set_defaults(handler=_cmd_export)
     return parser
 
 
