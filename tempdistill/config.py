@@ -131,6 +131,8 @@ def _describe(error: Mapping[str, Any], root: str) -> str:
     if kind == "missing":
         return f"{path}: required field is missing"
     msg = error.get("msg", "invalid value")
+    if not error.get("loc"):
+        return f"{path or 'config'}: {msg}"
     return f"{path}: {msg} (got {error.get('input')!r})"
 
 

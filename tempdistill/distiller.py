@@ -17,21 +17,26 @@ from torch import nn
 
 from tempdistill.config import DistillConfig, TracesConfig
 from tempdistill.data import Split
-from tempdistill.losses import distillation_objective, kl_per_sample
+from tempdistill.information import information_metrics
+from tempdistill.losses import distillation_objective
 from tempdistill.record import RunRecorder
 from tempdistill.schedules import Schedule
 from tempdistill.student import Student
-from tempdistill.temperature import Temperature, entropy_from_logits, log_softmax
+from tempdistill.temperature import Temperature
 from tempdistill.training import batched_forward, iterate_minibatches
 
 EpochCallback = Callable[[int, Dict[str, float]], None]
 
 
 def temperature_value(temperature: Temperature) -> float:
-    """A scalar summary of T for series and tables (the mean of a per-group T)."""
+    """A scalar summary of T for series and tables (the mean of a per-group or per-sample T)."""
     if isinstance(temperature, torch.Tensor):
-        return float(temperature.float().mean())
+        return float(temperature.detach().float().mean())
     return float(temperature)
+
+
+def detached(temperature: Temperature) -> Temperature:
+    return temperature.detach() if isinstance(temperature, torch.Tensor) else temperature
 
 
 @dataclass
@@ -81,6 +86,7 @@ class Distiller:
         params = list(student.parameters()) + list(schedule.parameters())
         self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
         self.signals: Dict[str, float] = {}
+        self.last_base_temperature: Temperature = 1.0
         self.step = 0
         self.history: List[Dict[str, float]] = []
 
@@ -90,7 +96,9 @@ class Distiller:
         self.student.train()
         x, y, teacher_logits = self.split.x_train, self.split.y_train, self.teacher_train_logits
         for index in iterate_minibatches(x.shape[0], self.config.batch_size, self.generator):
-            temperature = self.schedule(self.step, epoch, self.signals)
+            base = self.schedule(self.step, epoch, self.signals)
+            temperature = self.schedule.for_batch(base, teacher_logits[index])
+            self.last_base_temperature = detached(base)
             self.student.set_temperature(temperature)
             tempered = self.student(x[index])
             total, kd, ce = distillation_objective(
@@ -111,23 +119,35 @@ class Distiller:
         return sums
 
     @torch.no_grad()
-    def evaluate(self, temperature: Temperature) -> Dict[str, float]:
-        """Held-out measures: accuracy at the evaluation T, entropies and KL at the training T."""
+    def evaluate(self) -> Dict[str, float]:
+        """Held-out measures: information at the current training T, accuracy at the evaluation T."""
         x, y, teacher_logits = self.split.x_test, self.split.y_test, self.teacher_test_logits
         self.student.eval()
-        self.student.set_temperature(temperature)
-        tempered = batched_forward(self.student, x)
-        student_log_p = torch.log_softmax(tempered, dim=-1)
-        teacher_log_p = log_softmax(teacher_logits, temperature)
-        measures = {
-            "kl": float(kl_per_sample(teacher_log_p, student_log_p).mean()),
-            "teacher_entropy": float(entropy_from_logits(teacher_logits, temperature).mean()),
-            "student_entropy": float(entropy_from_logits(tempered).mean()),
-        }
+        temperature = self.schedule.for_batch(self.last_base_temperature, teacher_logits)
+        tempered, logits_t1 = self._tempered_outputs(x, temperature)
+        measures = information_metrics(tempered, logits_t1, teacher_logits, y, temperature)
+        if isinstance(temperature, torch.Tensor) and temperature.numel() > 1:
+            measures["effective_temperature_std"] = float(temperature.float().std())
+        measures["effective_temperature_mean"] = temperature_value(temperature)
         self.student.set_temperature(self.config.eval_temperature)
         measures.update(self._measured_pass(x, y))
         self.student.train()
         return measures
+
+    def _tempered_outputs(self, x: torch.Tensor, temperature: Temperature, batch_size: int = 512) -> tuple:
+        """Student outputs at T and at T = 1 (tempered × effective T), batch by batch.
+
+        A per-sample T (n, 1) is sliced along with the inputs.
+        """
+        per_sample = isinstance(temperature, torch.Tensor) and temperature.dim() == 2 and temperature.shape[0] == x.shape[0]
+        tempered, at_one = [], []
+        for start in range(0, x.shape[0], batch_size):
+            rows = slice(start, start + batch_size)
+            self.student.set_temperature(temperature[rows] if per_sample else temperature)
+            out = self.student(x[rows])
+            tempered.append(out)
+            at_one.append(out * _broadcastable(self.student.effective_temperature(), out))
+        return torch.cat(tempered), torch.cat(at_one)
 
     def _measured_pass(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> Dict[str, float]:
         """Accuracy at the evaluation temperature, plus what the student measured (spikes)."""
@@ -152,6 +172,13 @@ class Distiller:
         with torch.no_grad():
             return self.student.capture_traces(probes) or None
 
+    def _group_temperatures(self) -> Dict[str, Dict[str, float]]:
+        """Per-class T of a grouped schedule at the end of the epoch, for /temperature."""
+        t = self.last_base_temperature
+        if isinstance(t, torch.Tensor) and t.dim() == 1 and t.numel() == self.split.num_classes:
+            return {"temperature": {f"class_{k}": float(v) for k, v in enumerate(t.tolist())}}
+        return {}
+
     def run(self) -> Dict[str, float]:
         """Train for every configured epoch; returns the last epoch's metrics."""
         started = time.perf_counter()
@@ -159,7 +186,6 @@ class Distiller:
         for epoch in range(self.config.epochs):
             first_step = self.step
             sums = self.train_epoch(epoch)
-            last_temperature = self.student.temperature
             metrics = {
                 "epoch": float(epoch),
                 "loss": sums.loss / sums.n,
@@ -168,7 +194,7 @@ class Distiller:
                 "alpha": self.schedule.alpha(epoch, self.config.alpha),
                 "temperature": float(np.mean(sums.temperatures)),
             }
-            metrics.update(self.evaluate(last_temperature))
+            metrics.update(self.evaluate())
             metrics["wall_seconds"] = time.perf_counter() - started
             self.signals["kl"] = metrics["kl"]
             self.history.append(metrics)
@@ -177,7 +203,9 @@ class Distiller:
                     "step": np.arange(first_step, self.step, dtype=np.float64),
                     "temperature": np.asarray(sums.temperatures),
                 }
-                self.recorder.append_epoch(metrics, steps=steps, traces=self._probe_traces(epoch))
+                self.recorder.append_epoch(
+                    metrics, steps=steps, traces=self._probe_traces(epoch), groups=self._group_temperatures()
+                )
             if self.on_epoch is not None:
                 self.on_epoch(epoch, metrics)
         return metrics

@@ -94,7 +94,9 @@ def execute(
     student = plan.student_backend.build_student(plan.student_options, split.input_dim, split.num_classes)
     student.to(config.device)
     steps_per_epoch = -(-split.x_train.shape[0] // config.distill.batch_size)
-    schedule: Schedule = build_schedule(config.distill.temperature, config.distill.epochs, steps_per_epoch)
+    schedule: Schedule = build_schedule(
+        config.distill.temperature, config.distill.epochs, steps_per_epoch, split.num_classes
+    )
 
     path = run_file_path(config, out_dir)
     recorder = RunRecorder(path, config.to_json(), {"name": config.name, "student_backend": config.student.backend})

@@ -1,19 +1,27 @@
 """Temperature schedules: objects that say what T the next optimisation step uses.
 
-A schedule sees (step, epoch) and the totals, plus optional signals from the loop (the
-measured teacher-student KL, losses), so KL-driven or learned temperatures fit the same
-call. Schedules are found by name in a registry; each validates its own parameters.
+A schedule sees (step, epoch), the run's totals and signals from the loop (the held-out
+teacher-student KL of the last epoch, the last loss), so KL-driven and learned temperatures
+fit the same call. ``for_batch`` lets a schedule make T depend on the batch (per-sample
+temperatures); ``alpha`` lets it change the KD weight by phase. Schedules are found by name
+in a registry, or by import path ``package.module:ClassName`` for a user's own; each validates
+its own parameters and reports errors under ``distill.temperature.<param>``.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Iterable, Mapping, Optional, Type
+import importlib
+import math
+from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Type
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tempdistill.config import ConfigError, Strict, TemperatureConfig, validate_section
 from tempdistill.temperature import Temperature
+
+Signals = Optional[Mapping[str, float]]
+PATH = "distill.temperature"
 
 
 class Schedule:
@@ -22,20 +30,28 @@ class Schedule:
     name: ClassVar[str]
     Params: ClassVar[Type[Strict]]
 
-    def __init__(self, params: Strict, total_epochs: int, steps_per_epoch: int) -> None:
+    def __init__(self, params: Any, total_epochs: int, steps_per_epoch: int) -> None:
         self.params = params
         self.total_epochs = total_epochs
-        self.steps_per_epoch = steps_per_epoch
+        self.steps_per_epoch = max(steps_per_epoch, 1)
 
     @property
     def total_steps(self) -> int:
         return self.total_epochs * self.steps_per_epoch
 
-    def temperature(self, step: int, epoch: int, signals: Optional[Mapping[str, float]] = None) -> Temperature:
-        raise NotImplementedError
+    def progress(self, step: int) -> float:
+        """Fraction of training done at ``step``: 0 at the first step, 1 at the last."""
+        return min(step / max(self.total_steps - 1, 1), 1.0)
 
-    def __call__(self, step: int, epoch: int, signals: Optional[Mapping[str, float]] = None) -> Temperature:
+    def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
+        raise NotImplementedError(f"schedule {type(self).__name__} must implement temperature()")
+
+    def __call__(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
         return self.temperature(step, epoch, signals)
+
+    def for_batch(self, temperature: Temperature, teacher_logits: torch.Tensor) -> Temperature:
+        """The T applied to one batch; per-sample schedules return a (B, 1) tensor."""
+        return temperature
 
     def alpha(self, epoch: int, default: float) -> float:
         """The KD weight for this epoch; schedules with phases override it."""
@@ -46,9 +62,15 @@ class Schedule:
         return ()
 
 
+def _positive(default: Optional[float] = None, **kwargs: Any) -> Any:
+    if default is None:
+        return Field(gt=0.0, allow_inf_nan=False, **kwargs)
+    return Field(default, gt=0.0, allow_inf_nan=False, **kwargs)
+
+
 class ConstantParams(Strict):
     schedule: str = "constant"
-    value: float = Field(4.0, gt=0.0, allow_inf_nan=False)
+    value: float = _positive(4.0)
 
 
 class Constant(Schedule):
@@ -57,8 +79,201 @@ class Constant(Schedule):
     name = "constant"
     Params = ConstantParams
 
-    def temperature(self, step: int, epoch: int, signals: Optional[Mapping[str, float]] = None) -> Temperature:
+    def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
         return self.params.value
+
+
+class StartEndParams(Strict):
+    schedule: str
+    start: float = _positive(8.0)
+    end: float = _positive(1.0)
+
+
+class Linear(Schedule):
+    """T moves in a straight line from ``start`` to ``end`` over all steps."""
+
+    name = "linear"
+    Params = StartEndParams
+
+    def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
+        p = self.progress(step)
+        return self.params.start + (self.params.end - self.params.start) * p
+
+
+class Cosine(Schedule):
+    """Curriculum T_end + (T_start - T_end)(1 + cos(π·p))/2, p the fraction of steps done."""
+
+    name = "cosine"
+    Params = StartEndParams
+
+    def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
+        p = self.progress(step)
+        return self.params.end + (self.params.start - self.params.end) * (1 + math.cos(math.pi * p)) / 2
+
+
+class Exponential(Schedule):
+    """Geometric decay start·(end/start)^p: equal ratios per step, so never reaches 0."""
+
+    name = "exponential"
+    Params = StartEndParams
+
+    def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
+        p = self.progress(step)
+        return self.params.start * (self.params.end / self.params.start) ** p
+
+
+class TwoPhaseParams(Strict):
+    schedule: str = "two_phase"
+    high: float = _positive(8.0)
+    low: float = _positive(1.0)
+    switch_epoch: int = Field(ge=1)
+    alpha_phase2: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class TwoPhase(Schedule):
+    """High-T distillation until ``switch_epoch``, then low-T fine-tuning with its own alpha."""
+
+    name = "two_phase"
+    Params = TwoPhaseParams
+
+    def __init__(self, params: Any, total_epochs: int, steps_per_epoch: int) -> None:
+        super().__init__(params, total_epochs, steps_per_epoch)
+        if params.switch_epoch >= total_epochs:
+            raise ConfigError(
+                f"{PATH}.switch_epoch: must be < distill.epochs ({total_epochs}), got {params.switch_epoch}"
+            )
+
+    def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
+        return self.params.high if epoch < self.params.switch_epoch else self.params.low
+
+    def alpha(self, epoch: int, default: float) -> float:
+        return default if epoch < self.params.switch_epoch else self.params.alpha_phase2
+
+
+class AdaptiveParams(Strict):
+    schedule: str = "adaptive"
+    start: float = _positive(4.0)
+    target_kl: float = _positive(0.05)
+    rate: float = _positive(0.5)
+    min: float = _positive(1.0)
+    max: float = _positive(20.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "AdaptiveParams":
+        if not self.min <= self.start <= self.max:
+            raise ValueError(f"need min <= start <= max, got min={self.min}, start={self.start}, max={self.max}")
+        return self
+
+
+class Adaptive(Schedule):
+    """KL-driven: once per epoch, T ← clip(T·exp(rate·tanh(ln(KL/target))), min, max).
+
+    KL is the held-out teacher-student KL at the current T measured after the previous
+    epoch. A softer pair of distributions (higher T) has a smaller KL, so T rises while the
+    KL is above target and falls while it is below; tanh bounds each move to a factor of
+    e^±rate, and T holds when KL equals the target.
+    """
+
+    name = "adaptive"
+    Params = AdaptiveParams
+
+    def __init__(self, params: Any, total_epochs: int, steps_per_epoch: int) -> None:
+        super().__init__(params, total_epochs, steps_per_epoch)
+        self.current = params.start
+        self.updated_for_epoch = 0
+
+    def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
+        if epoch > self.updated_for_epoch and signals and "kl" in signals:
+            kl = max(float(signals["kl"]), 1e-12)
+            move = math.exp(self.params.rate * math.tanh(math.log(kl / self.params.target_kl)))
+            self.current = min(max(self.current * move, self.params.min), self.params.max)
+            self.updated_for_epoch = epoch
+        return self.current
+
+
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; multiplies the gradient by -strength backward (adversarial T)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, strength: float) -> torch.Tensor:
+        ctx.strength = strength
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        return -ctx.strength * grad, None
+
+
+def reversal_strength(epoch: int, total_epochs: int, maximum: float) -> float:
+    """CTKD's cosine curriculum: 0 at the first epoch rising to ``maximum`` at the last."""
+    p = epoch / max(total_epochs - 1, 1)
+    return maximum * (1 - math.cos(math.pi * p)) / 2
+
+
+class LearnableParams(Strict):
+    schedule: str = "learnable"
+    init: float = _positive(4.0)
+    t_min: float = _positive(1.0)
+    t_range: float = _positive(19.0)
+    max_reversal: float = Field(1.0, ge=0.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _inside(self) -> "LearnableParams":
+        if not self.t_min < self.init < self.t_min + self.t_range:
+            raise ValueError(f"init must lie strictly between t_min and t_min + t_range, got {self.init}")
+        return self
+
+
+class Learnable(Schedule):
+    """Global learned T = t_min + t_range·sigmoid(θ), trained adversarially (CTKD, Li et al. 2023).
+
+    θ gets the gradient of the distillation loss through a gradient-reversal layer, so the
+    optimiser that minimises the loss for the student *maximises* it for T: the temperature
+    makes the task harder, with a reversal strength that grows on a cosine curriculum.
+    """
+
+    name = "learnable"
+    Params = LearnableParams
+
+    def __init__(self, params: Any, total_epochs: int, steps_per_epoch: int) -> None:
+        super().__init__(params, total_epochs, steps_per_epoch)
+        fraction = (params.init - params.t_min) / params.t_range
+        self.theta = torch.nn.Parameter(torch.tensor(math.log(fraction / (1 - fraction))))
+
+    def value(self) -> torch.Tensor:
+        return self.params.t_min + self.params.t_range * torch.sigmoid(self.theta)
+
+    def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
+        strength = reversal_strength(epoch, self.total_epochs, self.params.max_reversal)
+        return GradientReversal.apply(self.value(), strength)
+
+    def parameters(self) -> Iterable[torch.nn.Parameter]:
+        return (self.theta,)
+
+
+class LogitStdParams(Strict):
+    schedule: str = "logit_std"
+    base: float = _positive(2.0)
+
+
+class LogitStd(Schedule):
+    """Per-sample T = base·std(teacher logits of that sample) (after Sun et al. 2024).
+
+    Dividing by base·std is z-scoring the teacher's logits before a base T (softmax ignores
+    the mean shift). The student's tempered logits use the same per-sample T: a spiking
+    student's readout cannot be z-scored before its thresholds, so this is the teacher-side
+    half of logit standardisation, and the effective T is recorded per sample.
+    """
+
+    name = "logit_std"
+    Params = LogitStdParams
+
+    def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
+        return self.params.base
+
+    def for_batch(self, temperature: Temperature, teacher_logits: torch.Tensor) -> Temperature:
+        std = teacher_logits.detach().std(dim=-1, keepdim=True).clamp_min(1e-6)
+        return temperature * std
 
 
 _REGISTRY: Dict[str, Type[Schedule]] = {}
@@ -69,22 +284,95 @@ def register_schedule(cls: Type[Schedule]) -> Type[Schedule]:
     return cls
 
 
-for _cls in (Constant,):
+for _cls in (Constant, Linear, Cosine, Exponential, TwoPhase, Adaptive, Learnable, LogitStd):
     register_schedule(_cls)
 
 
-def known_schedules() -> list[str]:
+def known_schedules() -> List[str]:
     return sorted(_REGISTRY)
 
 
-def build_schedule(section: TemperatureConfig, total_epochs: int, steps_per_epoch: int) -> Schedule:
+def _import_schedule(target: str) -> Type[Schedule]:
+    module_name, _, class_name = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"{PATH}.schedule: cannot import {target!r} ({type(exc).__name__}: {exc})") from None
+    if not (isinstance(cls, type) and issubclass(cls, Schedule)):
+        raise ConfigError(f"{PATH}.schedule: {target!r} is not a tempdistill.schedules.Schedule subclass")
+    return cls
+
+
+def schedule_class(name: str) -> Type[Schedule]:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if ":" in name:
+        return _import_schedule(name)
+    raise ConfigError(
+        f"{PATH}.schedule: unknown schedule {name!r}; known: {', '.join(known_schedules())}, "
+        "or your own as 'package.module:ClassName'"
+    )
+
+
+class GroupSpec(Strict):
+    """A T per group of output classes: each group's T is the schedule's T times its factor."""
+
+    classes: List[List[int]]
+    factors: List[float]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "GroupSpec":
+        if len(self.classes) != len(self.factors):
+            raise ValueError(f"classes has {len(self.classes)} groups but factors has {len(self.factors)}")
+        if any(not math.isfinite(f) or f <= 0 for f in self.factors):
+            raise ValueError("every factor must be a finite number > 0")
+        flat = [c for group in self.classes for c in group]
+        if len(flat) != len(set(flat)) or any(c < 0 for c in flat):
+            raise ValueError("each class may appear in one group only, with indices >= 0")
+        return self
+
+
+class Grouped(Schedule):
+    """Wraps any schedule: class k gets T·factor[group(k)]; classes in no group get T."""
+
+    def __init__(self, inner: Schedule, spec: GroupSpec, num_classes: int) -> None:
+        super().__init__(inner.params, inner.total_epochs, inner.steps_per_epoch)
+        self.inner = inner
+        self.name = inner.name
+        flat = [c for group in spec.classes for c in group]
+        if flat and max(flat) >= num_classes:
+            raise ConfigError(f"{PATH}.groups.classes: class {max(flat)} does not exist (the data has {num_classes})")
+        factors = torch.ones(num_classes)
+        for group, factor in zip(spec.classes, spec.factors):
+            factors[group] = factor
+        self.factors = factors
+        self.spec = spec
+
+    def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
+        return torch.as_tensor(self.inner(step, epoch, signals)) * self.factors
+
+    def for_batch(self, temperature: Temperature, teacher_logits: torch.Tensor) -> Temperature:
+        return self.inner.for_batch(temperature, teacher_logits)
+
+    def alpha(self, epoch: int, default: float) -> float:
+        return self.inner.alpha(epoch, default)
+
+    def parameters(self) -> Iterable[torch.nn.Parameter]:
+        return self.inner.parameters()
+
+
+def build_schedule(
+    section: TemperatureConfig, total_epochs: int, steps_per_epoch: int, num_classes: Optional[int] = None
+) -> Schedule:
     """The schedule a ``distill.temperature`` section names, with validated parameters."""
-    name = section.schedule
-    if name not in _REGISTRY:
-        raise ConfigError(
-            f"distill.temperature.schedule: unknown schedule {name!r}; known: {', '.join(known_schedules())}"
-        )
-    cls = _REGISTRY[name]
     raw: Dict[str, Any] = section.model_dump()
-    params = validate_section(cls.Params, raw, "distill.temperature")
-    return cls(params, total_epochs, steps_per_epoch)
+    groups = raw.pop("groups", None)
+    cls = schedule_class(section.schedule)
+    params = validate_section(cls.Params, raw, PATH)
+    schedule = cls(params, total_epochs, steps_per_epoch)
+    if groups is None:
+        return schedule
+    spec = validate_section(GroupSpec, groups if isinstance(groups, dict) else {"classes": groups}, f"{PATH}.groups")
+    if num_classes is None:
+        return schedule  # validated only; the caller builds again once the data is known
+    return Grouped(schedule, spec, num_classes)

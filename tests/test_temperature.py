@@ -202,11 +202,11 @@ def test_bad_scalar_temperature_raises_naming_value(fn, bad):
 
 @pytest.mark.parametrize("bad", BAD_SCALARS, ids=repr)
 def test_bad_tensor_temperature_raises_naming_value(bad):
-    T = torch.tensor([[1.0], [bad], [2.0]])
+    T = torch.tensor([[1.0], [bad], [2.0]], dtype=torch.float64)
     with pytest.raises(ValueError) as info:
         softmax(torch.zeros(3, 4), T)
     assert str(float(bad)) in str(info.value)
-    T_class = torch.tensor([2.0, 3.0, bad, 1.0])
+    T_class = torch.tensor([2.0, 3.0, bad, 1.0], dtype=torch.float64)
     with pytest.raises(ValueError) as info:
         log_softmax(torch.zeros(3, 4), T_class)
     assert str(float(bad)) in str(info.value)

@@ -1,0 +1,193 @@
+"""Spiking students run by Norse.
+
+Norse 1.1 has no cell with exactly our semantics: ``IAFCell`` only resets to a value,
+``LIFBoxCell`` always leaks through a ``dt·τ⁻¹`` term and its 'super' surrogate ignores
+``alpha``, and no ``method`` accepts a callable. The closest real option, used here, is to
+subclass the Norse cells and give them our activation (Norse's documented extension point,
+``SNNCell.activation``): ``ThetaIAF(IAFCell)`` for β = 1 and ``ThetaLIFBox(LIFBoxCell)`` for
+β < 1 with τ⁻¹ = (1 − β)/dt, both computing v = β·v + I, s = H(v − θ) with the shared
+``spiking`` surrogate on (v − θ)/θ, and a detached reset (subtract θ, or to zero). Norse's
+own ``SequentialState``/cell call path runs them, and ``norse.torch.to_nir`` exports them as
+``nir.IF``/``nir.LIF``. With identical weights the spikes equal the snnTorch backend's.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any, Literal, Mapping, NamedTuple, Tuple
+
+warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+
+import nir  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from norse.torch import IAFCell, IAFParameters, LIFBoxCell, LIFBoxParameters, SequentialState  # noqa: E402
+from norse.torch.functional.iaf import IAFFeedForwardState  # noqa: E402
+from norse.torch.functional.lif_box import LIFBoxFeedForwardState  # noqa: E402
+from norse.torch.functional.reset import reset_subtract  # noqa: E402
+from torch import nn  # noqa: E402
+
+from spiking.network import SpikingStudentMixin  # noqa: E402
+from spiking.nir_graph import NIR_DT, normalise_graph  # noqa: E402
+from spiking.options import DEFAULT_SLOPE, SpikingOptions  # noqa: E402
+from spiking.surrogate import SpikeFn, make_spike_fn  # noqa: E402
+from tempdistill.config import ConfigError, Strict, validate_section  # noqa: E402
+from tempdistill.student import Student  # noqa: E402
+
+
+class NorseOptions(SpikingOptions, Strict):
+    backend: Literal["norse"] = "norse"
+
+
+def theta_step(
+    x: torch.Tensor, state: NamedTuple, p: NamedTuple, dt: float, *, spike_fn: SpikeFn, beta: Any, zero_reset: bool
+) -> Tuple[torch.Tensor, NamedTuple]:
+    """A Norse feed-forward activation: integrate, fire on the shared surrogate, reset."""
+    v = state.v + x if beta is None else beta * state.v + x
+    z = spike_fn(v, p.v_th)
+    fired = z.detach()
+    v = v * (1.0 - fired) if zero_reset else v - fired * p.v_th
+    return z, state._replace(v=v)
+
+
+class ThetaIAF(IAFCell):
+    """Non-leaky integrate-and-fire (β = 1); exported as ``nir.IF``."""
+
+    def __init__(self, size: int, reset: str, spike_fn: SpikeFn) -> None:
+        super().__init__(IAFParameters(v_th=torch.ones(size), v_reset=torch.zeros(size)), dt=NIR_DT)
+        self.activation = functools.partial(theta_step, spike_fn=spike_fn, beta=None, zero_reset=reset == "zero")
+
+    def initial_state(self, input_tensor: torch.Tensor) -> IAFFeedForwardState:
+        return IAFFeedForwardState(v=torch.zeros_like(input_tensor))
+
+    def use_threshold(self, theta: torch.Tensor) -> None:
+        self.p = self.p._replace(v_th=theta)
+
+    def step(self, current: torch.Tensor, state: Any) -> Tuple[torch.Tensor, torch.Tensor, Any]:
+        z, state = self(current, state)
+        return z, state.v, state
+
+
+class ThetaLIFBox(LIFBoxCell):
+    """Leaky integrate-and-fire (β < 1) with τ⁻¹ = (1 − β)/dt; exported as ``nir.LIF``."""
+
+    def __init__(self, size: int, beta: float, reset: str, spike_fn: SpikeFn) -> None:
+        p = LIFBoxParameters(
+            tau_mem_inv=torch.full((size,), (1.0 - beta) / NIR_DT),
+            v_leak=torch.zeros(size),
+            v_th=torch.ones(size),
+            v_reset=torch.zeros(size),
+        )
+        super().__init__(p, dt=NIR_DT)
+        self.register_buffer("beta", torch.full((size,), float(beta)))
+        self.reset = reset
+        self.spike_fn = spike_fn
+
+    def initial_state(self, input_tensor: torch.Tensor) -> LIFBoxFeedForwardState:
+        return LIFBoxFeedForwardState(v=torch.zeros_like(input_tensor))
+
+    def use_threshold(self, theta: torch.Tensor) -> None:
+        self.p = self.p._replace(v_th=theta)
+        # Bind the current β buffer (it follows .to(device)); same arithmetic as snnTorch's.
+        self.activation = functools.partial(
+            theta_step, spike_fn=self.spike_fn, beta=self.beta, zero_reset=self.reset == "zero"
+        )
+
+    def step(self, current: torch.Tensor, state: Any) -> Tuple[torch.Tensor, torch.Tensor, Any]:
+        z, state = self(current, state)
+        return z, state.v, state
+
+
+def make_neurons(size: int, options: SpikingOptions, spike_fn: SpikeFn) -> nn.Module:
+    if options.beta == 1.0:
+        return ThetaIAF(size, options.reset, spike_fn)
+    return ThetaLIFBox(size, options.beta, options.reset, spike_fn)
+
+
+class NorseStudent(SpikingStudentMixin, Student):
+    """Tempered-logit student whose temperature is carried by Norse firing thresholds."""
+
+    def __init__(self, options: NorseOptions, input_dim: int, num_classes: int) -> None:
+        super().__init__(options, input_dim, num_classes, make_neurons, "norse")
+
+
+def export_network(student: NorseStudent) -> SequentialState:
+    """The student as one Norse ``SequentialState`` at its current thresholds (for ``to_nir``)."""
+    layers: list[nn.Module] = []
+    for linear, neuron, trace in zip(student.linears, student.neurons, student.thresholds):
+        neuron.use_threshold(trace.applied.detach())
+        layers += [linear, neuron]
+    return SequentialState(*layers)
+
+
+def _fix_norse_tau(graph: nir.NIRGraph, dt: float) -> None:
+    """Norse 1.1 exports τ = dt/τ⁻¹ instead of 1/τ⁻¹; restore τ (β = 1 − dt/τ)."""
+    for node in graph.nodes.values():
+        if isinstance(node, nir.LIF):
+            tau = np.asarray(node.tau, dtype=np.float64) / dt
+            node.tau = tau.astype(np.float32)
+            node.r = (tau / dt).astype(np.float32)  # R such that v gains exactly I per step
+
+
+class NorseBackend:
+    name = "norse"
+
+    def validate(self, options: Mapping[str, Any], path: str) -> NorseOptions:
+        return validate_section(NorseOptions, options, path)
+
+    def build_student(self, options: NorseOptions, input_dim: int, num_classes: int) -> NorseStudent:
+        return NorseStudent(options, input_dim, num_classes)
+
+    def build_teacher(self, options: Any, input_dim: int, num_classes: int) -> nn.Module:
+        raise ConfigError("teacher.backend: spiking teachers are not supported; use 'dense'")
+
+    def export_nir(self, student: NorseStudent, path: str) -> nir.NIRGraph:
+        """Write the student (at its currently applied thresholds) as a NIR graph.
+
+        As for snnTorch: the graph's input is the encoded input per step, and the readout
+        (θ0/steps)·count is outside the graph.
+        """
+        from norse.torch import to_nir
+
+        net = export_network(student).cpu()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            graph = to_nir(net, torch.zeros(student.widths[0]), dt=NIR_DT)
+        _fix_norse_tau(graph, NIR_DT)
+        normalise_graph(graph, {"reset": student.options.reset, "steps": str(student.options.steps)})
+        nir.write(path, graph)
+        return graph
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray):
+        return _text(value.item())
+    return str(value)
+
+
+def load_nir(path: str, reset: str | None = None, surrogate: str = "fast_sigmoid", slope: float | None = None) -> nn.Module:
+    """Read a NIR file and build a runnable Norse network with ``norse.torch.from_nir``.
+
+    Norse's importer resets LIF/IF neurons to a value; the reset convention written in each
+    neuron node's metadata (or ``reset``) is re-applied: IF cells get our activation, LIF
+    cells Norse's ``reset_subtract``. Call as ``out, state = net(x_t, state)`` per step.
+    """
+    from norse.torch import from_nir
+
+    graph = nir.read(path)
+    conventions = {k: _text(n.metadata.get("reset", "subtract")) for k, n in graph.nodes.items()
+                   if isinstance(n, (nir.IF, nir.LIF)) and n.metadata}
+    chosen = reset or next(iter(conventions.values()), "subtract")
+    spike_fn = make_spike_fn(surrogate, slope if slope is not None else DEFAULT_SLOPE[surrogate])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        net = from_nir(graph, ignore_warnings=True, dt=NIR_DT)
+    for module in net.modules():
+        if isinstance(module, IAFCell):
+            module.activation = functools.partial(theta_step, spike_fn=spike_fn, beta=None, zero_reset=chosen == "zero")
+        elif isinstance(module, LIFBoxCell) and chosen == "subtract":
+            module.p = module.p._replace(reset_method=reset_subtract)
+    return net

@@ -1,0 +1,205 @@
+"""The spiking student's behaviour, shared by every spiking backend.
+
+A backend supplies only its library's neuron layer (``NeuronFactory``); everything else that
+makes a spiking student a tempered-distillation student lives here, once: input encoding,
+the time loop, threshold plasticity (how T arrives), the readout, spike statistics, energy
+and trace capture. ``SpikingStudentMixin`` is meant to be listed *before* the project's
+``Student`` base class, so that its methods override the dense defaults while
+``super().set_temperature`` still runs the base class's validation. This module imports
+neither ``tempdistill`` nor ``backends``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from spiking.encoders import encode, is_spiking
+from spiking.energy import E_AC_PJ, E_MAC_PJ, spiking_energy_nj
+from spiking.options import SpikingOptions
+from spiking.readout import readout
+from spiking.surrogate import SpikeFn, make_spike_fn
+from spiking.theta0 import auto_theta0
+from spiking.threshold import ThresholdTrace
+
+# θ0 of the output layer before ``fit_to_teacher`` picks one (DESIGN's working value).
+PLACEHOLDER_THETA0 = 20.0
+
+
+class NeuronLayer(Protocol):
+    """One library neuron layer, stepped by the shared time loop."""
+
+    def use_threshold(self, theta: torch.Tensor) -> None:
+        """Thresholds (N,) for the following steps."""
+
+    def step(self, current: torch.Tensor, state: Any) -> Tuple[torch.Tensor, torch.Tensor, Any]:
+        """(spikes, membrane after reset, new state) for one step; ``state`` is None at t = 0."""
+
+
+NeuronFactory = Callable[[int, SpikingOptions, SpikeFn], nn.Module]
+
+
+@dataclass
+class Simulation:
+    """What one pass through the time loop produced (detached unless noted)."""
+
+    logits: torch.Tensor
+    counts: List[torch.Tensor] = field(default_factory=list)          # per layer, (B, N)
+    input_events: Optional[torch.Tensor] = None                       # (B,) for spiking encoders
+    spikes: List[List[torch.Tensor]] = field(default_factory=list)    # per layer, per step (B, N)
+    membranes: List[List[torch.Tensor]] = field(default_factory=list)
+
+
+class SpikingStudentMixin(nn.Module):
+    """Linear layers + library neurons run for ``steps`` steps; output thresholds carry T."""
+
+    def __init__(
+        self, options: SpikingOptions, input_dim: int, num_classes: int, make_neurons: NeuronFactory, kind: str
+    ) -> None:
+        super().__init__()
+        self.options = options
+        self.kind = kind
+        self.widths = [input_dim, *options.hidden, num_classes]
+        self.layer_names = [f"hidden{i}" for i in range(len(options.hidden))] + ["output"]
+        spike_fn = make_spike_fn(options.surrogate, options.surrogate_slope())
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(self.widths[:-1], self.widths[1:]))
+        self.neurons = nn.ModuleList(make_neurons(n, options, spike_fn) for n in self.widths[1:])
+        theta0 = PLACEHOLDER_THETA0 if options.theta0 == "auto" else float(options.theta0)
+        bases = [options.hidden_threshold] * len(options.hidden) + [theta0]
+        self.thresholds = nn.ModuleList(
+            ThresholdTrace(n, base, options.threshold_tau) for n, base in zip(self.widths[1:], bases)
+        )
+        self._last: Optional[Simulation] = None
+        self._last_batch = 1
+
+    # --- temperature -------------------------------------------------------------------
+    def _layer_temperatures(self, temperature: Any) -> List[Any]:
+        hidden_t = 1.0
+        if self.options.temperature_on_hidden:
+            hidden_t = float(torch.as_tensor(temperature, dtype=torch.float32).mean())
+        return [hidden_t] * (len(self.thresholds) - 1) + [temperature]
+
+    def set_temperature(self, temperature: Any) -> None:
+        """Train mode: one plasticity step toward θ0·T. Eval mode: θ = θ0·T, trace untouched."""
+        super().set_temperature(temperature)  # the base class validates and remembers T
+        temperature = self.temperature
+        if isinstance(temperature, torch.Tensor):
+            temperature = temperature.detach().float().cpu()
+        homeo = self.options.homeostasis
+        for i, (trace, t) in enumerate(zip(self.thresholds, self._layer_temperatures(temperature))):
+            if not self.training:
+                trace.set_direct(t)
+                continue
+            rate = None
+            if homeo is not None and self._last is not None:
+                rate = self._last.counts[i].mean(dim=0) / self.options.steps
+            trace.plasticity_step(
+                t, rate, homeo.target_rate if homeo else 0.0, homeo.strength if homeo else 0.0
+            )
+
+    def effective_temperature(self) -> torch.Tensor:
+        """θ/θ0 of the output neurons as applied in the forward passes, (K,)."""
+        return self.thresholds[-1].effective_temperature().detach()
+
+    def fit_to_teacher(self, teacher_logits: torch.Tensor) -> None:
+        """With ``theta0: auto``, size θ0 to the teacher's logit spread (``spiking.theta0``)."""
+        if self.options.theta0 == "auto":
+            self.thresholds[-1].rescale_base(auto_theta0(teacher_logits))
+
+    # --- simulation ----------------------------------------------------------------------
+    def _simulate(self, x: torch.Tensor, record: bool = False) -> Simulation:
+        steps = self.options.steps
+        inputs = encode(x, steps, self.options.encoder)
+        direct = not is_spiking(self.options.encoder)
+        first_current = self.linears[0](x) if direct else None  # constant input: W·x once
+        for neuron, trace in zip(self.neurons, self.thresholds):
+            neuron.use_threshold(trace.applied)
+        n_layers = len(self.neurons)
+        states: List[Any] = [None] * n_layers
+        counts: List[Any] = [0.0] * n_layers
+        spikes: List[List[torch.Tensor]] = [[] for _ in range(n_layers)]
+        membranes: List[List[torch.Tensor]] = [[] for _ in range(n_layers)]
+        membrane = x
+        for t in range(steps):
+            signal = inputs[t]
+            for i, (linear, neuron) in enumerate(zip(self.linears, self.neurons)):
+                current = first_current if (i == 0 and direct) else linear(signal)
+                signal, membrane, states[i] = neuron.step(current, states[i])
+                counts[i] = counts[i] + signal
+                if record:
+                    spikes[i].append(signal.detach())
+                    membranes[i].append(membrane.detach())
+        out = self.thresholds[-1]
+        logits = readout(counts[-1], membrane, out.applied, out.theta0, steps, self.options.readout)
+        sim = Simulation(logits=logits, counts=[c.detach() for c in counts], spikes=spikes, membranes=membranes)
+        if not direct:
+            sim.input_events = inputs.detach().sum(dim=(0, 2))
+        return sim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sim = self._simulate(x)
+        self._last, self._last_batch = sim, x.shape[0]
+        return sim.logits
+
+    # --- what was measured -----------------------------------------------------------------
+    def measurements(self) -> Dict[str, torch.Tensor]:
+        """Per-sample spike counts, rates, synaptic operations and energy of the last batch."""
+        sim = self._last
+        if sim is None:
+            return {}
+        steps = self.options.steps
+        out: Dict[str, torch.Tensor] = {}
+        total = torch.zeros(())
+        synops = torch.zeros(())
+        for name, count, fan_out in zip(self.layer_names, sim.counts, self.widths[2:] + [0]):
+            per_sample = count.sum(dim=1).mean()
+            out[f"spikes_per_sample/{name}"] = per_sample
+            out[f"rate/{name}"] = count.mean() / steps
+            total = total + per_sample
+            synops = synops + per_sample * fan_out
+        macs = torch.zeros(())
+        if sim.input_events is not None:
+            synops = synops + sim.input_events.mean() * self.widths[1]
+        else:
+            macs = torch.tensor(float(self.widths[0] * self.widths[1]))
+        out["spikes_per_sample"] = total
+        out["synops_per_sample"] = synops
+        out["macs_per_sample"] = macs
+        out["energy_nj_per_sample"] = (synops * E_AC_PJ + macs * E_MAC_PJ) * 1e-3
+        return out
+
+    @torch.no_grad()
+    def capture_traces(self, x: torch.Tensor) -> Dict[str, np.ndarray]:
+        """Per layer: spikes (S, T, N) uint8, membrane (S, T, N) float32, threshold (N,) float32."""
+        sim = self._simulate(x, record=True)
+        traces: Dict[str, np.ndarray] = {}
+        for name, spk, mem, trace in zip(self.layer_names, sim.spikes, sim.membranes, self.thresholds):
+            traces[f"{name}/spikes"] = torch.stack(spk, dim=1).cpu().numpy().astype(np.uint8)
+            traces[f"{name}/membrane"] = torch.stack(mem, dim=1).cpu().numpy().astype(np.float32)
+            traces[f"{name}/threshold"] = trace.applied.cpu().numpy().astype(np.float32)
+        return traces
+
+    def describe(self) -> Dict[str, Any]:
+        o = self.options
+        return {
+            "kind": "spiking",
+            "library": self.kind,
+            "widths": list(self.widths),
+            "steps": o.steps,
+            "beta": o.beta,
+            "neuron": "integrate-and-fire" if o.beta == 1.0 else "leaky integrate-and-fire",
+            "reset": o.reset,
+            "surrogate": f"{o.surrogate}(slope={o.surrogate_slope()}) on (v-θ)/θ",
+            "encoder": o.encoder,
+            "readout": o.readout,
+            "theta0": float(self.thresholds[-1].theta0.mean()),
+            "theta0_source": "auto (teacher logit spread)" if o.theta0 == "auto" else "config",
+            "hidden_threshold": o.hidden_threshold,
+            "threshold_tau_steps": o.threshold_tau,
+            "temperature_on_hidden": o.temperature_on_hidden,
+            "homeostasis": o.homeostasis.model_dump() if o.homeostasis else None,
+        }

@@ -1,0 +1,65 @@
+"""The config keys shared by every spiking backend, declared once.
+
+Both spiking backends accept the same keys with the same meaning; each backend's options
+model inherits these fields and only pins its own ``backend`` name. Plain pydantic (not
+``tempdistill.config.Strict``) so that this package stays independent of ``tempdistill``;
+the backend mixes ``Strict`` in, which forbids unknown keys.
+"""
+
+from __future__ import annotations
+
+from typing import List, Literal, Optional, Union
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class Homeostasis(BaseModel):
+    """Pull each neuron's firing rate (spikes per step) toward ``target_rate``.
+
+    Per optimisation step θ += strength·(rate − target_rate)·θ0: a neuron firing too often
+    raises its threshold, a silent one lowers it.
+    """
+
+    model_config = {"extra": "forbid"}
+    target_rate: float = Field(0.2, gt=0.0, lt=1.0)
+    strength: float = Field(0.01, gt=0.0)
+
+
+class SpikingOptions(BaseModel):
+    hidden: List[int] = Field(default_factory=lambda: [64])
+    steps: int = Field(25, ge=1, le=10000)
+    beta: float = Field(1.0, gt=0.0, le=1.0)
+    theta0: Union[Literal["auto"], float] = "auto"
+    hidden_threshold: float = Field(1.0, gt=0.0)
+    reset: Literal["subtract", "zero"] = "subtract"
+    surrogate: Literal["fast_sigmoid", "atan"] = "fast_sigmoid"
+    slope: Optional[float] = Field(None, gt=0.0)
+    encoder: Literal["direct", "poisson", "latency"] = "direct"
+    threshold_tau: float = Field(10.0, ge=1.0)
+    temperature_on_hidden: bool = False
+    homeostasis: Optional[Homeostasis] = None
+    readout: Literal["count", "count_membrane"] = "count"
+
+    @field_validator("theta0")
+    @classmethod
+    def _positive_theta0(cls, value: Union[str, float]) -> Union[str, float]:
+        if not isinstance(value, str) and not value > 0:
+            raise ValueError("must be 'auto' or a number > 0")
+        return value
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, widths: List[int]) -> List[int]:
+        if any(w < 1 for w in widths):
+            raise ValueError("every hidden width must be an integer >= 1")
+        return widths
+
+    def surrogate_slope(self) -> float:
+        """The slope actually used: the surrogate's customary default when not configured."""
+        if self.slope is not None:
+            return float(self.slope)
+        return DEFAULT_SLOPE[self.surrogate]
+
+
+# On the normalised argument x = (v − θ)/θ; 25 is snnTorch's fast-sigmoid default, 2 its atan one.
+DEFAULT_SLOPE = {"fast_sigmoid": 25.0, "atan": 2.0}

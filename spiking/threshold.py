@@ -1,0 +1,79 @@
+"""Threshold plasticity: how temperature reaches a spiking layer.
+
+A layer's thresholds θ are a trace with memory. Each *training* optimisation step moves them
+toward θ0·T with time constant τ (in optimisation steps),
+
+    θ ← θ + (θ0·T − θ)/τ  [+ strength·(rate − target)·θ0 if homeostasis is on],
+
+so after a step change of T the gap closes by 1 − 1/e in ≈ τ steps (exactly: in
+ln(1/e)/ln(1 − 1/τ) steps; τ = 1 jumps). T may be a scalar or one value per neuron (per-class
+temperatures on the output layer). In *eval* the thresholds are set to θ0·T directly and the
+trace is left untouched, so evaluating never perturbs training.
+
+Everything lives in buffers (θ0, the trace, the applied θ) so a student rebuilt from its
+``state_dict`` resumes with the same thresholds.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+TemperatureLike = Union[float, torch.Tensor]
+
+# Thresholds never go below this fraction of θ0 (homeostasis could otherwise drive them to 0).
+MIN_FRACTION = 1e-3
+
+
+class ThresholdTrace(nn.Module):
+    """Per-neuron thresholds θ of one layer: base θ0, plastic trace, and the θ applied now."""
+
+    def __init__(self, size: int, theta0: float, tau: float = 1.0) -> None:
+        super().__init__()
+        if tau < 1:
+            raise ValueError(f"threshold time constant must be >= 1 step, got {tau}")
+        self.tau = float(tau)
+        self.register_buffer("theta0", torch.full((size,), float(theta0)))
+        self.register_buffer("trace", torch.full((size,), float(theta0)))
+        self.register_buffer("applied", torch.full((size,), float(theta0)))
+
+    def _target(self, temperature: TemperatureLike) -> torch.Tensor:
+        t = torch.as_tensor(temperature, dtype=self.theta0.dtype, device=self.theta0.device)
+        return self.theta0 * t.reshape(-1) if t.dim() > 0 else self.theta0 * t
+
+    @torch.no_grad()
+    def rescale_base(self, theta0: float) -> None:
+        """Choose a new θ0, carrying the trace along at the same θ/θ0 ratio."""
+        ratio = self.trace / self.theta0
+        applied_ratio = self.applied / self.theta0
+        self.theta0.fill_(float(theta0))
+        self.trace.copy_(self.theta0 * ratio)
+        self.applied.copy_(self.theta0 * applied_ratio)
+
+    @torch.no_grad()
+    def plasticity_step(
+        self,
+        temperature: TemperatureLike,
+        rate: Optional[torch.Tensor] = None,
+        target_rate: float = 0.0,
+        strength: float = 0.0,
+    ) -> None:
+        """One optimisation step of the rule; the new trace becomes the applied θ."""
+        target = self._target(temperature)
+        delta = (target - self.trace) / self.tau
+        if rate is not None and strength > 0:
+            delta = delta + strength * (rate.to(self.trace) - target_rate) * self.theta0
+        self.trace.add_(delta).clamp_(min=0.0)
+        self.trace.copy_(torch.maximum(self.trace, self.theta0 * MIN_FRACTION))
+        self.applied.copy_(self.trace)
+
+    @torch.no_grad()
+    def set_direct(self, temperature: TemperatureLike) -> None:
+        """θ = θ0·T for the next forward passes; the trace is not touched (evaluation)."""
+        self.applied.copy_(self._target(temperature).expand_as(self.applied))
+
+    def effective_temperature(self) -> torch.Tensor:
+        """θ/θ0 as applied now, per neuron."""
+        return self.applied / self.theta0
