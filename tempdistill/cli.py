@@ -62,6 +62,31 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_entropy(args: argparse.Namespace) -> int:
+    import math
+
+    from tempdistill.config import load_config
+    from tempdistill.information import entropy_summary
+    from tempdistill.report import entropy_plot, entropy_table
+    from tempdistill.runner import echo, prepare_teacher
+    from tempdistill.temperature import check_temperature
+    from tempdistill.training import batched_forward
+
+    for t in args.temperatures:
+        if not math.isfinite(t) or t <= 0:
+            raise ConfigError(f"--temperatures: every T must be a finite number > 0, got {t}")
+        check_temperature(t)
+    config = load_config(args.config, args.set or [])
+    split, teacher, _ = prepare_teacher(config, log=echo)
+    logits = batched_forward(teacher, split.x_test)
+    rows = [{"temperature": t, **entropy_summary(logits, t)} for t in args.temperatures]
+    print(entropy_table(rows, split.num_classes))
+    plot = entropy_plot(rows, split.num_classes, args.plot or f"{config.record.dir}/{config.name}-entropy.png",
+                        f"{config.name}: teacher soft-label entropy")
+    print(f"plot: {plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tempdistill", description="Temperature-controlled knowledge distillation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="one table across runs (files or directories)")
     compare.add_argument("paths", nargs="+", help="run files or directories holding them")
     compare.set_defaults(handler=_cmd_compare)
+
+    entropy = sub.add_parser("entropy", help="teacher soft-label entropy vs temperature (table + PNG)")
+    entropy.add_argument("config", help="YAML config file (its data and teacher are used)")
+    entropy.add_argument("--temperatures", nargs="+", type=float, default=[1, 2, 4, 8, 16])
+    entropy.add_argument("--set", action="append", metavar="KEY=VALUE")
+    entropy.add_argument("--plot", help="PNG path (default: RECORD_DIR/NAME-entropy.png)")
+    entropy.set_defaults(handler=_cmd_entropy)
 
     export = sub.add_parser("export", help="write a run's trained student as NIR or a PyTorch checkpoint")
     export.add_argument("run", help="a run's .h5 file")

@@ -19,7 +19,9 @@ def format_value(value: Any) -> str:
             return "-"
         if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
             return f"{value:.3g}"
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+        if abs(value) < 10:
+            return f"{value:.4f}"
+        return f"{value:.2f}" if abs(value) < 1000 else f"{value:.0f}"
     return str(value)
 
 
@@ -105,3 +107,36 @@ def compare_runs(paths: Sequence[str | Path]) -> str:
         return "no runs found"
     columns = [(name, get) for name, get in COMPARE_COLUMNS if any(get(r) is not None for r in runs)]
     return table([name for name, _ in columns], [[get(r) for _, get in columns] for r in runs])
+
+
+def entropy_table(rows: Sequence[Dict[str, float]], num_classes: int) -> str:
+    """Soft-label entropy per temperature, in nats and as % of the maximum log K."""
+    return table(
+        ["T", "entropy_mean", "entropy_std", f"% of log {num_classes}"],
+        [[r["temperature"], r["mean"], r["std"], r["percent_of_max"]] for r in rows],
+    )
+
+
+def entropy_plot(rows: Sequence[Dict[str, float]], num_classes: int, path: str | Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    temps = [r["temperature"] for r in rows]
+    means = [r["mean"] for r in rows]
+    stds = [r["std"] for r in rows]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.errorbar(temps, means, yerr=stds, marker="o", capsize=3, label="teacher soft labels (mean ± std)")
+    ax.axhline(math.log(num_classes), color="grey", linestyle="--", label=f"log K = {math.log(num_classes):.2f} (uniform)")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel("entropy (nats), held-out split")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -72,6 +72,21 @@ def student_arrays(student: torch.nn.Module) -> Dict[str, np.ndarray]:
     return {name: t.detach().cpu().numpy() for name, t in student.state_dict().items()}
 
 
+def prepare_teacher(
+    config: RunConfig, plan: Optional[Plan] = None, log: Callable[[str], None] = lambda _: None
+) -> tuple[Split, torch.nn.Module, str]:
+    """The data split and the teacher (from checkpoint, cache, or trained now)."""
+    plan = plan or plan_run(config)
+    seed_everything(config.seed)
+    split: Split = load_split(config.data, config.seed).to(config.device)
+    network = plan.teacher_backend.build_teacher(plan.teacher_options, split.input_dim, split.num_classes)
+    teacher, source = obtain_teacher(
+        network.to(config.device), plan.teacher_options.model_dump(mode="json"), config.teacher,
+        config.data, split, config.seed, log,
+    )
+    return split, teacher, source
+
+
 def execute(
     config: RunConfig,
     out_dir: Optional[str] = None,
@@ -80,13 +95,7 @@ def execute(
 ) -> Path:
     """Run one distillation from a config; returns the path of its HDF5 record."""
     plan = plan_run(config)
-    seed_everything(config.seed)
-    split: Split = load_split(config.data, config.seed).to(config.device)
-    teacher_net = plan.teacher_backend.build_teacher(plan.teacher_options, split.input_dim, split.num_classes)
-    teacher, source = obtain_teacher(
-        teacher_net.to(config.device), plan.teacher_options.model_dump(mode="json"), config.teacher,
-        config.data, split, config.seed, log,
-    )
+    split, teacher, source = prepare_teacher(config, plan, log)
     teacher_accuracy = accuracy(teacher, split.x_test, split.y_test)
     log(f"teacher ({source}): held-out accuracy {teacher_accuracy:.4f}")
 
