@@ -35,5 +35,9 @@ def get_backend(name: str, field: str = "student.backend") -> Backend:
         raise ConfigError(f"{field}: unknown backend {name!r}; known: {', '.join(known_backends())}")
     if name not in _LOADED:
         module_name, class_name = _REGISTRY[name].split(":")
-        _LOADED[name] = getattr(importlib.import_module(module_name), class_name)()
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigError(f"{field}: backend {name!r} cannot be loaded ({exc})") from None
+        _LOADED[name] = getattr(module, class_name)()
     return _LOADED[name]

@@ -23,9 +23,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.distill.epochs, desc=f"{config.name} [{config.student.backend}]", unit="epoch", file=sys.stderr)
+        bars: list = []
 
         def progress(epoch: int, metrics: dict) -> None:
+            # Created at the first finished epoch, so that a user error found while the run is
+            # being set up (data, checkpoint, backend) prints as one clean line.
+            if not bars:
+                bars.append(tqdm(total=config.distill.epochs, desc=f"{config.name} [{config.student.backend}]",
+                                 unit="epoch", file=sys.stderr))
+            bar = bars[0]
             bar.set_postfix(T=f"{metrics['temperature']:.2f}", acc=f"{metrics['val_accuracy']:.4f}")
             bar.update(1)
             if epoch == config.distill.epochs - 1:

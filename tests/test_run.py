@@ -212,7 +212,7 @@ def test_show_and_compare_print_tables(tiny_config, tmp_path, capsys):
     assert main(["show", str(files[0])]) == 0
     text = capsys.readouterr().out
     assert "complete" in text
-    header = next(line for line in text.splitlines() if line.startswith("epoch"))
+    header = next(line for line in text.splitlines() if line.split()[:1] == ["epoch"])
     assert "val_accuracy" in header and "temperature" in header
     table_lines = text[text.index(header):].splitlines()[2:]
     assert len(table_lines) == 3  # one row per epoch
