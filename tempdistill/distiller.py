@@ -97,7 +97,7 @@ class Distiller:
         x, y, teacher_logits = self.split.x_train, self.split.y_train, self.teacher_train_logits
         for index in iterate_minibatches(x.shape[0], self.config.batch_size, self.generator):
             base = self.schedule(self.step, epoch, self.signals)
-            temperature = self.schedule.for_batch(base, teacher_logits[index])
+            temperature = self.batch_temperature(base, teacher_logits[index], x[index])
             self.last_base_temperature = detached(base)
             self.student.set_temperature(temperature)
             tempered = self.student(x[index])
@@ -118,12 +118,24 @@ class Distiller:
             self.step += 1
         return sums
 
+    def batch_temperature(self, base: Temperature, teacher_logits: torch.Tensor, x: torch.Tensor) -> Temperature:
+        """The T for one batch: the schedule's T, made per-sample where the schedule says so."""
+        if not self.schedule.needs_student_logits:
+            return self.schedule.for_batch(base, teacher_logits)
+        mode = self.student.training
+        self.student.eval()
+        with torch.no_grad():
+            self.student.set_temperature(1.0)
+            student_logits = torch.cat([self.student(x[i : i + 512]) for i in range(0, x.shape[0], 512)])
+        self.student.train(mode)
+        return self.schedule.per_sample(teacher_logits, student_logits)
+
     @torch.no_grad()
     def evaluate(self) -> Dict[str, float]:
         """Held-out measures: information at the current training T, accuracy at the evaluation T."""
         x, y, teacher_logits = self.split.x_test, self.split.y_test, self.teacher_test_logits
         self.student.eval()
-        temperature = self.schedule.for_batch(self.last_base_temperature, teacher_logits)
+        temperature = detached(self.batch_temperature(self.last_base_temperature, teacher_logits, x))
         tempered, logits_t1 = self._tempered_outputs(x, temperature)
         measures = information_metrics(tempered, logits_t1, teacher_logits, y, temperature)
         if isinstance(temperature, torch.Tensor) and temperature.numel() > 1:

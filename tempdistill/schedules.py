@@ -49,13 +49,24 @@ class Schedule:
     def __call__(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
         return self.temperature(step, epoch, signals)
 
+    #: When True the loop reads the student's logits at T = 1 (no gradient) and calls
+    #: ``per_sample`` to get the batch's (B, 1) temperatures.
+    needs_student_logits: ClassVar[bool] = False
+
     def for_batch(self, temperature: Temperature, teacher_logits: torch.Tensor) -> Temperature:
         """The T applied to one batch; per-sample schedules return a (B, 1) tensor."""
         return temperature
 
+    def per_sample(self, teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+        """Per-sample T from both networks' logits (schedules with needs_student_logits)."""
+        raise NotImplementedError(f"schedule {type(self).__name__} does not predict per-sample temperatures")
+
     def alpha(self, epoch: int, default: float) -> float:
         """The KD weight for this epoch; schedules with phases override it."""
         return default
+
+    def prepare(self, num_classes: int) -> None:
+        """Called once the data's number of classes is known (builds learned parts)."""
 
     def parameters(self) -> Iterable[torch.nn.Parameter]:
         """Trainable parameters (learned temperatures); none for fixed schedules."""
@@ -251,6 +262,59 @@ class Learnable(Schedule):
         return (self.theta,)
 
 
+class InstanceParams(LearnableParams):
+    schedule: str = "instance"
+    hidden: int = Field(32, ge=1)
+
+
+class Instance(Schedule):
+    """Per-sample learned T from a small network over (teacher, student) logits, adversarial.
+
+    T_i = t_min + t_range·sigmoid(f([z_teacher_i, z_student_i])), trained through the same
+    gradient reversal and cosine curriculum as ``learnable`` (the instance-wise variant of
+    CTKD). The student's logits are read at T = 1 without gradient in an extra forward pass,
+    which costs one more forward per step for this schedule only.
+    """
+
+    name = "instance"
+    Params = InstanceParams
+    needs_student_logits = True
+
+    def __init__(self, params: Any, total_epochs: int, steps_per_epoch: int) -> None:
+        super().__init__(params, total_epochs, steps_per_epoch)
+        self.net: Optional[torch.nn.Module] = None
+        self.epoch = 0
+
+    def prepare(self, num_classes: int) -> None:
+        """Create the predictor once the number of classes is known; starts near T = init."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.net = torch.nn.Sequential(
+                torch.nn.Linear(2 * num_classes, self.params.hidden),
+                torch.nn.ReLU(),
+                torch.nn.Linear(self.params.hidden, 1),
+            )
+        fraction = (self.params.init - self.params.t_min) / self.params.t_range
+        with torch.no_grad():
+            self.net[-1].weight.mul_(0.01)
+            self.net[-1].bias.fill_(math.log(fraction / (1 - fraction)))
+
+    def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
+        self.epoch = epoch
+        return self.params.init
+
+    def per_sample(self, teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+        if self.net is None:
+            raise RuntimeError("instance schedule used before prepare(num_classes)")
+        features = torch.cat([teacher_logits.detach(), student_logits.detach()], dim=-1)
+        t = self.params.t_min + self.params.t_range * torch.sigmoid(self.net(features))
+        strength = reversal_strength(self.epoch, self.total_epochs, self.params.max_reversal)
+        return GradientReversal.apply(t, strength)
+
+    def parameters(self) -> Iterable[torch.nn.Parameter]:
+        return () if self.net is None else self.net.parameters()
+
+
 class LogitStdParams(Strict):
     schedule: str = "logit_std"
     base: float = _positive(2.0)
@@ -284,7 +348,7 @@ def register_schedule(cls: Type[Schedule]) -> Type[Schedule]:
     return cls
 
 
-for _cls in (Constant, Linear, Cosine, Exponential, TwoPhase, Adaptive, Learnable, LogitStd):
+for _cls in (Constant, Linear, Cosine, Exponential, TwoPhase, Adaptive, Learnable, Instance, LogitStd):
     register_schedule(_cls)
 
 
@@ -354,6 +418,13 @@ class Grouped(Schedule):
     def for_batch(self, temperature: Temperature, teacher_logits: torch.Tensor) -> Temperature:
         return self.inner.for_batch(temperature, teacher_logits)
 
+    @property
+    def needs_student_logits(self) -> bool:  # type: ignore[override]
+        return self.inner.needs_student_logits
+
+    def per_sample(self, teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+        return self.inner.per_sample(teacher_logits, student_logits) * self.factors
+
     def alpha(self, epoch: int, default: float) -> float:
         return self.inner.alpha(epoch, default)
 
@@ -370,6 +441,8 @@ def build_schedule(
     cls = schedule_class(section.schedule)
     params = validate_section(cls.Params, raw, PATH)
     schedule = cls(params, total_epochs, steps_per_epoch)
+    if num_classes is not None:
+        schedule.prepare(num_classes)
     if groups is None:
         return schedule
     spec = validate_section(GroupSpec, groups if isinstance(groups, dict) else {"classes": groups}, f"{PATH}.groups")
