@@ -84,6 +84,7 @@ COMPARE_COLUMNS = (
     ("param_ratio", lambda r: r["eval"].get("param_ratio")),
     ("spikes/sample", lambda r: r["eval"].get("spikes_per_sample")),
     ("synops/sample", lambda r: r["eval"].get("synops_per_sample")),
+    ("MACs/sample", lambda r: r["eval"].get("macs_per_sample")),
     ("energy_nJ(est)", lambda r: r["eval"].get("energy_nj_per_sample")),
     ("wall_s", lambda r: r["eval"].get("wall_seconds", _last(r, "wall_seconds"))),
 )

@@ -127,7 +127,7 @@ def execute(
             "eval_temperature": config.distill.eval_temperature,
         }
         eval_values["param_ratio"] = eval_values["student_params"] / eval_values["teacher_params"]
-        eval_values.update({k: v for k, v in final.items() if k not in ("val_accuracy", "epoch")})
+        eval_values.update({k: v for k, v in final.items() if k not in ("val_accuracy", "epoch", "wall_seconds")})
         recorder.write_eval(eval_values)
         if config.record.save_student:
             recorder.write_arrays(
