@@ -116,7 +116,7 @@ def export_network(student: NorseStudent) -> SequentialState:
     """The student as one Norse ``SequentialState`` at its current thresholds (for ``to_nir``)."""
     layers: list[nn.Module] = []
     for linear, neuron, trace in zip(student.linears, student.neurons, student.thresholds):
-        neuron.use_threshold(trace.applied.detach())
+        neuron.use_threshold(trace.theta().detach())
         layers += [linear, neuron]
     return SequentialState(*layers)
 

@@ -53,7 +53,9 @@ class ThetaLeaky(snn.Leaky):
         self.threshold = theta
 
     def _integrate(self, input_: torch.Tensor, mem: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
-        v = input_ if mem is None or mem.shape != input_.shape else self.beta.clamp(0, 1) * mem + input_
+        if mem is None or mem.shape != input_.shape:
+            mem = torch.zeros_like(input_)
+        v = self.beta.clamp(0, 1) * mem + input_
         spk = self.spike_fn(v, self.threshold)
         fired = spk.detach()
         mem = v * (1.0 - fired) if self.zero_reset else v - fired * self.threshold

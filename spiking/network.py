@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from spiking.encoders import encode, is_spiking
-from spiking.energy import E_AC_PJ, E_MAC_PJ, spiking_energy_nj
+from spiking.energy import E_AC_PJ, E_MAC_PJ
 from spiking.options import SpikingOptions
 from spiking.readout import readout
 from spiking.surrogate import SpikeFn, make_spike_fn
@@ -117,7 +117,7 @@ class SpikingStudentMixin(nn.Module):
         direct = not is_spiking(self.options.encoder)
         first_current = self.linears[0](x) if direct else None  # constant input: W·x once
         for neuron, trace in zip(self.neurons, self.thresholds):
-            neuron.use_threshold(trace.applied)
+            neuron.use_threshold(trace.theta())
         n_layers = len(self.neurons)
         states: List[Any] = [None] * n_layers
         counts: List[Any] = [0.0] * n_layers
@@ -134,7 +134,7 @@ class SpikingStudentMixin(nn.Module):
                     spikes[i].append(signal.detach())
                     membranes[i].append(membrane.detach())
         out = self.thresholds[-1]
-        logits = readout(counts[-1], membrane, out.applied, out.theta0, steps, self.options.readout)
+        logits = readout(counts[-1], membrane, out.theta(), out.theta0, steps, self.options.readout)
         sim = Simulation(logits=logits, counts=[c.detach() for c in counts], spikes=spikes, membranes=membranes)
         if not direct:
             sim.input_events = inputs.detach().sum(dim=(0, 2))
@@ -157,8 +157,9 @@ class SpikingStudentMixin(nn.Module):
         synops = torch.zeros(())
         for name, count, fan_out in zip(self.layer_names, sim.counts, self.widths[2:] + [0]):
             per_sample = count.sum(dim=1).mean()
-            out[f"spikes_per_sample/{name}"] = per_sample
-            out[f"rate/{name}"] = count.mean() / steps
+            # '.' not '/': HDF5 would read 'spikes_per_sample/x' as a group beside the total.
+            out[f"spikes_per_sample.{name}"] = per_sample
+            out[f"rate.{name}"] = count.mean() / steps
             total = total + per_sample
             synops = synops + per_sample * fan_out
         macs = torch.zeros(())

@@ -38,10 +38,25 @@ class ThresholdTrace(nn.Module):
         self.register_buffer("theta0", torch.full((size,), float(theta0)))
         self.register_buffer("trace", torch.full((size,), float(theta0)))
         self.register_buffer("applied", torch.full((size,), float(theta0)))
+        # Per-sample temperatures (B, 1) or (B, N) have no identity across batches, so they
+        # cannot be remembered: the trace follows their batch mean, and each sample's θ is
+        # the trace scaled by that sample's T relative to the mean (for this batch only).
+        self.sample_factor: Optional[torch.Tensor] = None
+
+    def _split(self, temperature: TemperatureLike) -> tuple:
+        """(the part the trace remembers, the per-sample factor or None)."""
+        t = torch.as_tensor(temperature, dtype=self.theta0.dtype, device=self.theta0.device)
+        if t.dim() == 2:
+            base = t.mean(dim=0)
+            return base.reshape(-1) if base.numel() > 1 else base.reshape(()), t / base
+        return (t.reshape(-1) if t.dim() > 0 else t), None
 
     def _target(self, temperature: TemperatureLike) -> torch.Tensor:
-        t = torch.as_tensor(temperature, dtype=self.theta0.dtype, device=self.theta0.device)
-        return self.theta0 * t.reshape(-1) if t.dim() > 0 else self.theta0 * t
+        return self.theta0 * temperature
+
+    def theta(self) -> torch.Tensor:
+        """The thresholds a forward pass uses: (N,), or (B, N) under per-sample temperatures."""
+        return self.applied if self.sample_factor is None else self.applied * self.sample_factor
 
     @torch.no_grad()
     def rescale_base(self, theta0: float) -> None:
@@ -61,7 +76,8 @@ class ThresholdTrace(nn.Module):
         strength: float = 0.0,
     ) -> None:
         """One optimisation step of the rule; the new trace becomes the applied θ."""
-        target = self._target(temperature)
+        base, self.sample_factor = self._split(temperature)
+        target = self._target(base)
         delta = (target - self.trace) / self.tau
         if rate is not None and strength > 0:
             delta = delta + strength * (rate.to(self.trace) - target_rate) * self.theta0
@@ -72,8 +88,9 @@ class ThresholdTrace(nn.Module):
     @torch.no_grad()
     def set_direct(self, temperature: TemperatureLike) -> None:
         """θ = θ0·T for the next forward passes; the trace is not touched (evaluation)."""
-        self.applied.copy_(self._target(temperature).expand_as(self.applied))
+        base, self.sample_factor = self._split(temperature)
+        self.applied.copy_(self._target(base).expand_as(self.applied))
 
     def effective_temperature(self) -> torch.Tensor:
-        """θ/θ0 as applied now, per neuron."""
-        return self.applied / self.theta0
+        """θ/θ0 as applied now, per neuron (and per sample under per-sample temperatures)."""
+        return self.theta() / self.theta0

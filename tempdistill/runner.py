@@ -136,6 +136,7 @@ def execute(
                 {
                     "backend": config.student.backend,
                     "options": json.dumps(plan.student_options.model_dump(mode="json")),
+                    "describe": json.dumps(student.describe()),
                     "input_dim": split.input_dim,
                     "num_classes": split.num_classes,
                 },
