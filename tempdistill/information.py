@@ -69,10 +69,11 @@ def information_metrics(
     temperature: Temperature,
 ) -> Dict[str, float]:
     """The per-epoch information record: entropies at T and at 1, KL and its DKD split, ECE, MI."""
+    t = temperature.detach() if isinstance(temperature, torch.Tensor) else temperature
+    temperature = t
     teacher_log_p = log_softmax(teacher_logits, temperature)
     student_log_p = torch.log_softmax(student_tempered, dim=-1)
     tckd, nckd = dkd_parts(student_logits_t1, teacher_logits, labels, temperature)
-    t = temperature.detach() if isinstance(temperature, torch.Tensor) else temperature
     return {
         "kl": float(kl_per_sample(teacher_log_p, student_log_p).mean()),
         "tckd": float(tckd),

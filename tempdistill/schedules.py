@@ -15,7 +15,7 @@ import math
 from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Type
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from tempdistill.config import ConfigError, Strict, TemperatureConfig, validate_section
 from tempdistill.temperature import Temperature
@@ -360,10 +360,13 @@ def _import_schedule(target: str) -> Type[Schedule]:
     module_name, _, class_name = target.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError) as exc:
+    except Exception as exc:  # a user's module can fail to import in any way (SyntaxError, its own errors)
         raise ConfigError(f"{PATH}.schedule: cannot import {target!r} ({type(exc).__name__}: {exc})") from None
     if not (isinstance(cls, type) and issubclass(cls, Schedule)):
         raise ConfigError(f"{PATH}.schedule: {target!r} is not a tempdistill.schedules.Schedule subclass")
+    params = getattr(cls, "Params", None)
+    if not (isinstance(params, type) and issubclass(params, BaseModel)):
+        raise ConfigError(f"{PATH}.schedule: {target!r} has no Params (a pydantic model of its parameters)")
     return cls
 
 
