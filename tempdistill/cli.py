@@ -93,6 +93,32 @@ def _cmd_entropy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tempdistill.config import read_yaml
+    from tempdistill.runner import echo
+    from tempdistill.sweep import parse_grid, parse_seeds, plan_sweep, run_sweep, summarize, summary_table, verdicts
+
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs: must be >= 1, got {args.jobs}")
+    raw = read_yaml(args.config)
+    jobs = plan_sweep(raw, parse_grid(args.grid or []), parse_seeds(args.seeds) if args.seeds else None, args.set or [])
+    out = args.out or str(Path(raw.get("record", {}).get("dir", "runs")) / f"sweep-{raw.get('name', 'sweep')}")
+    if not args.quiet:
+        echo(f"sweep: {len(jobs)} runs into {out}")
+    paths = run_sweep(jobs, out, args.jobs, args.executor, log=(lambda _: None) if args.quiet else echo)
+    rows = summarize(paths)
+    text = summary_table(rows)
+    verdict = verdicts(rows)
+    print(text)
+    if verdict:
+        print()
+        print(verdict)
+    Path(out, "summary.txt").write_text(text + "\n\n" + verdict + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tempdistill", description="Temperature-controlled knowledge distillation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +137,17 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="one table across runs (files or directories)")
     compare.add_argument("paths", nargs="+", help="run files or directories holding them")
     compare.set_defaults(handler=_cmd_compare)
+
+    sweep = sub.add_parser("sweep", help="a config over a grid, its variants and seeds; summary table")
+    sweep.add_argument("config", help="YAML config; its optional 'sweep' section names seeds, grid, variants")
+    sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="vary a key (repeatable)")
+    sweep.add_argument("--seeds", help="seeds as a range 0-4 or a list 0,1,2 (default: the config's)")
+    sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override the base config")
+    sweep.add_argument("--out", help="directory for the run files and summary.txt")
+    sweep.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
+    sweep.add_argument("--executor", default="local", help="local (default) or ray")
+    sweep.add_argument("--quiet", action="store_true")
+    sweep.set_defaults(handler=_cmd_sweep)
 
     entropy = sub.add_parser("entropy", help="teacher soft-label entropy vs temperature (table + PNG)")
     entropy.add_argument("config", help="YAML config file (its data and teacher are used)")

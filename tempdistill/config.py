@@ -104,6 +104,19 @@ class RecordConfig(Strict):
     save_student: bool = True
 
 
+class SweepConfig(Strict):
+    """What ``tempdistill sweep`` varies; ``tempdistill run`` ignores this section.
+
+    ``grid`` crosses dotted keys with lists of values; ``variants`` are named sets of
+    overrides (for keys whose values are whole sections, such as a schedule); every
+    combination runs once per seed.
+    """
+
+    seeds: List[int] = Field(default_factory=lambda: [0])
+    grid: Dict[str, List[Any]] = Field(default_factory=dict)
+    variants: Dict[str, Dict[str, Any]] = Field(default_factory=dict)
+
+
 class RunConfig(Strict):
     name: str = Field("run", min_length=1)
     seed: int = 0
@@ -115,6 +128,7 @@ class RunConfig(Strict):
     student: StudentConfig = Field(default_factory=StudentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     record: RecordConfig = Field(default_factory=RecordConfig)
+    sweep: Optional[SweepConfig] = None
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -160,23 +174,44 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def set_path(data: Dict[str, Any], key: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested mapping, creating sections on the way."""
+    node = data
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            where = ".".join(parts[: i + 1])
+            raise ConfigError(f"--set {key}: {where} is not a section (it holds {child!r})")
+        node = child
+    node[parts[-1]] = value
+
+
 def apply_overrides(data: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
     """Apply --set overrides to a raw config mapping (a new mapping is returned)."""
     result = copy.deepcopy(data)
     for text in overrides:
         key, value = parse_override(text)
-        node = result
-        parts = key.split(".")
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                where = ".".join(parts[: i + 1])
-                raise ConfigError(f"--set {key}: {where} is not a section (it holds {child!r})")
-            node = child
-        node[parts[-1]] = value
+        set_path(result, key, value)
     return result
+
+
+def read_yaml(path: str | Path) -> Dict[str, Any]:
+    """A config file's raw mapping; errors name the file (and line for bad YAML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config: file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config: {path} is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: {path} must hold a mapping of sections, got {type(data).__name__}")
+    return data
 
 
 def _reject_non_finite(node: Any, path: str) -> None:
@@ -201,13 +236,4 @@ def config_from_mapping(data: Mapping[str, Any], overrides: Sequence[str] = ()) 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     """Read a YAML config file, apply --set overrides, validate."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config: file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config: {path} is not valid YAML{where}") from None
-    return config_from_mapping(data, overrides)
+    return config_from_mapping(read_yaml(path), overrides)

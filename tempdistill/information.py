@@ -76,6 +76,9 @@ def information_metrics(
     tckd, nckd = dkd_parts(student_logits_t1, teacher_logits, labels, temperature)
     return {
         "kl": float(kl_per_sample(teacher_log_p, student_log_p).mean()),
+        "kl_t1": float(
+            kl_per_sample(torch.log_softmax(teacher_logits, -1), torch.log_softmax(student_logits_t1, -1)).mean()
+        ),
         "tckd": float(tckd),
         "nckd": float(nckd),
         "teacher_entropy": float(entropy_from_logits(teacher_logits, t).mean()),
