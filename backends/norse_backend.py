@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Literal, Mapping, NamedTuple, Tuple
+from typing import Any, Literal, NamedTuple, Tuple
 
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
@@ -28,11 +28,12 @@ from norse.torch.functional.lif_box import LIFBoxFeedForwardState  # noqa: E402
 from norse.torch.functional.reset import reset_subtract  # noqa: E402
 from torch import nn  # noqa: E402
 
+from backends.spiking_base import SpikingBackend  # noqa: E402
 from spiking.network import SpikingStudentMixin  # noqa: E402
 from spiking.nir_graph import NIR_DT, normalise_graph  # noqa: E402
 from spiking.options import DEFAULT_SLOPE, SpikingOptions  # noqa: E402
 from spiking.surrogate import SpikeFn, make_spike_fn  # noqa: E402
-from tempdistill.config import ConfigError, Strict, validate_section  # noqa: E402
+from tempdistill.config import Strict  # noqa: E402
 from tempdistill.student import Student  # noqa: E402
 
 
@@ -130,17 +131,10 @@ def _fix_norse_tau(graph: nir.NIRGraph, dt: float) -> None:
             node.r = (tau / dt).astype(np.float32)  # R such that v gains exactly I per step
 
 
-class NorseBackend:
+class NorseBackend(SpikingBackend):
     name = "norse"
-
-    def validate(self, options: Mapping[str, Any], path: str) -> NorseOptions:
-        return validate_section(NorseOptions, options, path)
-
-    def build_student(self, options: NorseOptions, input_dim: int, num_classes: int) -> NorseStudent:
-        return NorseStudent(options, input_dim, num_classes)
-
-    def build_teacher(self, options: Any, input_dim: int, num_classes: int) -> nn.Module:
-        raise ConfigError("teacher.backend: spiking teachers are not supported; use 'dense'")
+    Options = NorseOptions
+    StudentClass = NorseStudent
 
     def export_nir(self, student: NorseStudent, path: str) -> nir.NIRGraph:
         """Write the student (at its currently applied thresholds) as a NIR graph.

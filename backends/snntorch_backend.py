@@ -13,7 +13,7 @@ shared code in ``spiking/``; this module only adapts the library.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal, Mapping, Optional, Tuple
+from typing import Any, Literal, Optional, Tuple
 
 import nir
 import numpy as np
@@ -21,11 +21,12 @@ import snntorch as snn
 import torch
 from torch import nn
 
+from backends.spiking_base import SpikingBackend
 from spiking.network import SpikingStudentMixin
 from spiking.nir_graph import normalise_graph
 from spiking.options import SpikingOptions
 from spiking.surrogate import SpikeFn
-from tempdistill.config import ConfigError, Strict, validate_section
+from tempdistill.config import Strict
 from tempdistill.student import Student
 
 
@@ -96,17 +97,10 @@ def export_network(student: SnnTorchStudent) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class SnnTorchBackend:
+class SnnTorchBackend(SpikingBackend):
     name = "snntorch"
-
-    def validate(self, options: Mapping[str, Any], path: str) -> SnnTorchOptions:
-        return validate_section(SnnTorchOptions, options, path)
-
-    def build_student(self, options: SnnTorchOptions, input_dim: int, num_classes: int) -> SnnTorchStudent:
-        return SnnTorchStudent(options, input_dim, num_classes)
-
-    def build_teacher(self, options: Any, input_dim: int, num_classes: int) -> nn.Module:
-        raise ConfigError("teacher.backend: spiking teachers are not supported; use 'dense'")
+    Options = SnnTorchOptions
+    StudentClass = SnnTorchStudent
 
     def export_nir(self, student: SnnTorchStudent, path: str) -> nir.NIRGraph:
         """Write the student (at its currently applied thresholds) as a NIR graph.

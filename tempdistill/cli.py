@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from tempdistill.config import ConfigError
 
@@ -19,13 +19,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.set or [])
     log = (lambda _: None) if args.quiet else echo
-    progress = None
+    progress: Optional[Callable[[int, dict], None]] = None
     if not args.quiet:
         from tqdm import tqdm
 
         bars: list = []
 
-        def progress(epoch: int, metrics: dict) -> None:
+        def show_progress(epoch: int, metrics: dict) -> None:
             # Created at the first finished epoch, so that a user error found while the run is
             # being set up (data, checkpoint, backend) prints as one clean line.
             if not bars:
@@ -36,6 +36,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             bar.update(1)
             if epoch == config.distill.epochs - 1:
                 bar.close()
+
+        progress = show_progress
 
     path = execute(config, args.out, log=log, on_epoch=progress)
     from tempdistill.record import read_run
@@ -145,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override the base config")
     sweep.add_argument("--out", help="directory for the run files and summary.txt")
     sweep.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
-    sweep.add_argument("--executor", default="local", help="local (default) or ray")
+    sweep.add_argument("--executor", default="local", help="local (default; ray is not implemented yet)")
     sweep.add_argument("--quiet", action="store_true")
     sweep.set_defaults(handler=_cmd_sweep)
 

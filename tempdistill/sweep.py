@@ -19,11 +19,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tempdistill.config import ConfigError, config_from_mapping, parse_override, read_yaml, set_path
+from tempdistill.config import ConfigError, config_from_mapping, parse_override, set_path
 from tempdistill.record import read_run
 from tempdistill.report import table
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local",)
 
 
 @dataclass(frozen=True)
@@ -126,13 +126,7 @@ def _run_job(job: Job, out: str, threads: int) -> str:
 def run_sweep(jobs: Sequence[Job], out: str, workers: int = 1, executor: str = "local", log=print) -> List[Path]:
     """Run every job (in ``workers`` processes); returns the run files in job order."""
     if executor not in EXECUTORS:
-        raise ConfigError(f"--executor: got {executor!r}; allowed: {', '.join(EXECUTORS)}")
-    if executor == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise ConfigError("--executor: 'ray' is not installed here; allowed without it: local") from None
-        raise ConfigError("--executor: 'ray' is not supported yet; allowed: local")
+        raise ConfigError(f"--executor: got {executor!r}; allowed: {', '.join(EXECUTORS)} (ray is not implemented yet)")
     threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
     paths: List[Path] = []
     if workers <= 1:

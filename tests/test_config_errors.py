@@ -6,7 +6,7 @@ No traceback, and no run file left behind.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, List
 
 import numpy as np
 import pytest

@@ -1,0 +1,28 @@
+"""What the two spiking backends share as backends: options validation, construction, no teacher.
+
+Each library's module supplies only its options model, its student class and its exporter.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping, Type
+
+from torch import nn
+
+from tempdistill.config import ConfigError, Strict, validate_section
+from tempdistill.student import Student
+
+
+class SpikingBackend:
+    name: ClassVar[str]
+    Options: ClassVar[Type[Strict]]
+    StudentClass: ClassVar[Type[Student]]
+
+    def validate(self, options: Mapping[str, Any], path: str) -> Any:
+        return validate_section(self.Options, options, path)
+
+    def build_student(self, options: Any, input_dim: int, num_classes: int) -> Student:
+        return self.StudentClass(options, input_dim, num_classes)
+
+    def build_teacher(self, options: Any, input_dim: int, num_classes: int) -> nn.Module:
+        raise ConfigError(f"teacher.backend: spiking teachers ({self.name!r}) are not supported; use 'dense'")
