@@ -25,4 +25,4 @@ class SpikingBackend:
         return self.StudentClass(options, input_dim, num_classes)
 
     def build_teacher(self, options: Any, input_dim: int, num_classes: int) -> nn.Module:
-        raise ConfigError(f"teacher.backend: spiking teachers ({self.name!r}) are not supported; use 'dense'")
+        raise ConfigError(f"teacher.backend: spiking teachers are not supported ({self.name!r} is a student backend); use 'dense'")
