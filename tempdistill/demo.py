@@ -83,7 +83,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print()
     print(distillation_verdicts(paths))
     print()
-    print(f"HDF5 records: {Path(args.out).resolve()} ({len(paths)} files); inspect one with: tempdistill show FILE")
+    print(f"HDF5 records: {args.out}/ ({len(paths)} files); inspect one with: .venv/bin/tempdistill show FILE")
     return 0
 
 

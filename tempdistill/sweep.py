@@ -86,6 +86,8 @@ def plan_sweep(
     raw: Dict[str, Any], grid: Dict[str, List[Any]], seeds: Optional[List[int]], overrides: Sequence[str] = ()
 ) -> List[Job]:
     """Every (variant, grid point, seed) as a validated job; errors before anything runs."""
+    from tempdistill.runner import plan_run
+
     section = raw.get("sweep") or {}
     base = {k: v for k, v in raw.items() if k != "sweep"}
     for text in overrides:
@@ -109,7 +111,7 @@ def plan_sweep(
                     set_path(mapping, key, value)
                 mapping["seed"] = seed
                 mapping["name"] = "-".join([name, *parts])
-                config_from_mapping(mapping)  # validate now, fail before the first run
+                plan_run(config_from_mapping(mapping))  # validate all of it now, before the first run
                 jobs.append(Job(mapping["name"], seed, mapping))
     return jobs
 
@@ -206,9 +208,10 @@ def verdicts(rows: Sequence[Dict[str, Any]], reference: str = "constant") -> str
     for row in rows:
         by_backend.setdefault(row["backend"], []).append(row)
     for backend, group in by_backend.items():
-        ref = next((r for r in group if r["schedule"] == reference), None)
-        if ref is None:
-            continue
+        refs = [r for r in group if r["schedule"] == reference]
+        if len(refs) != 1 or len(group) < 2:
+            continue  # nothing to compare, or several reference runs (the sweep varies something else)
+        ref = refs[0]
         better = []
         for row in group:
             if row is ref:

@@ -1,0 +1,95 @@
+"""The sweep command: planning (grid x variants x seeds), validation before any run, summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tempdistill.cli import main
+from tempdistill.config import ConfigError
+from tempdistill.sweep import epochs_to_fraction, parse_grid, parse_seeds, plan_sweep, split_top_level, verdicts
+
+
+def test_seed_ranges_and_lists() -> None:
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("3,1,7") == [3, 1, 7]
+    with pytest.raises(ConfigError, match="^--seeds"):
+        parse_seeds("a-b")
+
+
+def test_grid_values_may_be_yaml_sections() -> None:
+    assert split_top_level("{schedule: cosine, start: 8},{schedule: constant}") == [
+        "{schedule: cosine, start: 8}",
+        "{schedule: constant}",
+    ]
+    grid = parse_grid(["distill.alpha=0.9,0", "distill.temperature={schedule: constant, value: 2},{schedule: linear}"])
+    assert grid["distill.alpha"] == [0.9, 0]
+    assert grid["distill.temperature"] == [{"schedule": "constant", "value": 2}, {"schedule": "linear"}]
+
+
+def test_plan_crosses_variants_grid_and_seeds(tiny_config_data: dict) -> None:
+    raw = dict(tiny_config_data)
+    raw["sweep"] = {
+        "seeds": [0, 1],
+        "grid": {"distill.alpha": [0.9, 0.0]},
+        "variants": {"const": {"distill.temperature": {"schedule": "constant", "value": 2.0}},
+                     "lin": {"distill.temperature": {"schedule": "linear", "start": 4.0, "end": 1.0}}},
+    }
+    jobs = plan_sweep(raw, {}, None)
+    assert len(jobs) == 2 * 2 * 2
+    assert {job.name for job in jobs} == {"tiny-const-0.9", "tiny-const-0.0", "tiny-lin-0.9", "tiny-lin-0.0"}
+    assert {job.seed for job in jobs} == {0, 1}
+    lin = next(job for job in jobs if job.name == "tiny-lin-0.0")
+    assert lin.mapping["distill"]["temperature"]["schedule"] == "linear" and lin.mapping["distill"]["alpha"] == 0.0
+
+
+def test_a_bad_variant_fails_before_any_run(tiny_config_data: dict) -> None:
+    raw = dict(tiny_config_data)
+    raw["sweep"] = {"variants": {"bad": {"distill.temperature": {"schedule": "cosine", "start": -1}}}}
+    with pytest.raises(ConfigError, match=r"^distill\.temperature\.start"):
+        plan_sweep(raw, {}, [0])
+
+
+def test_epochs_to_fraction() -> None:
+    assert epochs_to_fraction(np.array([0.1, 0.5, 0.96, 0.9, 1.0])) == 3.0
+    assert epochs_to_fraction(np.array([0.9])) == 1.0
+    assert np.isnan(epochs_to_fraction(np.array([])))
+
+
+def test_verdicts_say_when_nothing_beats_the_reference() -> None:
+    rows = [
+        {"backend": "dense", "schedule": "constant", "accuracy": (0.95, 0.01)},
+        {"backend": "dense", "schedule": "cosine", "accuracy": (0.955, 0.01)},
+        {"backend": "dense", "schedule": "linear", "accuracy": (0.90, 0.01)},
+    ]
+    text = verdicts(rows)
+    assert "cosine" in text and "no clear difference" in text
+    assert "linear" in text and "worse" in text
+    assert "no schedule beat constant" in text
+    rows[1]["accuracy"] = (0.99, 0.005)
+    assert "no schedule beat" not in verdicts(rows)
+
+
+def test_sweep_command_runs_and_summarizes(make_config, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config = make_config({"distill": {"epochs": 2}})
+    out = tmp_path / "sweep"
+    code = main(["sweep", str(config), "--grid", "distill.alpha=0.9,0", "--seeds", "0-1", "--out", str(out), "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert len(list(out.glob("*.h5"))) == 4
+    assert "tiny-0.9" in printed and "tiny-0" in printed
+    assert " ± " in printed
+    assert (out / "summary.txt").read_text().startswith("run")
+
+
+def test_sweep_bad_input_exits_2(make_config, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config = make_config()
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(config), "--grid", "distill.alpha=2", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "distill.alpha" in err and len(err.splitlines()) == 1
+    assert main(["sweep", str(config), "--executor", "ray", "--out", str(out), "--quiet"]) == 2
+    assert "--executor" in capsys.readouterr().err
+    assert not list(out.glob("*.h5"))
