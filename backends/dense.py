@@ -8,7 +8,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from spiking.energy import E_MAC_PJ, dense_macs
+from spiking.energy import dense_energy_nj, dense_macs
 from tempdistill.config import Strict, validate_section
 from tempdistill.student import Student
 
@@ -54,7 +54,7 @@ class DenseStudent(Student):
     def measurements(self) -> Dict[str, torch.Tensor]:
         """Multiply-accumulates per sample and their energy estimate (45 nm, 4.6 pJ/MAC)."""
         macs = torch.tensor(float(self.macs))
-        return {"macs_per_sample": macs, "energy_nj_per_sample": macs * E_MAC_PJ * 1e-3}
+        return {"macs_per_sample": macs, "energy_nj_per_sample": dense_energy_nj(macs)}
 
     def describe(self) -> dict:
         return {"kind": "dense", "hidden": list(self.options.hidden), "activation": self.options.activation}

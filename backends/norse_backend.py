@@ -17,24 +17,26 @@ import functools
 import warnings
 from typing import Any, Literal, NamedTuple, Tuple
 
-warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+import nir
+import numpy as np
+import torch
+from torch import nn
 
-import nir  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from norse.torch import IAFCell, IAFParameters, LIFBoxCell, LIFBoxParameters, SequentialState  # noqa: E402
-from norse.torch.functional.iaf import IAFFeedForwardState  # noqa: E402
-from norse.torch.functional.lif_box import LIFBoxFeedForwardState  # noqa: E402
-from norse.torch.functional.reset import reset_subtract  # noqa: E402
-from torch import nn  # noqa: E402
+with warnings.catch_warnings():
+    # Norse 1.1 compiles helpers with torch.jit.script at import, which torch now deprecates.
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+    from norse.torch import IAFCell, IAFParameters, LIFBoxCell, LIFBoxParameters, SequentialState
+    from norse.torch.functional.iaf import IAFFeedForwardState
+    from norse.torch.functional.lif_box import LIFBoxFeedForwardState
+    from norse.torch.functional.reset import reset_subtract
 
-from backends.spiking_base import SpikingBackend  # noqa: E402
-from spiking.network import SpikingStudentMixin  # noqa: E402
-from spiking.nir_graph import NIR_DT, normalise_graph  # noqa: E402
-from spiking.options import DEFAULT_SLOPE, SpikingOptions  # noqa: E402
-from spiking.surrogate import SpikeFn, make_spike_fn  # noqa: E402
-from tempdistill.config import Strict  # noqa: E402
-from tempdistill.student import Student  # noqa: E402
+from backends.spiking_base import SpikingBackend
+from spiking.network import SpikingStudentMixin
+from spiking.nir_graph import NIR_DT, normalise_graph
+from spiking.options import DEFAULT_SLOPE, SpikingOptions
+from spiking.surrogate import SpikeFn, make_spike_fn
+from tempdistill.config import Strict
+from tempdistill.student import Student
 
 
 class NorseOptions(SpikingOptions, Strict):

@@ -7,13 +7,18 @@ as in most SNN-vs-ANN comparisons; these are order-of-magnitude estimates, not m
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence, Union
+
+if TYPE_CHECKING:
+    import torch
+
+Number = Union[float, "torch.Tensor"]  # a count, or a 0-d tensor of per-sample averages
 
 E_AC_PJ = 0.9   # one accumulate (synaptic operation on a spike)
 E_MAC_PJ = 4.6  # one multiply-accumulate (dense layer, or an analog input into a spiking net)
 
 
-def spiking_energy_nj(synops: float, macs: float = 0.0) -> float:
+def spiking_energy_nj(synops: Number, macs: Number = 0.0) -> Number:
     """Accumulates for spike-driven synaptic events plus MACs for analog (direct) input, in nJ."""
     return (synops * E_AC_PJ + macs * E_MAC_PJ) * 1e-3
 
@@ -23,6 +28,6 @@ def dense_macs(widths: Sequence[int]) -> int:
     return int(sum(a * b for a, b in zip(widths[:-1], widths[1:])))
 
 
-def dense_energy_nj(widths: Sequence[int]) -> float:
-    """Energy of one dense MLP forward pass, in nJ."""
-    return dense_macs(widths) * E_MAC_PJ * 1e-3
+def dense_energy_nj(macs: Number) -> Number:
+    """Energy of ``macs`` multiply-accumulates (one dense forward pass), in nJ."""
+    return macs * E_MAC_PJ * 1e-3

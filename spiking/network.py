@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from spiking.encoders import encode, is_spiking
-from spiking.energy import E_AC_PJ, E_MAC_PJ
+from spiking.energy import spiking_energy_nj
 from spiking.options import SpikingOptions
 from spiking.readout import readout
 from spiking.surrogate import SpikeFn, make_spike_fn
@@ -74,6 +74,7 @@ class SpikingStudentMixin(nn.Module):
             ThresholdTrace(n, base, options.threshold_tau) for n, base in zip(self.widths[1:], bases)
         )
         self._last: Optional[Simulation] = None
+        self._last_train: Optional[Simulation] = None  # homeostasis reads rates of training passes only
         self._last_batch = 1
 
     # --- temperature -------------------------------------------------------------------
@@ -95,8 +96,8 @@ class SpikingStudentMixin(nn.Module):
                 trace.set_direct(t)
                 continue
             rate = None
-            if homeo is not None and self._last is not None:
-                rate = self._last.counts[i].mean(dim=0) / self.options.steps
+            if homeo is not None and self._last_train is not None:
+                rate = self._last_train.counts[i].mean(dim=0) / self.options.steps
             trace.plasticity_step(
                 t, rate, homeo.target_rate if homeo else 0.0, homeo.strength if homeo else 0.0
             )
@@ -143,6 +144,8 @@ class SpikingStudentMixin(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sim = self._simulate(x)
         self._last, self._last_batch = sim, x.shape[0]
+        if self.training:
+            self._last_train = sim
         return sim.logits
 
     # --- what was measured -----------------------------------------------------------------
@@ -170,8 +173,12 @@ class SpikingStudentMixin(nn.Module):
         out["spikes_per_sample"] = total
         out["synops_per_sample"] = synops
         out["macs_per_sample"] = macs
-        out["energy_nj_per_sample"] = (synops * E_AC_PJ + macs * E_MAC_PJ) * 1e-3
+        out["energy_nj_per_sample"] = spiking_energy_nj(synops, macs)
         return out
+
+    def step_record(self) -> Dict[str, float]:
+        """The output layer's plastic threshold (mean over neurons) after this step's update."""
+        return {"output_threshold_trace": float(self.thresholds[-1].trace.mean())}
 
     @torch.no_grad()
     def capture_traces(self, x: torch.Tensor) -> Dict[str, np.ndarray]:
@@ -182,6 +189,7 @@ class SpikingStudentMixin(nn.Module):
             traces[f"{name}/spikes"] = torch.stack(spk, dim=1).cpu().numpy().astype(np.uint8)
             traces[f"{name}/membrane"] = torch.stack(mem, dim=1).cpu().numpy().astype(np.float32)
             traces[f"{name}/threshold"] = trace.applied.cpu().numpy().astype(np.float32)
+            traces[f"{name}/threshold_trace"] = trace.trace.cpu().numpy().astype(np.float32)
         return traces
 
     def describe(self) -> Dict[str, Any]:

@@ -9,10 +9,6 @@ from typing import Callable, List, Optional
 from tempdistill.config import ConfigError
 
 
-class UserError(Exception):
-    """Bad input from the user: reported as one line, exit status 2."""
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from tempdistill.config import load_config
     from tempdistill.runner import echo, execute
@@ -77,13 +73,11 @@ def _cmd_entropy(args: argparse.Namespace) -> int:
     from tempdistill.information import entropy_summary
     from tempdistill.report import entropy_plot, entropy_table
     from tempdistill.runner import echo, prepare_teacher
-    from tempdistill.temperature import check_temperature
     from tempdistill.training import batched_forward
 
     for t in args.temperatures:
         if not math.isfinite(t) or t <= 0:
             raise ConfigError(f"--temperatures: every T must be a finite number > 0, got {t}")
-        check_temperature(t)
     config = load_config(args.config, args.set or [])
     split, teacher, _ = prepare_teacher(config, log=echo)
     logits = batched_forward(teacher, split.x_test)
@@ -171,7 +165,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, UserError, FileNotFoundError) as exc:
+    except (ConfigError, FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError, PermissionError) as exc:
+        # Paths the user named (config, data, --out, record.dir) that cannot be used as asked.
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"tempdistill {args.command}: error: {message}", file=sys.stderr)
         return 2

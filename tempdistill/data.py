@@ -51,13 +51,19 @@ def _load_npz(path: str | None) -> Tuple[np.ndarray, np.ndarray]:
     if not file.is_file():
         raise ConfigError(f"data.path: file not found: {file}")
     try:
-        with np.load(file, allow_pickle=False) as arrays:
-            missing = [k for k in ("X", "y") if k not in arrays.files]
-            if missing:
-                raise ConfigError(f"data.path: {file} lacks array(s) {', '.join(missing)}; it has {arrays.files}")
-            x, y = np.asarray(arrays["X"]), np.asarray(arrays["y"])
+        arrays = np.load(file, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"data.path: cannot read {file} as .npz ({exc})") from None
+    if not isinstance(arrays, np.lib.npyio.NpzFile):
+        raise ConfigError(f"data.path: {file} is a single array (.npy); expected a .npz with arrays X and y")
+    with arrays:
+        missing = [k for k in ("X", "y") if k not in arrays.files]
+        if missing:
+            raise ConfigError(f"data.path: {file} lacks array(s) {', '.join(missing)}; it has {arrays.files}")
+        try:
+            x, y = np.asarray(arrays["X"]), np.asarray(arrays["y"])
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"data.path: cannot read arrays X and y from {file} ({exc})") from None
     if x.ndim != 2:
         raise ConfigError(f"data.path: X must have shape (n, features), got {x.shape}")
     if y.ndim != 1 or y.shape[0] != x.shape[0]:

@@ -48,9 +48,12 @@ class EpochSums:
     ce: float = 0.0
     n: int = 0
     temperatures: List[float] = field(default_factory=list)
+    step_series: Dict[str, List[float]] = field(default_factory=dict)
+    last_loss: float = 0.0
 
     def add(self, total: torch.Tensor, kd: torch.Tensor, ce: torch.Tensor, n: int) -> None:
-        self.loss += float(total) * n
+        self.last_loss = float(total)
+        self.loss += self.last_loss * n
         self.kd += float(kd) * n
         self.ce += float(ce) * n
         self.n += n
@@ -114,7 +117,9 @@ class Distiller:
             self.optimizer.step()
             sums.add(total.detach(), kd.detach(), ce.detach(), len(index))
             sums.temperatures.append(temperature_value(temperature))
-            self.signals["loss"] = float(total.detach())
+            for name, value in self.student.step_record().items():
+                sums.step_series.setdefault(name, []).append(value)
+            self.signals["loss"] = sums.last_loss
             self.step += 1
         return sums
 
@@ -132,47 +137,51 @@ class Distiller:
 
     @torch.no_grad()
     def evaluate(self) -> Dict[str, float]:
-        """Held-out measures: information at the current training T, accuracy at the evaluation T."""
+        """Held-out measures: accuracy (and what the student measured) at the evaluation T,
+        then the information in its soft labels at the current training T.
+
+        The "T = 1" side of the information record is the student's real output at the
+        evaluation temperature (1 unless configured), not a rescaled tempered output: for a
+        spiking student those differ, because saturation depends on the threshold.
+        """
         x, y, teacher_logits = self.split.x_test, self.split.y_test, self.teacher_test_logits
         self.student.eval()
+        self.student.set_temperature(self.config.eval_temperature)
+        measures, logits_t1 = self._measured_pass(x, y)
         temperature = detached(self.batch_temperature(self.last_base_temperature, teacher_logits, x))
-        tempered, logits_t1 = self._tempered_outputs(x, temperature)
-        measures = information_metrics(tempered, logits_t1, teacher_logits, y, temperature)
+        tempered = self._tempered_outputs(x, temperature)
+        measures.update(information_metrics(tempered, logits_t1, teacher_logits, y, temperature))
         if isinstance(temperature, torch.Tensor) and temperature.numel() > 1:
             measures["effective_temperature_std"] = float(temperature.float().std())
         measures["effective_temperature_mean"] = temperature_value(temperature)
-        self.student.set_temperature(self.config.eval_temperature)
-        measures.update(self._measured_pass(x, y))
         self.student.train()
         return measures
 
-    def _tempered_outputs(self, x: torch.Tensor, temperature: Temperature, batch_size: int = 512) -> tuple:
-        """Student outputs at T and at T = 1 (tempered × effective T), batch by batch.
-
-        A per-sample T (n, 1) is sliced along with the inputs.
-        """
+    def _tempered_outputs(self, x: torch.Tensor, temperature: Temperature, batch_size: int = 512) -> torch.Tensor:
+        """Student outputs at T, batch by batch; a per-sample T (n, 1) is sliced with the inputs."""
         per_sample = isinstance(temperature, torch.Tensor) and temperature.dim() == 2 and temperature.shape[0] == x.shape[0]
-        tempered, at_one = [], []
+        tempered = []
         for start in range(0, x.shape[0], batch_size):
             rows = slice(start, start + batch_size)
             self.student.set_temperature(temperature[rows] if per_sample else temperature)
-            out = self.student(x[rows])
-            tempered.append(out)
-            at_one.append(out * _broadcastable(self.student.effective_temperature(), out))
-        return torch.cat(tempered), torch.cat(at_one)
+            tempered.append(self.student(x[rows]))
+        return torch.cat(tempered)
 
-    def _measured_pass(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> Dict[str, float]:
-        """Accuracy at the evaluation temperature, plus what the student measured (spikes)."""
-        correct = 0
+    def _measured_pass(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> tuple:
+        """At the evaluation T: accuracy, what the student measured (spikes), and its logits
+        rescaled to T = 1 (exact at the default evaluation T of 1)."""
         totals: Dict[str, float] = {}
+        logits = []
         for start in range(0, x.shape[0], batch_size):
             xb = x[start : start + batch_size]
-            correct += int((self.student(xb).argmax(dim=-1) == y[start : start + batch_size]).sum())
+            out = self.student(xb)
+            logits.append(out * _broadcastable(self.student.effective_temperature(), out))
             for name, value in self.student.measurements().items():
                 totals[name] = totals.get(name, 0.0) + float(value) * xb.shape[0]
+        logits_t1 = torch.cat(logits)
         measures = {name: total / x.shape[0] for name, total in totals.items()}
-        measures["val_accuracy"] = correct / x.shape[0]
-        return measures
+        measures["val_accuracy"] = float((logits_t1.argmax(dim=-1) == y).float().mean())
+        return measures, logits_t1
 
     def _probe_traces(self, epoch: int) -> Optional[Dict[str, np.ndarray]]:
         cfg = self.traces
@@ -181,8 +190,12 @@ class Distiller:
         if epoch % cfg.every != 0 and epoch != self.config.epochs - 1:
             return None
         probes = self.split.x_test[: cfg.samples]
+        self.student.eval()
+        self.student.set_temperature(self.config.eval_temperature)
         with torch.no_grad():
-            return self.student.capture_traces(probes) or None
+            traces = self.student.capture_traces(probes) or None
+        self.student.train()
+        return traces
 
     def _group_temperatures(self) -> Dict[str, Dict[str, float]]:
         """Per-class T of a grouped schedule at the end of the epoch, for /temperature."""
@@ -214,6 +227,7 @@ class Distiller:
                 steps = {
                     "step": np.arange(first_step, self.step, dtype=np.float64),
                     "temperature": np.asarray(sums.temperatures),
+                    **{name: np.asarray(values) for name, values in sums.step_series.items()},
                 }
                 self.recorder.append_epoch(
                     metrics, steps=steps, traces=self._probe_traces(epoch), groups=self._group_temperatures()

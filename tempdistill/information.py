@@ -33,7 +33,7 @@ def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins:
     probs = torch.softmax(logits.double(), dim=-1)
     confidence, predicted = probs.max(dim=-1)
     correct = (predicted == labels).double()
-    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64, device=probs.device)
     ece = 0.0
     for low, high in zip(edges[:-1], edges[1:]):
         inside = (confidence > low) & (confidence <= high)
@@ -52,7 +52,7 @@ def soft_label_mutual_information(logits: torch.Tensor, labels: torch.Tensor, te
     """
     probs = log_softmax(logits.double(), temperature).exp()
     k = probs.shape[-1]
-    joint = torch.zeros(k, k, dtype=torch.float64)
+    joint = torch.zeros(k, k, dtype=torch.float64, device=probs.device)
     joint.index_add_(0, labels.long(), probs)
     joint /= joint.sum()
     p_true = joint.sum(dim=1, keepdim=True)
@@ -69,8 +69,7 @@ def information_metrics(
     temperature: Temperature,
 ) -> Dict[str, float]:
     """The per-epoch information record: entropies at T and at 1, KL and its DKD split, ECE, MI."""
-    t = temperature.detach() if isinstance(temperature, torch.Tensor) else temperature
-    temperature = t
+    t = temperature = temperature.detach() if isinstance(temperature, torch.Tensor) else temperature
     teacher_log_p = log_softmax(teacher_logits, temperature)
     student_log_p = torch.log_softmax(student_tempered, dim=-1)
     tckd, nckd = dkd_parts(student_logits_t1, teacher_logits, labels, temperature)

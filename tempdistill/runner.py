@@ -105,7 +105,7 @@ def execute(
     steps_per_epoch = -(-split.x_train.shape[0] // config.distill.batch_size)
     schedule: Schedule = build_schedule(
         config.distill.temperature, config.distill.epochs, steps_per_epoch, split.num_classes
-    )
+    ).to(config.device)
 
     path = run_file_path(config, out_dir)
     recorder = RunRecorder(path, config.to_json(), {"name": config.name, "student_backend": config.student.backend})

@@ -68,6 +68,10 @@ class Schedule:
     def prepare(self, num_classes: int) -> None:
         """Called once the data's number of classes is known (builds learned parts)."""
 
+    def to(self, device: str | torch.device) -> "Schedule":
+        """Move learned parts to the run's device (before the optimiser is built)."""
+        return self
+
     def parameters(self) -> Iterable[torch.nn.Parameter]:
         """Trainable parameters (learned temperatures); none for fixed schedules."""
         return ()
@@ -254,6 +258,10 @@ class Learnable(Schedule):
     def value(self) -> torch.Tensor:
         return self.params.t_min + self.params.t_range * torch.sigmoid(self.theta)
 
+    def to(self, device: str | torch.device) -> "Schedule":
+        self.theta.data = self.theta.data.to(device)
+        return self
+
     def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
         strength = reversal_strength(epoch, self.total_epochs, self.params.max_reversal)
         return GradientReversal.apply(self.value(), strength)
@@ -302,6 +310,11 @@ class Instance(Schedule):
     def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
         self.epoch = epoch
         return self.params.init
+
+    def to(self, device: str | torch.device) -> "Schedule":
+        if self.net is not None:
+            self.net.to(device)
+        return self
 
     def per_sample(self, teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
         if self.net is None:
@@ -416,7 +429,12 @@ class Grouped(Schedule):
         self.spec = spec
 
     def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
-        return torch.as_tensor(self.inner(step, epoch, signals)) * self.factors
+        return torch.as_tensor(self.inner(step, epoch, signals), device=self.factors.device) * self.factors
+
+    def to(self, device: str | torch.device) -> "Schedule":
+        self.inner.to(device)
+        self.factors = self.factors.to(device)
+        return self
 
     def for_batch(self, temperature: Temperature, teacher_logits: torch.Tensor) -> Temperature:
         return self.inner.for_batch(temperature, teacher_logits)

@@ -55,6 +55,10 @@ class Student(nn.Module):
         """What the last forward pass measured (spike counts, synaptic ops); empty for dense."""
         return {}
 
+    def step_record(self) -> Dict[str, float]:
+        """Scalars worth a point per optimisation step (a spiking student's threshold trace)."""
+        return {}
+
     def capture_traces(self, x: torch.Tensor) -> Dict[str, Any]:
         """Per-time-step internals (spikes, membranes, thresholds) for probe inputs; none for dense."""
         return {}

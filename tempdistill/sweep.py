@@ -15,12 +15,20 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tempdistill.config import ConfigError, config_from_mapping, parse_override, set_path
+from tempdistill.config import (
+    ConfigError,
+    SweepConfig,
+    config_from_mapping,
+    parse_override,
+    set_path,
+    validate_section,
+)
 from tempdistill.record import read_run
+from tempdistill.runner import execute, plan_run
 from tempdistill.report import table
 
 EXECUTORS = ("local",)
@@ -77,8 +85,13 @@ def parse_grid(items: Sequence[str]) -> Dict[str, List[Any]]:
 
 
 def _label(value: Any) -> str:
+    """A short, distinct name part for a grid value; a section is named by all its items."""
     if isinstance(value, dict):
-        return value.get("schedule", "-".join(f"{k}{v}" for k, v in value.items()))
+        items = [str(value["schedule"])] if "schedule" in value else []
+        items += [f"{k}{_label(v)}" for k, v in sorted(value.items()) if k != "schedule"]
+        return "_".join(items)
+    if isinstance(value, list):
+        return "x".join(_label(v) for v in value)
     return str(value).replace(" ", "")
 
 
@@ -86,9 +99,7 @@ def plan_sweep(
     raw: Dict[str, Any], grid: Dict[str, List[Any]], seeds: Optional[List[int]], overrides: Sequence[str] = ()
 ) -> List[Job]:
     """Every (variant, grid point, seed) as a validated job; errors before anything runs."""
-    from tempdistill.runner import plan_run
-
-    section = raw.get("sweep") or {}
+    section = validate_section(SweepConfig, raw.get("sweep") or {}, "sweep").model_dump()
     base = {k: v for k, v in raw.items() if k != "sweep"}
     for text in overrides:
         key, value = parse_override(text)
@@ -113,19 +124,39 @@ def plan_sweep(
                 mapping["name"] = "-".join([name, *parts])
                 plan_run(config_from_mapping(mapping))  # validate all of it now, before the first run
                 jobs.append(Job(mapping["name"], seed, mapping))
+    seen: Dict[Tuple[str, int], int] = {}
+    for job in jobs:
+        key = (job.name, job.seed)
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:
+            raise ConfigError(f"sweep: two runs would both be named {job.name!r} (seed {job.seed}); make the variants differ")
     return jobs
 
 
 def _run_job(job: Job, out: str, threads: int) -> str:
+    """One job in a worker process, with its share of the CPU threads."""
     import torch
-
-    from tempdistill.runner import execute
 
     torch.set_num_threads(threads)
     return str(execute(config_from_mapping(job.mapping), out))
 
 
-def run_sweep(jobs: Sequence[Job], out: str, workers: int = 1, executor: str = "local", log=print) -> List[Path]:
+def _prepare_teachers(jobs: Sequence[Job], log: Callable[[str], None]) -> None:
+    """Train each distinct teacher once, here, so parallel workers only read the cache."""
+    from tempdistill.runner import prepare_teacher
+
+    seen = set()
+    for job in jobs:
+        config = config_from_mapping(job.mapping)
+        key = (config.teacher.model_dump_json(), config.data.model_dump_json(), config.seed)
+        if key not in seen:
+            seen.add(key)
+            prepare_teacher(config, log=log)
+
+
+def run_sweep(
+    jobs: Sequence[Job], out: str, workers: int = 1, executor: str = "local", log: Callable[[str], None] = print
+) -> List[Path]:
     """Run every job (in ``workers`` processes); returns the run files in job order."""
     if executor not in EXECUTORS:
         raise ConfigError(f"--executor: got {executor!r}; allowed: {', '.join(EXECUTORS)} (ray is not implemented yet)")
@@ -133,10 +164,12 @@ def run_sweep(jobs: Sequence[Job], out: str, workers: int = 1, executor: str = "
     paths: List[Path] = []
     if workers <= 1:
         for i, job in enumerate(jobs, 1):
-            paths.append(Path(_run_job(job, out, threads)))
+            paths.append(Path(execute(config_from_mapping(job.mapping), out)))
             log(f"[{i}/{len(jobs)}] {job.name} seed {job.seed}: {paths[-1]}")
         return paths
     import multiprocessing
+
+    _prepare_teachers(jobs, log)
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_run_job, job, out, threads) for job in jobs]

@@ -62,7 +62,7 @@ def train_teacher(
 
 def save_checkpoint(network: nn.Module, path: Path, options: Dict[str, Any], split: Split, facts: Dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # unique: parallel runs may save the same key
     torch.save(
         {
             "format": CHECKPOINT_FORMAT,

@@ -153,7 +153,8 @@ def test_bad_npz_rejected(capsys, make_config, tmp_path, arrays):
 
 
 def test_npz_missing_file_and_not_npz(capsys, make_config, tmp_path):
-    for path in (tmp_path / "absent.npz", tmp_path / "garbage.npz"):
+    np.save(tmp_path / "single.npy", np.zeros((4, 3)))
+    for path in (tmp_path / "absent.npz", tmp_path / "garbage.npz", tmp_path / "single.npy"):
         if path.name == "garbage.npz":
             path.write_bytes(b"this is not a zip archive")
         config = make_config({"data": {"name": "npz", "path": str(path)}})

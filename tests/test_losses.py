@@ -245,3 +245,16 @@ def test_policy_kl_shape_mismatch_and_bad_T():
         policy_kl(s, t[:, :3], 1.0)
     with pytest.raises(ValueError):
         policy_kl(s, t, -1.0)
+
+
+def test_dkd_loss_weights_its_parts_with_t_squared() -> None:
+    torch.manual_seed(3)
+    student, teacher = torch.randn(16, 10, dtype=torch.float64), torch.randn(16, 10, dtype=torch.float64)
+    labels = torch.randint(0, 10, (16,))
+    from tempdistill.losses import dkd_loss
+
+    tckd, nckd = dkd_parts(student, teacher, labels, 4.0, reduction="none")
+    expected = (16.0 * (1.0 * tckd + 8.0 * nckd)).mean()
+    assert torch.allclose(dkd_loss(student, teacher, labels, 4.0, alpha=1.0, beta=8.0), expected)
+    assert torch.allclose(dkd_loss(student, teacher, labels, 4.0, alpha=1.0, beta=0.0), 16.0 * tckd.mean())
+    assert dkd_loss(teacher, teacher, labels, 4.0) == pytest.approx(0.0, abs=1e-12)

@@ -93,3 +93,25 @@ def test_sweep_bad_input_exits_2(make_config, tmp_path: Path, capsys: pytest.Cap
     assert main(["sweep", str(config), "--executor", "ray", "--out", str(out), "--quiet"]) == 2
     assert "--executor" in capsys.readouterr().err
     assert not list(out.glob("*.h5"))
+
+
+def test_sweep_section_is_validated(tiny_config_data: dict) -> None:
+    raw = dict(tiny_config_data)
+    raw["sweep"] = {"sedds": [0, 1]}
+    with pytest.raises(ConfigError, match=r"^sweep\.sedds: unknown key"):
+        plan_sweep(raw, {}, None)
+    raw["sweep"] = {"variants": {"a": 3}}
+    with pytest.raises(ConfigError, match=r"^sweep\.variants\.a"):
+        plan_sweep(raw, {}, None)
+
+
+def test_grid_sections_get_distinct_names_and_clashes_are_refused(tiny_config_data: dict) -> None:
+    grid = parse_grid(["distill.temperature={schedule: constant, value: 2},{schedule: constant, value: 4}"])
+    names = {job.name for job in plan_sweep(dict(tiny_config_data), grid, [0])}
+    assert len(names) == 2
+    raw = dict(tiny_config_data)
+    raw["sweep"] = {"variants": {"a": {}, "b": {}}, "grid": {"distill.alpha": [0.5]}}
+    assert len(plan_sweep(raw, {}, [0])) == 2
+    clash = parse_grid(["distill.alpha=0.5,0.50"])
+    with pytest.raises(ConfigError, match="^sweep: two runs"):
+        plan_sweep(dict(tiny_config_data), clash, [0])
