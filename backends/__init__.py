@@ -20,6 +20,7 @@ _LOADED: Dict[str, Backend] = {}
 
 
 def known_backends() -> List[str]:
+    """Names a config may give as ``student.backend`` / ``teacher.backend``."""
     return sorted(_REGISTRY)
 
 

@@ -103,6 +103,7 @@ class ThetaLIFBox(LIFBoxCell):
 
 
 def make_neurons(size: int, options: SpikingOptions, spike_fn: SpikeFn) -> nn.Module:
+    """IAF when β = 1 (no leak to approximate), LIFBox otherwise."""
     if options.beta == 1.0:
         return ThetaIAF(size, options.reset, spike_fn)
     return ThetaLIFBox(size, options.beta, options.reset, spike_fn)

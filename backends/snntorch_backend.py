@@ -75,6 +75,7 @@ class ThetaLeaky(snn.Leaky):
 
 
 def make_neurons(size: int, options: SpikingOptions, spike_fn: SpikeFn) -> ThetaLeaky:
+    """One snnTorch layer of ``size`` neurons (β = 1 is integrate-and-fire)."""
     return ThetaLeaky(size, options.beta, options.reset, spike_fn)
 
 

@@ -23,9 +23,9 @@ def run_demo(config_path: Path, backends: Sequence[str], out: str, quiet: bool =
     from tempdistill.runner import echo, execute
 
     paths: List[Path] = []
+    base = load_config(config_path, list(extra))
     for backend in backends:
         for label, overrides in (("kd", []), ("no-kd", ["distill.alpha=0"])):
-            base = load_config(config_path, list(extra))
             config = load_config(
                 config_path,
                 [*extra, f"student.backend={backend}", f"name={base.name}-{backend}-{label}", *overrides],

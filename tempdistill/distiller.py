@@ -36,6 +36,7 @@ def temperature_value(temperature: Temperature) -> float:
 
 
 def detached(temperature: Temperature) -> Temperature:
+    """T without its graph (a learned T is recorded and reused, not differentiated twice)."""
     return temperature.detach() if isinstance(temperature, torch.Tensor) else temperature
 
 

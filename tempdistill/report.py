@@ -12,6 +12,7 @@ EPOCH_COLUMNS = ("epoch", "temperature", "loss", "kd_loss", "ce_loss", "kl", "te
 
 
 def format_value(value: Any) -> str:
+    """Numbers at a precision a table can be read at; missing values as '-'."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -26,6 +27,7 @@ def format_value(value: Any) -> str:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A plain aligned text table (first column left-aligned, numbers right-aligned)."""
     cells = [[str(h) for h in headers]] + [[format_value(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in cells]
@@ -119,6 +121,7 @@ def entropy_table(rows: Sequence[Dict[str, float]], num_classes: int) -> str:
 
 
 def entropy_plot(rows: Sequence[Dict[str, float]], num_classes: int, path: str | Path, title: str) -> Path:
+    """Entropy (mean ± std) against T on a log axis, with log K as the uniform ceiling."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -57,6 +57,7 @@ def plan_run(config: RunConfig) -> Plan:
 
 
 def run_file_path(config: RunConfig, out_dir: Optional[str]) -> Path:
+    """A new file name: name, backend, seed and UTC time, never overwriting an earlier run."""
     directory = Path(out_dir or config.record.dir)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     base = f"{config.name}-{config.student.backend}-s{config.seed}-{stamp}"
@@ -69,6 +70,7 @@ def run_file_path(config: RunConfig, out_dir: Optional[str]) -> Path:
 
 
 def student_arrays(student: torch.nn.Module) -> Dict[str, np.ndarray]:
+    """The state dict as numpy arrays (buffers included: thresholds are state)."""
     return {name: t.detach().cpu().numpy() for name, t in student.state_dict().items()}
 
 

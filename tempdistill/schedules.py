@@ -357,6 +357,7 @@ _REGISTRY: Dict[str, Type[Schedule]] = {}
 
 
 def register_schedule(cls: Type[Schedule]) -> Type[Schedule]:
+    """Make a schedule selectable by its ``name`` (also usable as a class decorator)."""
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -366,6 +367,7 @@ for _cls in (Constant, Linear, Cosine, Exponential, TwoPhase, Adaptive, Learnabl
 
 
 def known_schedules() -> List[str]:
+    """Built-in schedule names, as listed in error messages."""
     return sorted(_REGISTRY)
 
 
@@ -384,6 +386,7 @@ def _import_schedule(target: str) -> Type[Schedule]:
 
 
 def schedule_class(name: str) -> Type[Schedule]:
+    """A registered schedule by name, or a user's by import path 'package.module:ClassName'."""
     if name in _REGISTRY:
         return _REGISTRY[name]
     if ":" in name:

@@ -74,6 +74,7 @@ def split_top_level(text: str) -> List[str]:
 
 
 def parse_grid(items: Sequence[str]) -> Dict[str, List[Any]]:
+    """--grid KEY=V1,V2 items -> {key: [values]}, values typed as YAML."""
     grid: Dict[str, List[Any]] = {}
     for item in items:
         key, _ = parse_override(item.split("=", 1)[0] + "=x") if "=" in item else parse_override(item)
@@ -220,6 +221,7 @@ def summarize(paths: Sequence[Path]) -> List[Dict[str, Any]]:
 
 
 def summary_table(rows: Sequence[Dict[str, Any]]) -> str:
+    """The sweep summary as a text table, mean ± std over seeds."""
     def pm(pair: Tuple[float, float], digits: int) -> str:
         return f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}"
 

@@ -25,10 +25,12 @@ CHECKPOINT_FORMAT = 1
 
 
 def cache_dir() -> Path:
+    """Where trained teachers are kept; $TEMPDISTILL_CACHE overrides the project-local default."""
     return Path(os.environ.get(CACHE_ENV, ".cache/tempdistill")) / "teachers"
 
 
 def teacher_key(teacher: TeacherConfig, data: DataConfig, seed: int, split: Split) -> str:
+    """A hash of everything that determines the trained teacher (not its checkpoint path)."""
     facts = {
         "teacher": teacher.model_dump(mode="json", exclude={"checkpoint"}),
         "data": data.model_dump(mode="json"),
@@ -61,6 +63,7 @@ def train_teacher(
 
 
 def save_checkpoint(network: nn.Module, path: Path, options: Dict[str, Any], split: Split, facts: Dict[str, Any]) -> None:
+    """Weights plus what they fit (features, classes, options), written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # unique: parallel runs may save the same key
     torch.save(

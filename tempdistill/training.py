@@ -26,14 +26,17 @@ def batched_forward(model: nn.Module, x: torch.Tensor, batch_size: int = 512) ->
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy in eval mode."""
     return float((batched_forward(model, x).argmax(dim=-1) == y).float().mean())
 
 
 def parameter_count(model: nn.Module) -> int:
+    """Trainable and frozen parameters (buffers such as thresholds are not counted)."""
     return sum(p.numel() for p in model.parameters())
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so that a config always gives the same run."""
     import random
 
     import numpy as np
