@@ -58,6 +58,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from tempdistill.report import write_report
+
+    page = write_report(args.paths, args.out)
+    print(f"report: {page}")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from tempdistill.export import export_run
 
@@ -133,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="one table across runs (files or directories)")
     compare.add_argument("paths", nargs="+", help="run files or directories holding them")
     compare.set_defaults(handler=_cmd_compare)
+
+    report = sub.add_parser("report", help="PNG plots of runs (curves, spike rasters) and a Markdown page")
+    report.add_argument("paths", nargs="+", help="run files or directories holding them")
+    report.add_argument("--out", required=True, help="directory for the figures and index.md")
+    report.set_defaults(handler=_cmd_report)
 
     sweep = sub.add_parser("sweep", help="a config over a grid, its variants and seeds; summary table")
     sweep.add_argument("config", help="YAML config; its optional 'sweep' section names seeds, grid, variants")

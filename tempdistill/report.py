@@ -144,3 +144,82 @@ def entropy_plot(rows: Sequence[Dict[str, float]], num_classes: int, path: str |
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+REPORT_SERIES = (
+    ("val_accuracy", "held-out accuracy (eval T)"),
+    ("temperature", "temperature T (epoch mean)"),
+    ("kl", "teacher-student KL at T"),
+    ("kl_t1", "teacher-student KL at T = 1"),
+    ("student_entropy", "student soft-label entropy at T (nats)"),
+    ("spikes_per_sample", "spikes per sample (spiking students)"),
+)
+
+
+def _label(run: Dict[str, Any]) -> str:
+    cfg = run["config"]
+    return f"{cfg.get('name', Path(run['path']).stem)} s{cfg.get('seed', '?')}"
+
+
+def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
+    """PNG plots of the per-epoch series of every run, spike rasters, and a Markdown page.
+
+    The page holds the comparison table and links every figure, so a set of runs can be read
+    (or attached to a lab note) without opening Python.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = find_runs(paths)
+    if not files:
+        raise FileNotFoundError(f"no run files found in {', '.join(map(str, paths))}")
+    runs = [read_run(p) for p in files]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures: List[str] = []
+    for metric, title in REPORT_SERIES:
+        series = [(r, r["metrics"][metric]) for r in runs if len(r["metrics"].get(metric, [])) > 0]
+        if not series:
+            continue
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for run, values in series:
+            ax.plot(range(1, len(values) + 1), values, label=_label(run))
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+        fig.tight_layout()
+        name = f"{metric}.png"
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        figures.append(name)
+    for index, run in enumerate(runs):
+        if not run["traces"]:
+            continue
+        epoch = max(run["traces"])
+        layers = {k: v for k, v in run["traces"][epoch].items() if isinstance(v, dict) and "spikes" in v}
+        if not layers:
+            continue
+        fig, axes = plt.subplots(1, len(layers), figsize=(4 * len(layers), 3.2), squeeze=False)
+        for ax, (layer, arrays) in zip(axes[0], sorted(layers.items())):
+            spikes = arrays["spikes"][0]  # first probe sample: (time, neuron)
+            times, neurons = spikes.nonzero()
+            ax.scatter(times, neurons, s=4, marker="|")
+            ax.set_xlabel("time step")
+            ax.set_ylabel("neuron")
+            ax.set_title(f"{layer}, probe 0, epoch {epoch}")
+        fig.suptitle(_label(run), fontsize=9)
+        fig.tight_layout()
+        name = f"raster-{index}.png"
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        figures.append(name)
+    lines = ["# tempdistill report", "", f"{len(runs)} runs:", ""]
+    lines += [f"- `{r['path']}` ({r['status']})" for r in runs]
+    lines += ["", "```", compare_runs(files), "```", ""]
+    lines += [f"![{name}]({name})" for name in figures]
+    page = out / "index.md"
+    page.write_text("\n".join(lines) + "\n")
+    return page
