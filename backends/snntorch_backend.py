@@ -49,6 +49,7 @@ class ThetaLeaky(snn.Leaky):
         )
         self.spike_fn = spike_fn
         self.zero_reset = reset == "zero"
+        self.non_leaky = float(beta) == 1.0  # skip β·v: same numbers, two ops fewer per step
 
     def use_threshold(self, theta: torch.Tensor) -> None:
         self.threshold = theta
@@ -56,7 +57,7 @@ class ThetaLeaky(snn.Leaky):
     def _integrate(self, input_: torch.Tensor, mem: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         if mem is None or mem.shape != input_.shape:
             mem = torch.zeros_like(input_)
-        v = self.beta.clamp(0, 1) * mem + input_
+        v = mem + input_ if self.non_leaky else self.beta.clamp(0, 1) * mem + input_
         spk = self.spike_fn(v, self.threshold)
         fired = spk.detach()
         mem = v * (1.0 - fired) if self.zero_reset else v - fired * self.threshold
