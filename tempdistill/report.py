@@ -88,6 +88,7 @@ COMPARE_COLUMNS = (
     ("synops/sample", lambda r: r["eval"].get("synops_per_sample")),
     ("MACs/sample", lambda r: r["eval"].get("macs_per_sample")),
     ("energy_nJ(est)", lambda r: r["eval"].get("energy_nj_per_sample")),
+    ("latency_ms/sample", lambda r: r["eval"].get("student_latency_ms_per_sample")),
     ("wall_s", lambda r: r["eval"].get("wall_seconds", _last(r, "wall_seconds"))),
 )
 

@@ -23,9 +23,9 @@ from tempdistill.data import Split, load_split
 from tempdistill.distiller import Distiller
 from tempdistill.record import RunRecorder
 from tempdistill.schedules import Schedule, build_schedule
-from tempdistill.student import Backend
+from tempdistill.student import Backend, Student
 from tempdistill.teacher import obtain_teacher
-from tempdistill.training import accuracy, parameter_count, seed_everything
+from tempdistill.training import accuracy, batched_forward, parameter_count, seed_everything
 
 
 @dataclass
@@ -89,6 +89,21 @@ def prepare_teacher(
     return split, teacher, source
 
 
+def inference_latency_ms(model: torch.nn.Module, x: torch.Tensor, temperature: Optional[float] = None) -> float:
+    """Wall-clock milliseconds per sample of a batched forward pass on this machine (eval mode).
+
+    A software latency on the run's device, for comparing students run the same way; it says
+    nothing about neuromorphic hardware, where a spiking student's cost is its synaptic ops.
+    """
+    model.eval()
+    if temperature is not None and isinstance(model, Student):
+        model.set_temperature(temperature)
+    batched_forward(model, x[:64])  # warm-up: first calls pay one-off costs
+    started = time.perf_counter()
+    batched_forward(model, x)
+    return 1000.0 * (time.perf_counter() - started) / x.shape[0]
+
+
 def execute(
     config: RunConfig,
     out_dir: Optional[str] = None,
@@ -129,6 +144,8 @@ def execute(
             "eval_temperature": config.distill.eval_temperature,
         }
         eval_values["param_ratio"] = eval_values["student_params"] / eval_values["teacher_params"]
+        eval_values["student_latency_ms_per_sample"] = inference_latency_ms(student, split.x_test, config.distill.eval_temperature)
+        eval_values["teacher_latency_ms_per_sample"] = inference_latency_ms(teacher, split.x_test)
         eval_values.update({k: v for k, v in final.items() if k not in ("val_accuracy", "epoch", "wall_seconds")})
         recorder.write_eval(eval_values)
         if config.record.save_student:
