@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Type, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -32,6 +32,12 @@ class DataConfig(Strict):
     path: Optional[str] = None
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
     normalize: Literal["minmax", "standard", "none"] = "minmax"
+
+    @model_validator(mode="after")
+    def _npz_needs_path(self) -> "DataConfig":
+        if self.name == "npz" and not self.path:
+            raise ValueError("data.path: required when data.name is 'npz' (a .npz file with arrays X and y)")
+        return self
 
 
 class EnvConfig(Strict):
@@ -144,7 +150,9 @@ def _describe(error: Mapping[str, Any], root: str) -> str:
         return f"{path}: got {error.get('input')!r}; allowed: {ctx['expected']}"
     if kind == "missing":
         return f"{path}: required field is missing"
-    msg = error.get("msg", "invalid value")
+    msg = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if path and msg.startswith(path + "."):
+        return msg  # a section's validator already named the field inside it
     if not error.get("loc"):
         return f"{path or 'config'}: {msg}"
     return f"{path}: {msg} (got {error.get('input')!r})"

@@ -44,9 +44,7 @@ def _load_digits() -> Tuple[np.ndarray, np.ndarray]:
     return bunch.data.astype(np.float64), bunch.target.astype(np.int64)
 
 
-def _load_npz(path: str | None) -> Tuple[np.ndarray, np.ndarray]:
-    if not path:
-        raise ConfigError("data.path: required when data.name is 'npz' (a .npz file with arrays X and y)")
+def _load_npz(path: str) -> Tuple[np.ndarray, np.ndarray]:
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"data.path: file not found: {file}")

@@ -45,8 +45,6 @@ def plan_run(config: RunConfig) -> Plan:
         raise ConfigError(f"task: {config.task!r} is not available yet; allowed: 'classification'")
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: 'cuda' requested but no CUDA device is available; allowed here: 'cpu'")
-    if config.data.name == "npz" and not config.data.path:
-        raise ConfigError("data.path: required when data.name is 'npz' (a .npz file with arrays X and y)")
     teacher_backend = get_backend(config.teacher.backend, "teacher.backend")
     teacher_options = teacher_backend.validate(config.teacher.backend_options(), "teacher")
     student_backend = get_backend(config.student.backend, "student.backend")

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 import torch
 from torch import nn
@@ -42,22 +42,18 @@ def teacher_key(teacher: TeacherConfig, data: DataConfig, seed: int, split: Spli
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def train_teacher(
-    network: nn.Module, config: TeacherConfig, split: Split, seed: int, progress: Optional[Callable[[int, float], None]] = None
-) -> nn.Module:
+def train_teacher(network: nn.Module, config: TeacherConfig, split: Split, seed: int) -> nn.Module:
     """Plain cross-entropy training; deterministic for a given seed on CPU."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
-    for epoch in range(config.epochs):
+    for _ in range(config.epochs):
         network.train()
         for index in iterate_minibatches(split.x_train.shape[0], config.batch_size, generator):
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(network(split.x_train[index]), split.y_train[index])
             loss.backward()
             optimizer.step()
-        if progress is not None:
-            progress(epoch, float(loss))
     network.eval()
     return network
 
