@@ -3,12 +3,24 @@
 Every write goes to a copy of the file that atomically replaces the original once it is
 closed, so a run killed at any instant (even SIGKILL mid-write) leaves the last complete
 state: every finished epoch and ``status=running``. Reading never assumes a group exists.
+
+Parallel runs into one directory never share a file: the first state of a run is written to
+a temporary file of this process and *linked* to its final name, which the operating system
+refuses if the name exists (the next free ``-N`` name is tried), so choosing a name and
+creating the file is one atomic step and a run file holds its ``/config`` from its first
+byte. Temporary copies carry the process id, so two processes never write the same one.
+
+Format history: 1, the first layout; 2 adds ``/data`` (class labels, input normalisation),
+``status=interrupted``, the root attrs ``overrides`` and ``warnings``, per-epoch
+``silent.<layer>``/``saturated.<layer>`` flags, ``/eval`` teacher file and hash and
+``/eval/test_predictions``. Readers take both; a field a version lacks reads as absent.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import itertools
 import json
 import os
 import platform
@@ -16,14 +28,15 @@ import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional
 
 import h5py
 import numpy as np
 
 from tempdistill import __version__
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+STATUSES = ("running", "complete", "failed", "interrupted")
 _ENV_PACKAGES = ("torch", "snntorch", "norse", "gymnasium", "numpy", "h5py", "nir")
 
 
@@ -66,31 +79,55 @@ def _append(group: h5py.Group, name: str, values: np.ndarray, fill_to: int) -> N
 
 
 class RunRecorder:
-    """Writes one run's file. Created with ``status=running``; ``finish`` closes it."""
+    """Writes one run's file. Created with ``status=running``; ``finish`` closes it.
 
-    def __init__(self, path: str | Path, config_json: str, extra_attrs: Optional[Mapping[str, Any]] = None) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    ``RunRecorder(path, ...)`` claims exactly ``path`` (an existing file there is an error);
+    ``RunRecorder.create(directory, stem, ...)`` claims the first free ``stem[-N].h5``.
+    """
+
+    def __init__(
+        self, path: str | Path, config_json: str, extra_attrs: Optional[Mapping[str, Any]] = None,
+        *, _candidates: Optional[Iterator[Path]] = None,
+    ) -> None:
+        if not config_json or not json.loads(config_json):
+            raise ValueError("a run record needs its config (got an empty one)")
         self.epochs_written = 0
         self.steps_written = 0
-        tmp = self._tmp_path()
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["tempdistill_version"] = __version__
-            f.attrs["created"] = _utc_now()
-            f.attrs["status"] = "running"
-            for key, value in (extra_attrs or {}).items():
-                f.attrs[key] = value
-            f.create_dataset("config", data=config_json, dtype=h5py.string_dtype())
-            env = f.create_group("env")
-            for key, value in environment().items():
-                env.attrs[key] = value
-            for group in ("metrics", "steps", "eval"):
-                f.create_group(group)
-        os.replace(tmp, self.path)
+        self.warnings: List[str] = []
+        candidates = _candidates or iter([Path(path)])
+        first = next(candidates)
+        first.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _private_tmp(first)
+        try:
+            with h5py.File(tmp, "w") as f:
+                f.attrs["format_version"] = FORMAT_VERSION
+                f.attrs["tempdistill_version"] = __version__
+                f.attrs["created"] = _utc_now()
+                f.attrs["status"] = "running"
+                for key, value in (extra_attrs or {}).items():
+                    f.attrs[key] = value
+                f.create_dataset("config", data=config_json, dtype=h5py.string_dtype())
+                env = f.create_group("env")
+                for key, value in environment().items():
+                    env.attrs[key] = value
+                for group in ("metrics", "steps", "eval"):
+                    f.create_group(group)
+            self.path = _claim(tmp, itertools.chain([first], candidates))
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    @classmethod
+    def create(
+        cls, directory: str | Path, stem: str, config_json: str, extra_attrs: Optional[Mapping[str, Any]] = None
+    ) -> "RunRecorder":
+        """A new record at ``directory/stem.h5``, or ``stem-1.h5``, ... if taken (race-free)."""
+        directory = Path(directory)
+        names = itertools.chain([directory / f"{stem}.h5"], (directory / f"{stem}-{i}.h5" for i in itertools.count(1)))
+        return cls(directory / f"{stem}.h5", config_json, extra_attrs, _candidates=names)
 
     def _tmp_path(self) -> Path:
-        return self.path.with_name(f".{self.path.name}.writing")
+        return _private_tmp(self.path)
 
     @contextlib.contextmanager
     def edit(self) -> Iterator[h5py.File]:
@@ -104,6 +141,12 @@ class RunRecorder:
         finally:
             if tmp.exists():
                 tmp.unlink()
+
+    def add_warning(self, message: str) -> None:
+        """Keep a warning with the run (root attr ``warnings``, a JSON list), at once."""
+        self.warnings.append(message)
+        with self.edit() as f:
+            f.attrs["warnings"] = json.dumps(self.warnings)
 
     def append_epoch(
         self,
@@ -154,11 +197,44 @@ class RunRecorder:
                 group.attrs[key] = value
 
     def finish(self, status: str = "complete", error: Optional[str] = None) -> None:
+        """Close the record as ``complete``, ``failed`` or ``interrupted`` (with why)."""
+        if status not in STATUSES[1:]:
+            raise ValueError(f"status: got {status!r}; allowed: {', '.join(STATUSES[1:])}")
         with self.edit() as f:
             f.attrs["status"] = status
             f.attrs["finished"] = _utc_now()
             if error is not None:
                 f.attrs["error"] = error
+
+
+def _private_tmp(path: Path) -> Path:
+    """A temporary name next to ``path`` that no other process uses."""
+    return path.with_name(f".{path.name}.{os.getpid()}.writing")
+
+
+def _claim(tmp: Path, candidates: Iterable[Path]) -> Path:
+    """Give ``tmp`` the first free name among ``candidates``, atomically; returns that name.
+
+    ``os.link`` fails if the name exists, so two processes can never claim the same one.
+    Where a file system has no hard links, an exclusive create reserves the name first.
+    """
+    tried: List[Path] = []
+    for candidate in candidates:
+        tried.append(candidate)
+        try:
+            os.link(tmp, candidate)
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError:
+            try:
+                fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                continue
+            os.close(fd)
+            os.replace(tmp, candidate)
+            return candidate
+    raise FileExistsError(f"a run file already exists at {tried[-1]}")
 
 
 def _write_array(group: h5py.Group, name: str, array: np.ndarray) -> None:
@@ -193,6 +269,15 @@ def _arrays(group: h5py.Group) -> Dict[str, Any]:
     return out
 
 
+def is_run_file(f: h5py.File) -> bool:
+    """Whether an open HDF5 file was written by ``RunRecorder`` (any format version).
+
+    Every version writes ``format_version``, ``status`` and ``/config`` in the file's first
+    state, so a file with none of them (an exported NIR graph, a user's data) is not a run.
+    """
+    return any(key in f.attrs for key in ("format_version", "status")) or "config" in f
+
+
 def read_run(path: str | Path) -> Dict[str, Any]:
     """The run as plain Python/numpy objects. Missing groups come back empty, never raise."""
     path = Path(path)
@@ -203,8 +288,15 @@ def read_run(path: str | Path) -> Dict[str, Any]:
     except OSError as exc:
         raise ValueError(f"{path} is not a readable HDF5 run file ({exc})") from None
     with f:
+        if not is_run_file(f):
+            raise ValueError(f"{path} is an HDF5 file but not a tempdistill run (no run status, format version or config)")
         run: Dict[str, Any] = {"path": str(path), "attrs": _attrs(f)}
         run["status"] = run["attrs"].get("status", "unknown")
+        run["format_version"] = int(run["attrs"].get("format_version", 1))
+        try:
+            run["warnings"] = json.loads(run["attrs"].get("warnings", "[]"))
+        except (TypeError, json.JSONDecodeError):
+            run["warnings"] = []
         config_text = f["config"][()] if "config" in f else b"{}"
         config_text = config_text.decode() if isinstance(config_text, bytes) else config_text
         try:
@@ -212,9 +304,10 @@ def read_run(path: str | Path) -> Dict[str, Any]:
         except json.JSONDecodeError:
             run["config"] = {}
         run["env"] = _attrs(f["env"]) if "env" in f else {}
-        for group in ("metrics", "steps", "temperature", "episodes", "student"):
+        for group in ("metrics", "steps", "temperature", "episodes", "student", "data"):
             run[group] = _arrays(f[group]) if group in f else {}
         run["student_attrs"] = _attrs(f["student"]) if "student" in f else {}
+        run["data_attrs"] = _attrs(f["data"]) if "data" in f else {}
         run["eval"] = {**_attrs(f["eval"]), **_arrays(f["eval"])} if "eval" in f else {}
         traces = f["traces"] if "traces" in f else {}
         run["traces"] = {int(k): _arrays(v) for k, v in traces.items()} if traces else {}

@@ -51,7 +51,7 @@ def test_metrics_appended_per_epoch_then_complete(tmp_path):
     assert run["eval"]["student_accuracy"] == pytest.approx(0.7)
     assert run["eval"]["teacher_source"] == "trained"
     np.testing.assert_array_equal(run["eval"]["confusion"], np.eye(3))
-    assert not (tmp_path / ".run.h5.writing").exists()
+    assert not list(tmp_path.glob(".*writing"))
 
 
 def test_series_first_seen_late_is_nan_padded(tmp_path):
@@ -102,13 +102,21 @@ def test_failed_write_leaves_last_good_state(tmp_path):
 
 
 # ---------------------------------------------------------------- partial / foreign files
-def test_read_run_on_file_with_no_groups(tmp_path):
+def test_read_run_refuses_an_hdf5_file_that_is_not_a_run(tmp_path):
     path = tmp_path / "bare.h5"
-    with h5py.File(path, "w"):
-        pass
+    with h5py.File(path, "w") as f:
+        f.create_dataset("weights", data=np.ones(3))
+    with pytest.raises(ValueError, match="not a tempdistill run"):
+        read_run(path)
+
+
+def test_read_run_on_a_run_file_with_only_its_status(tmp_path):
+    path = tmp_path / "status-only.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["status"] = "running"
     run = read_run(path)
-    assert run["status"] == "unknown"
-    for key in ("config", "env", "metrics", "steps", "eval", "traces", "student", "temperature", "episodes"):
+    assert run["status"] == "running" and run["format_version"] == 1
+    for key in ("config", "env", "metrics", "steps", "eval", "traces", "student", "temperature", "episodes", "data"):
         assert run[key] == {}, key
 
 
@@ -137,12 +145,16 @@ def test_read_run_bad_paths(tmp_path):
 def test_show_and_compare_survive_partial_files(tmp_path):
     from tempdistill.report import compare_runs, show_run
 
-    bare = tmp_path / "bare.h5"
-    with h5py.File(bare, "w"):
-        pass
+    bare = tmp_path / "bare.h5"  # a run file whose writer died after its very first attribute
+    with h5py.File(bare, "w") as f:
+        f.attrs["format_version"] = 1
+    foreign = tmp_path / "weights.h5"  # not a run: passed over in a directory
+    with h5py.File(foreign, "w") as f:
+        f.create_dataset("w", data=np.ones(2))
     partial = tmp_path / "partial.h5"
     RunRecorder(partial, CONFIG_JSON).append_epoch(epoch_metrics(0))
     for p in (bare, partial):
         assert "status" in show_run(p)
     text = compare_runs([tmp_path])
     assert "running" in text and "unknown" in text
+    assert len(text.splitlines()) == 2 + 2  # header, rule, two runs: weights.h5 is not one
