@@ -21,4 +21,4 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf runs .cache .pytest_cache
+	rm -rf runs .pytest_cache

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Literal, NamedTuple, Tuple
+from typing import Any, Callable, Dict, Literal, NamedTuple, Optional, Tuple
 
 import nir
 import numpy as np
@@ -32,7 +32,9 @@ with warnings.catch_warnings():
 
 from backends.spiking_base import SpikingBackend
 from spiking.network import SpikingStudentMixin
+from spiking.encoders import encode
 from spiking.nir_graph import NIR_DT, normalise_graph
+from spiking.readout import readout
 from spiking.options import DEFAULT_SLOPE, SpikingOptions
 from spiking.surrogate import SpikeFn, make_spike_fn
 from tempdistill.config import Strict
@@ -139,7 +141,7 @@ class NorseBackend(SpikingBackend):
     Options = NorseOptions
     StudentClass = NorseStudent
 
-    def export_nir(self, student: NorseStudent, path: str) -> nir.NIRGraph:
+    def export_nir(self, student: NorseStudent, path: str, metadata: Optional[Dict[str, str]] = None) -> nir.NIRGraph:
         """Write the student (at its currently applied thresholds) as a NIR graph.
 
         As for snnTorch: the graph's input is the encoded input per step, and the readout
@@ -153,8 +155,36 @@ class NorseBackend(SpikingBackend):
             graph = to_nir(net, torch.zeros(student.widths[0]), dt=NIR_DT)
         _fix_norse_tau(graph, NIR_DT)
         normalise_graph(graph, {"reset": student.options.reset, "steps": str(student.options.steps)})
+        graph.metadata = {**(graph.metadata or {}), **(metadata or {})}
         nir.write(path, graph)
         return graph
+
+
+    def nir_forward(self, path: str, describe: Dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A NIR file as ``x (B, F) -> tempered logits (B, K)``: encoder, time loop, readout.
+
+        ``describe`` is the student's ``describe()`` saved with the export: it names the
+        encoder, steps, readout and θ0 that are not part of a NIR graph.
+        """
+        graph = nir.read(path)
+        net = load_nir(path, surrogate=describe.get("surrogate", "fast_sigmoid").split("(")[0])
+        last = next(src for src, dst in graph.edges if dst == "output")  # the output neurons
+        theta = torch.as_tensor(np.asarray(graph.nodes[last].v_threshold, dtype=np.float32))
+        theta0 = torch.full_like(theta, float(describe["theta0"]))
+        steps, encoder, kind = int(describe["steps"]), describe["encoder"], describe["readout"]
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            inputs = encode(x, steps, encoder)
+            state, count = None, torch.zeros(x.shape[0], theta.numel())
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for t in range(steps):
+                    out, state = net(inputs[t], state)
+                    count = count + out
+            membrane = state.state[last][0].v
+            return readout(count, membrane, theta, theta0, steps, kind)
+
+        return forward
 
 
 def _text(value: Any) -> str:

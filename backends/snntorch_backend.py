@@ -13,7 +13,7 @@ shared code in ``spiking/``; this module only adapts the library.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal, Optional, Tuple
+from typing import Any, Dict, Literal, Optional, Tuple
 
 import nir
 import numpy as np
@@ -104,7 +104,7 @@ class SnnTorchBackend(SpikingBackend):
     Options = SnnTorchOptions
     StudentClass = SnnTorchStudent
 
-    def export_nir(self, student: SnnTorchStudent, path: str) -> nir.NIRGraph:
+    def export_nir(self, student: SnnTorchStudent, path: str, metadata: Optional[Dict[str, str]] = None) -> nir.NIRGraph:
         """Write the student (at its currently applied thresholds) as a NIR graph.
 
         The exported graph's input is the encoder's output per time step (the analog features
@@ -120,5 +120,6 @@ class SnnTorchBackend(SpikingBackend):
             with np.errstate(divide="ignore", invalid="ignore"):
                 graph = export_to_nir(net, sample, ignore_dims=[0])
         normalise_graph(graph, {"reset": student.options.reset, "steps": str(student.options.steps)})
+        graph.metadata = {**(graph.metadata or {}), **(metadata or {})}
         nir.write(path, graph)
         return graph

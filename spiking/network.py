@@ -42,6 +42,28 @@ class NeuronLayer(Protocol):
 
 NeuronFactory = Callable[[int, SpikingOptions, SpikeFn], nn.Module]
 
+# A layer whose neurons fired on at least this fraction of all steps is called saturated.
+SATURATED_RATE = 0.99
+
+
+class EpochActivity:
+    """Spike totals per layer over one epoch's training passes (for silent/saturated alarms)."""
+
+    def __init__(self, n_layers: int) -> None:
+        self.spikes: List[Any] = [0.0] * n_layers  # tensors once added: no device sync per step
+        self.neurons = [0] * n_layers
+        self.samples = 0
+
+    def add(self, counts: List[torch.Tensor], batch: int) -> None:
+        for i, count in enumerate(counts):
+            self.spikes[i] = self.spikes[i] + count.sum()
+            self.neurons[i] = int(count.shape[-1])
+        self.samples += batch
+
+    def rate(self, layer: int, steps: int) -> float:
+        """Spikes per neuron per step, averaged over the epoch's samples."""
+        return float(self.spikes[layer]) / max(self.samples * self.neurons[layer] * steps, 1)
+
 
 @dataclass
 class Simulation:
@@ -76,6 +98,7 @@ class SpikingStudentMixin(nn.Module):
         self._last: Optional[Simulation] = None
         self._last_train: Optional[Simulation] = None  # homeostasis reads rates of training passes only
         self._last_batch = 1
+        self._epoch_activity = EpochActivity(len(self.widths) - 1)
 
     # --- temperature -------------------------------------------------------------------
     def _layer_temperatures(self, temperature: Any) -> List[Any]:
@@ -146,7 +169,31 @@ class SpikingStudentMixin(nn.Module):
         self._last, self._last_batch = sim, x.shape[0]
         if self.training:
             self._last_train = sim
+            self._epoch_activity.add(sim.counts, x.shape[0])
         return sim.logits
+
+    def activity_check(self) -> Tuple[Dict[str, float], List[Tuple[str, str]]]:
+        """Silent or saturated layers over this epoch's training passes, with what to change."""
+        activity, self._epoch_activity = self._epoch_activity, EpochActivity(len(self.widths) - 1)
+        if activity.samples == 0:
+            return {}, []
+        flags: Dict[str, float] = {}
+        alarms: List[Tuple[str, str]] = []
+        for i, (name, trace) in enumerate(zip(self.layer_names, self.thresholds)):
+            rate = activity.rate(i, self.options.steps)
+            silent, saturated = rate == 0.0, rate >= SATURATED_RATE
+            flags[f"silent.{name}"], flags[f"saturated.{name}"] = float(silent), float(saturated)
+            theta = float(trace.applied.mean())
+            where = f"{name} layer ({'output thresholds θ0·T' if name == 'output' else 'thresholds'} ≈ {theta:.3g})"
+            knob = "student.theta0" if name == "output" else "student.hidden_threshold"
+            if silent:
+                alarms.append((f"silent.{name}", f"{where} fired no spike in a whole epoch: its input current never "
+                               f"reaches threshold; lower {knob}, lower the temperature, or scale the inputs up "
+                               "(data.normalize)"))
+            elif saturated:
+                alarms.append((f"saturated.{name}", f"{where} fired at every step in a whole epoch (rate {rate:.2f}): "
+                               f"its readout cannot rank classes; raise {knob} or scale the inputs down"))
+        return flags, alarms
 
     # --- what was measured -----------------------------------------------------------------
     def measurements(self) -> Dict[str, torch.Tensor]:

@@ -11,37 +11,48 @@ from tempdistill.config import ConfigError
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from tempdistill.config import load_config
+    from tempdistill.interrupt import EXIT_INTERRUPTED, StopRequest, stop_on_signals
+    from tempdistill.record import read_run
     from tempdistill.runner import echo, execute
 
     config = load_config(args.config, args.set or [])
     log = (lambda _: None) if args.quiet else echo
-    progress: Optional[Callable[[int, dict], None]] = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bars: list = []
-
-        def show_progress(epoch: int, metrics: dict) -> None:
-            # Created at the first finished epoch, so that a user error found while the run is
-            # being set up (data, checkpoint, backend) prints as one clean line.
-            if not bars:
-                bars.append(tqdm(total=config.distill.epochs, desc=f"{config.name} [{config.student.backend}]",
-                                 unit="epoch", file=sys.stderr))
-            bar = bars[0]
-            bar.set_postfix(T=f"{metrics['temperature']:.2f}", acc=f"{metrics['val_accuracy']:.4f}")
-            bar.update(1)
-            if epoch == config.distill.epochs - 1:
-                bar.close()
-
-        progress = show_progress
-
-    path = execute(config, args.out, log=log, on_epoch=progress)
-    from tempdistill.record import read_run
-
+    bar = None if args.quiet else EpochBar(config.distill.epochs, f"{config.name} [{config.student.backend}]")
+    stop = StopRequest()
+    try:
+        with stop_on_signals(stop):
+            path = execute(config, args.out, log=log, on_epoch=bar, stop=stop, overrides=args.set or [])
+    finally:
+        if bar is not None:
+            bar.close()
     run = read_run(path)
+    if run["status"] == "interrupted":
+        print(f"tempdistill run: {run['attrs'].get('error', 'interrupted')}; partial run kept (student saved, "
+              f"status=interrupted): {path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"student accuracy {run['eval']['student_accuracy']:.4f}  teacher accuracy "
           f"{run['eval']['teacher_accuracy']:.4f}  record {path}")
     return 0
+
+
+class EpochBar:
+    """A progress bar over epochs, opened at the first finished epoch, so that a user error
+    found while the run is set up (data, checkpoint, backend) prints as one clean line."""
+
+    def __init__(self, epochs: int, description: str) -> None:
+        self.epochs, self.description, self.bar = epochs, description, None
+
+    def __call__(self, epoch: int, metrics: dict) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.epochs, desc=self.description, unit="epoch", file=sys.stderr)
+        self.bar.set_postfix(T=f"{metrics['temperature']:.2f}", acc=f"{metrics['val_accuracy']:.4f}")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -52,8 +63,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from tempdistill.report import compare_runs
+    from tempdistill.report import compare_runs, find_runs
 
+    if not find_runs(args.paths):
+        raise FileNotFoundError(f"no run files found in {', '.join(args.paths)}")
     print(compare_runs(args.paths))
     return 0
 
@@ -101,6 +114,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tempdistill.config import read_yaml
+    from tempdistill.interrupt import EXIT_INTERRUPTED
     from tempdistill.runner import echo
     from tempdistill.sweep import parse_grid, parse_seeds, plan_sweep, run_sweep, summarize, summary_table, verdicts
 
@@ -111,16 +125,22 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     out = args.out or str(Path(raw.get("record", {}).get("dir", "runs")) / f"sweep-{raw.get('name', 'sweep')}")
     if not args.quiet:
         echo(f"sweep: {len(jobs)} runs into {out}")
-    paths = run_sweep(jobs, out, args.jobs, args.executor, log=(lambda _: None) if args.quiet else echo)
-    rows = summarize(paths)
-    text = summary_table(rows)
+    outcome = run_sweep(jobs, out, args.jobs, args.executor, log=(lambda _: None) if args.quiet else echo)
+    rows = summarize(outcome.paths)
+    text = summary_table(rows) if rows else "no run completed"
     verdict = verdicts(rows)
     print(text)
     if verdict:
         print()
         print(verdict)
-    Path(out, "summary.txt").write_text(text + "\n\n" + verdict + "\n")
-    return 0
+    ending = outcome.describe()
+    if ending:
+        print()
+        print(ending)
+    Path(out, "summary.txt").write_text("\n\n".join(part for part in (text, verdict, ending) if part) + "\n")
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if outcome.failures else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,10 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from tempdistill.interrupt import EXIT_INTERRUPTED, Interrupted
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
+    except BrokenPipeError:
+        # The reader went away (``show RUN | head``): stop quietly, as a Unix filter does.
+        _silence_stdout()
+        return 141
+    except (Interrupted, KeyboardInterrupt) as exc:
+        kept = getattr(exc, "path", None)
+        detail = str(exc) if isinstance(exc, Interrupted) else "interrupted"
+        print(f"tempdistill {args.command}: {detail}" + (f"; partial run kept: {kept}" if kept else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (ConfigError, FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError, PermissionError) as exc:
         # Paths the user named (config, data, --out, record.dir) that cannot be used as asked.
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -189,6 +220,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"tempdistill {args.command}: error: {exc}", file=sys.stderr)
             return 2
         raise
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

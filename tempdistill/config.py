@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Type, TypeVar
 
@@ -34,9 +36,14 @@ class DataConfig(Strict):
     normalize: Literal["minmax", "standard", "none"] = "minmax"
 
     @model_validator(mode="after")
-    def _npz_needs_path(self) -> "DataConfig":
+    def _path_only_for_npz(self) -> "DataConfig":
         if self.name == "npz" and not self.path:
             raise ValueError("data.path: required when data.name is 'npz' (a .npz file with arrays X and y)")
+        if self.name != "npz" and self.path:
+            raise ValueError(
+                f"data.path: only read when data.name is 'npz', but data.name is {self.name!r}; "
+                "set data.name=npz to train on the file, or drop data.path"
+            )
         return self
 
 
@@ -123,9 +130,14 @@ class SweepConfig(Strict):
     variants: Dict[str, Dict[str, Any]] = Field(default_factory=dict)
 
 
+RUN_NAME_CHARACTERS = "letters, digits and . _ - + ="
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
+MAX_SEED = 2**32 - 1  # NumPy's seeding range
+
+
 class RunConfig(Strict):
     name: str = Field("run", min_length=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     device: Literal["cpu", "cuda"] = "cpu"
     task: Literal["classification", "policy"] = "classification"
     data: DataConfig = Field(default_factory=DataConfig)
@@ -135,6 +147,14 @@ class RunConfig(Strict):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     record: RecordConfig = Field(default_factory=RecordConfig)
     sweep: Optional[SweepConfig] = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_file_name(cls, name: str) -> str:
+        # The name starts the run file's name: a '/' would silently create a subdirectory.
+        if not _RUN_NAME.fullmatch(name):
+            raise ValueError(f"may only hold {RUN_NAME_CHARACTERS}, starting with a letter or digit (it names the run file)")
+        return name
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -206,21 +226,45 @@ def apply_overrides(data: Dict[str, Any], overrides: Sequence[str]) -> Dict[str,
     return result
 
 
+# Keys whose values are file system paths; in a config file they are relative to that file.
+PATH_KEYS = ("data.path", "teacher.checkpoint", "record.dir")
+
+
 def read_yaml(path: str | Path) -> Dict[str, Any]:
-    """A config file's raw mapping; errors name the file (and line for bad YAML)."""
+    """A config file's raw mapping; errors name the file (and line for bad YAML).
+
+    Relative paths written in the file (``PATH_KEYS``) are resolved against the file's own
+    directory, so a config means the same thing from any working directory. Paths given on
+    the command line (``--set``, ``--out``) stay relative to the shell's directory.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config: {path} is a directory; expected a YAML config file")
     if not path.is_file():
         raise ConfigError(f"config: file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(f"config: {path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"config: {path} is not valid YAML{where}") from None
+    if data is None:
+        raise ConfigError(f"config: {path} is empty; it needs at least a name and a student section")
     if not isinstance(data, dict):
         raise ConfigError(f"config: {path} must hold a mapping of sections, got {type(data).__name__}")
+    return resolve_paths(data, path.resolve().parent)
+
+
+def resolve_paths(data: Dict[str, Any], base: Path) -> Dict[str, Any]:
+    """Make the relative ``PATH_KEYS`` of a raw mapping absolute against ``base``."""
+    for key in PATH_KEYS:
+        section, _, leaf = key.partition(".")
+        node = data.get(section)
+        if isinstance(node, dict) and isinstance(node.get(leaf), str) and node[leaf]:
+            value = Path(node[leaf]).expanduser()
+            node[leaf] = os.path.normpath(value if value.is_absolute() else base / value)
     return data
 
 

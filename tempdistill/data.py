@@ -2,19 +2,51 @@
 
 Splits are stratified and seeded; normalisation statistics come from the training split only
 so the held-out score is honest.
+
+Class labels may be any integers (iris labelled 1–3, labels {0, 1, 9}, {-1, 1}): they are
+mapped, in sorted order, to the indices 0…K−1 the networks use, and the mapping
+(``Split.class_labels``) is recorded with the run and carried by its exports, so a
+prediction is reported in the user's own labels. K is the number of distinct labels, never
+``max(y) + 1``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
 from tempdistill.config import ConfigError, DataConfig
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """x ↦ (x − offset)/scale, fitted on the training split; exported with the student."""
+
+    kind: str
+    offset: np.ndarray
+    scale: np.ndarray
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, dtype=np.float64) - self.offset) / self.scale
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, "offset": np.asarray(self.offset).tolist(),
+                           "scale": np.asarray(self.scale).tolist()})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Normalizer":
+        data = json.loads(text)
+        return cls(data["kind"], np.asarray(data["offset"], dtype=np.float64), np.asarray(data["scale"], dtype=np.float64))
+
+
+IDENTITY = Normalizer("none", np.zeros(()), np.ones(()))
 
 
 @dataclass(frozen=True)
@@ -25,6 +57,8 @@ class Split:
     y_test: torch.Tensor
     num_classes: int
     name: str
+    normalizer: Normalizer = IDENTITY
+    class_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def input_dim(self) -> int:
@@ -33,8 +67,19 @@ class Split:
     def to(self, device: str) -> "Split":
         return Split(
             self.x_train.to(device), self.y_train.to(device), self.x_test.to(device), self.y_test.to(device),
-            self.num_classes, self.name,
+            self.num_classes, self.name, self.normalizer, self.class_labels,
         )
+
+    def record(self) -> Dict[str, Any]:
+        """What a run keeps of its data (``/data``): enough to feed and read its student later."""
+        return {
+            "name": self.name,
+            "class_labels": np.asarray(self.class_labels, dtype=np.int64),
+            "normalization": self.normalizer.to_json(),
+            "n_train": int(self.x_train.shape[0]),
+            "n_test": int(self.x_test.shape[0]),
+            "input_dim": self.input_dim,
+        }
 
 
 def _load_digits() -> Tuple[np.ndarray, np.ndarray]:
@@ -73,36 +118,66 @@ def _load_npz(path: str) -> Tuple[np.ndarray, np.ndarray]:
             y = y.astype(np.int64)
         else:
             raise ConfigError(f"data.path: y must hold integer class labels, got dtype {y.dtype}")
-    if y.min() < 0:
-        raise ConfigError("data.path: y labels must be >= 0")
     return x.astype(np.float64), y.astype(np.int64)
 
 
-def _normalize(x_train: np.ndarray, x_test: np.ndarray, how: str) -> Tuple[np.ndarray, np.ndarray]:
+def fit_normalizer(x_train: np.ndarray, how: str) -> Normalizer:
+    """Normalisation statistics from the training split only."""
     if how == "minmax":
-        low, high = x_train.min(), x_train.max()
-        scale = (high - low) or 1.0
-        return (x_train - low) / scale, (x_test - low) / scale
+        low, high = float(x_train.min()), float(x_train.max())
+        return Normalizer(how, np.asarray(low), np.asarray((high - low) or 1.0))
     if how == "standard":
         mean, std = x_train.mean(axis=0), x_train.std(axis=0)
         std[std == 0] = 1.0
-        return (x_train - mean) / std, (x_test - mean) / std
-    return x_train, x_test
+        return Normalizer(how, mean, std)
+    return IDENTITY
 
 
-def load_split(config: DataConfig, seed: int) -> Split:
-    """The train/held-out split named by the config, as float32/int64 tensors."""
+def load_arrays(config: DataConfig) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All samples as (X, class indices 0…K−1, the user's label of each index)."""
     x, y = _load_digits() if config.name == "digits" else _load_npz(config.path)
-    num_classes = int(y.max()) + 1
-    counts = np.bincount(y, minlength=num_classes)
-    stratify = y if counts[counts > 0].min() >= 2 else None
+    class_labels, indices = np.unique(y, return_inverse=True)
+    if class_labels.size < 2:
+        raise ConfigError(f"data.path: y holds a single class label {class_labels.tolist()}; classification needs at least 2")
+    return x, indices.astype(np.int64), class_labels.astype(np.int64)
+
+
+def raw_split(config: DataConfig, seed: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_test, y_test, class_labels) before normalisation, as the run splits them."""
+    x, y, class_labels = load_arrays(config)
+    counts = np.bincount(y, minlength=class_labels.size)
+    stratify = y if counts.min() >= 2 else None
     try:
         x_train, x_test, y_train, y_test = train_test_split(
             x, y, test_size=config.test_fraction, random_state=seed, stratify=stratify
         )
     except ValueError as exc:
         raise ConfigError(f"data.test_fraction: cannot split {len(y)} samples ({exc})") from None
-    x_train, x_test = _normalize(x_train, x_test, config.normalize)
-    as_x = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    return x_train, y_train, x_test, y_test, class_labels
+
+
+def load_split(config: DataConfig, seed: int) -> Split:
+    """The train/held-out split named by the config, as float32/int64 tensors."""
+    x_train, y_train, x_test, y_test, class_labels = raw_split(config, seed)
+    normalizer = fit_normalizer(x_train, config.normalize)
+    as_x = lambda a: torch.as_tensor(normalizer.apply(a), dtype=torch.float32)  # noqa: E731
     as_y = lambda a: torch.as_tensor(a, dtype=torch.long)  # noqa: E731
-    return Split(as_x(x_train), as_y(y_train), as_x(x_test), as_y(y_test), num_classes, config.name)
+    return Split(as_x(x_train), as_y(y_train), as_x(x_test), as_y(y_test), int(class_labels.size), config.name,
+                 normalizer, class_labels)
+
+
+def data_fingerprint(config: DataConfig) -> Dict[str, Any]:
+    """What identifies the data (for the teacher cache): the config, and a user file's content
+    hash instead of its path, so a moved file still hits the cache and an edited one does not."""
+    facts = config.model_dump(mode="json", exclude={"path"})
+    if config.path:
+        facts["sha256"] = file_sha256(config.path)
+    return facts
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -2,7 +2,8 @@
 
 It asks the schedule for T at every step, hands T to the student (which applies it its own
 way), trains on the shared objective, and after every epoch measures the student on the
-held-out split and commits the epoch to the record.
+held-out split and commits the epoch to the record. Between epochs it reads a stop request
+(``tempdistill.interrupt``): a run asked to stop ends after the epoch it is in, recorded.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import nn
 from tempdistill.config import DistillConfig, TracesConfig
 from tempdistill.data import Split
 from tempdistill.information import information_metrics
+from tempdistill.interrupt import NEVER, StopRequest
 from tempdistill.losses import distillation_objective
 from tempdistill.record import RunRecorder
 from tempdistill.schedules import Schedule
@@ -74,6 +76,8 @@ class Distiller:
         seed: int,
         traces: Optional[TracesConfig] = None,
         on_epoch: Optional[EpochCallback] = None,
+        stop: StopRequest = NEVER,
+        warn: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.student = student
         self.teacher = teacher.eval()
@@ -83,6 +87,10 @@ class Distiller:
         self.recorder = recorder
         self.traces = traces
         self.on_epoch = on_epoch
+        self.stop = stop
+        self.warn = warn
+        self.stopped_early = False
+        self.alarmed: Dict[str, Optional[int]] = {}  # flag -> epoch it was raised (None: cleared)
         self.generator = torch.Generator().manual_seed(seed)
         self.teacher_train_logits = batched_forward(teacher, split.x_train)
         self.teacher_test_logits = batched_forward(teacher, split.x_test)
@@ -205,13 +213,34 @@ class Distiller:
             return {"temperature": {f"class_{k}": float(v) for k, v in enumerate(t.tolist())}}
         return {}
 
+    def _raise_alarms(self, epoch: int, flags: Dict[str, float], alarms: List[tuple]) -> None:
+        """Warn once per flag, and once when it clears (a silent start that recovers still cost
+        epochs); the per-epoch flags stay in the record, the messages in its ``warnings``."""
+        messages = []
+        for flag, message in alarms:
+            if flag not in self.alarmed:
+                self.alarmed[flag] = epoch
+                messages.append(f"warning: epoch {epoch + 1}: {message}")
+        for flag, since in list(self.alarmed.items()):
+            if since is not None and flags.get(flag) == 0.0:
+                self.alarmed[flag] = None
+                layer = flag.split(".", 1)[-1]
+                messages.append(f"note: epoch {epoch + 1}: {layer} layer no longer {flag.split('.')[0]} "
+                                f"(it was from epoch {since + 1})")
+        for text in messages:
+            self.warn(text)
+            if self.recorder is not None:
+                self.recorder.add_warning(text.split(": ", 1)[1])
+
     def run(self) -> Dict[str, float]:
-        """Train for every configured epoch; returns the last epoch's metrics."""
+        """Train for every configured epoch, or until a stop is requested; returns the last
+        epoch's metrics (``stopped_early`` says which)."""
         started = time.perf_counter()
         metrics: Dict[str, float] = {}
         for epoch in range(self.config.epochs):
             first_step = self.step
             sums = self.train_epoch(epoch)
+            flags, alarms = self.student.activity_check()
             metrics = {
                 "epoch": float(epoch),
                 "loss": sums.loss / sums.n,
@@ -220,6 +249,7 @@ class Distiller:
                 "alpha": self.schedule.alpha(epoch, self.config.alpha),
                 "temperature": float(np.mean(sums.temperatures)),
             }
+            metrics.update(flags)
             metrics.update(self.evaluate())
             metrics["wall_seconds"] = time.perf_counter() - started
             self.signals["kl"] = metrics["kl"]
@@ -233,8 +263,12 @@ class Distiller:
                 self.recorder.append_epoch(
                     metrics, steps=steps, traces=self._probe_traces(epoch), groups=self._group_temperatures()
                 )
+            self._raise_alarms(epoch, flags, alarms)
             if self.on_epoch is not None:
                 self.on_epoch(epoch, metrics)
+            if self.stop.requested() and epoch < self.config.epochs - 1:
+                self.stopped_early = True
+                break
         return metrics
 
 

@@ -1,19 +1,31 @@
-"""Getting a trained student out of a run file: as a PyTorch checkpoint or as NIR.
+"""Getting a trained student out of a run file: as a PyTorch checkpoint or as NIR, and back.
 
 The run stores the student's state dict and the options it was built from, so the student
 is rebuilt by its backend exactly as trained, then handed to the backend's exporter.
+
+An export carries everything needed to reproduce the run's predictions from raw inputs:
+the input normalisation fitted on the run's training split, the class labels the output
+indices stand for, the evaluation temperature, and for a spiking student its encoder, number
+of steps, readout and θ0 (in the ``.pt`` dict; in a NIR graph's ``metadata['tempdistill']``
+as JSON). ``load_predictor(FILE)`` reads either back into a ``Predictor`` whose
+``predict(X)`` takes raw features and returns labels; a NIR file is run by Norse's NIR
+importer, not by this project's student classes.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
+import numpy as np
 import torch
 
 from backends import get_backend
 from tempdistill.config import ConfigError
+from tempdistill.data import IDENTITY, Normalizer
+from tempdistill.predict import seeded_argmax
 from tempdistill.record import read_run
 from tempdistill.student import Backend, Student
 
@@ -47,29 +59,104 @@ def load_student(path: str | Path) -> Tuple[Backend, Student, Dict[str, Any]]:
     return backend, student, run
 
 
+EXPORT_FORMAT = 2  # 1: no normalisation, labels or readout facts (runs of format_version 1)
+
+
+def usage_facts(run: Dict[str, Any], student: Student) -> Dict[str, Any]:
+    """What a user needs besides the weights to get the run's predictions from raw inputs."""
+    data = run.get("data_attrs", {})
+    labels = run.get("data", {}).get("class_labels")
+    num_classes = int(run["student_attrs"]["num_classes"])
+    return {
+        "export_format": EXPORT_FORMAT,
+        "backend": run["student_attrs"]["backend"],
+        "input_dim": int(run["student_attrs"]["input_dim"]),
+        "num_classes": num_classes,
+        "class_labels": [int(v) for v in labels] if labels is not None else list(range(num_classes)),
+        "normalization": data.get("normalization", IDENTITY.to_json()),
+        "eval_temperature": float(run["config"].get("distill", {}).get("eval_temperature", 1.0)),
+        "describe": student.describe(),
+    }
+
+
 def export_run(path: str | Path, fmt: str, out: str | Path) -> Path:
-    """Write the run's student to ``out`` in ``fmt`` ('nir' or 'pt')."""
+    """Write the run's student to ``out`` in ``fmt`` ('nir' or 'pt'), with ``usage_facts``."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format: got {fmt!r}; allowed: {', '.join(FORMATS)}")
     backend, student, run = load_student(path)
+    exporter = getattr(backend, "export_nir", None)
+    if fmt == "nir" and exporter is None:
+        raise ConfigError(f"--format: 'nir' needs a spiking student; this run's student backend is {backend.name!r} (use --format pt)")
     out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out: {out} is a directory; expected a file name")
     out.parent.mkdir(parents=True, exist_ok=True)
+    facts = usage_facts(run, student)
+    student.set_temperature(facts["eval_temperature"])
     if fmt == "pt":
         torch.save(
             {
-                "backend": backend.name,
+                **facts,
                 "options": json.loads(run["student_attrs"]["options"]),
-                "input_dim": int(run["student_attrs"]["input_dim"]),
-                "num_classes": int(run["student_attrs"]["num_classes"]),
                 "state_dict": student.state_dict(),
                 "config": run["config"],
+                "status": run["status"],
             },
             out,
         )
         return out
-    exporter = getattr(backend, "export_nir", None)
-    if exporter is None:
-        raise ConfigError(f"--format: 'nir' needs a spiking student; this run's student backend is {backend.name!r} (use --format pt)")
-    student.set_temperature(run["config"].get("distill", {}).get("eval_temperature", 1.0))
-    exporter(student, out)
+    exporter(student, out, {"tempdistill": json.dumps(facts)})
     return out
+
+
+@dataclass
+class Predictor:
+    """A loaded export: raw features in, the user's class labels out."""
+
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    normalizer: Normalizer
+    class_labels: np.ndarray
+    facts: Dict[str, Any]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Labels for raw features ``x`` (n, F), normalised as in the run, seeded as in the run."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.facts["input_dim"]:
+            raise ValueError(f"x: expected shape (n, {self.facts['input_dim']}), got {x.shape}")
+        inputs = torch.as_tensor(self.normalizer.apply(x), dtype=torch.float32)
+        return self.class_labels[seeded_argmax(self.forward, inputs)]
+
+
+def load_predictor(path: str | Path) -> Predictor:
+    """Read a ``.pt`` or ``.nir`` written by ``tempdistill export`` back into a ``Predictor``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"export file not found: {path}")
+    if path.suffix == ".nir":
+        import nir
+
+        graph = nir.read(str(path))
+        if "tempdistill" not in (graph.metadata or {}):
+            raise ConfigError(f"{path}: NIR graph carries no tempdistill metadata (exported by an older version?)")
+        facts = json.loads(_text(graph.metadata["tempdistill"]))
+        forward = get_backend("norse").nir_forward(str(path), facts["describe"])
+    else:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        facts = {k: v for k, v in saved.items() if k not in ("state_dict", "config")}
+        backend = get_backend(saved["backend"])
+        student = backend.build_student(backend.validate(saved["options"], "student"), saved["input_dim"], saved["num_classes"])
+        student.load_state_dict(saved["state_dict"])
+        student.eval()
+        student.set_temperature(saved.get("eval_temperature", 1.0))
+        forward = student
+    normalizer = Normalizer.from_json(facts["normalization"]) if "normalization" in facts else IDENTITY
+    labels = np.asarray(facts.get("class_labels") or range(facts["num_classes"]), dtype=np.int64)
+    return Predictor(forward, normalizer, labels, facts)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray):
+        return _text(value.item())
+    return str(value)

@@ -118,7 +118,18 @@ def dkd_parts(
     TCKD is the KL between binary (target vs rest) distributions; NCKD the KL between the
     distributions over the non-target classes. Per sample,
     KL(p_t || p_s) = TCKD + (1 - p_t[target])·NCKD exactly. reduction: 'mean' or 'none'.
+
+    The argument order (labels before temperature) is the published contract and differs from
+    ``kd_loss`` (temperature before the optional labels); swapped arguments are caught here,
+    since labels are always an integer tensor and a temperature never is.
     """
+    if not (isinstance(labels, torch.Tensor) and not labels.is_floating_point() and not labels.is_complex()):
+        raise ValueError(
+            "dkd_parts(student_logits, teacher_logits, labels, temperature): labels must be an integer tensor "
+            f"of class indices, got {type(labels).__name__}"
+            + (f" {labels.dtype}" if isinstance(labels, torch.Tensor) else "")
+            + " (were labels and temperature swapped? kd_loss takes temperature first)"
+        )
     _check_pair(student_logits, teacher_logits)
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")

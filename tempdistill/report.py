@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence
 
@@ -36,16 +38,32 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def find_runs(paths: Sequence[str | Path]) -> List[Path]:
-    """Run files named directly or found (recursively) in directories, in a stable order."""
+    """Run files named directly or found (recursively) in directories, in a stable order.
+
+    A directory's ``.h5`` files that are not runs (a user's data, an export) are passed over;
+    a file named directly must be a run (``read_run`` says why not).
+    """
     found: List[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(q for q in p.rglob("*.h5") if not q.name.startswith(".")))
+            found.extend(sorted(q for q in p.rglob("*.h5") if not q.name.startswith(".") and _looks_like_run(q)))
         elif p.is_file():
             found.append(p)
         else:
             raise FileNotFoundError(f"no run file or directory at {p}")
     return found
+
+
+def _looks_like_run(path: Path) -> bool:
+    import h5py
+
+    from tempdistill.record import is_run_file
+
+    try:
+        with h5py.File(path, "r") as f:
+            return is_run_file(f)
+    except OSError:
+        return False
 
 
 def show_run(path: str | Path) -> str:
@@ -55,6 +73,7 @@ def show_run(path: str | Path) -> str:
     student = cfg.get("student", {})
     temperature = cfg.get("distill", {}).get("temperature", {})
     epochs_done = len(run["metrics"].get("epoch", []))
+    overrides = json.loads(run["attrs"].get("overrides", "[]") or "[]")
     lines = [
         f"run      {run['path']}",
         f"name     {cfg.get('name', '?')}   status {run['status']}" + (f"   error {run['attrs']['error']}" if "error" in run["attrs"] else ""),
@@ -62,6 +81,9 @@ def show_run(path: str | Path) -> str:
         f"distill  alpha={cfg.get('distill', {}).get('alpha')}  temperature={temperature}",
         f"epochs   {epochs_done} of {cfg.get('distill', {}).get('epochs', '?')} recorded",
     ]
+    if overrides:
+        lines.append("set      " + "  ".join(overrides))
+    lines += [f"warning  {w}" for w in run.get("warnings", [])]
     if run["eval"]:
         lines.append("eval     " + "  ".join(f"{k}={format_value(v)}" for k, v in sorted(run["eval"].items()) if not hasattr(v, "shape")))
     metrics = run["metrics"]
@@ -69,13 +91,13 @@ def show_run(path: str | Path) -> str:
     if columns and epochs_done:
         rows = [[float(metrics[c][i]) if i < len(metrics[c]) else None for c in columns] for i in range(epochs_done)]
         for row in rows:
-            row[0] = int(row[0]) if row[0] is not None else None
+            row[0] = int(row[0]) + 1 if row[0] is not None else None  # 1-based, as in report figures
         lines += ["", table(columns, rows)]
     return "\n".join(lines)
 
 
 COMPARE_COLUMNS = (
-    ("run", lambda r: r["config"].get("name", Path(r["path"]).stem)),
+    ("run", lambda r: r["label"]),
     ("backend", lambda r: r["config"].get("student", {}).get("backend")),
     ("alpha", lambda r: r["config"].get("distill", {}).get("alpha")),
     ("schedule", lambda r: _schedule_label(r["config"])),
@@ -104,9 +126,62 @@ def _schedule_label(config: Dict[str, Any]) -> str:
     return name + "(" + ",".join(f"{k}={v}" for k, v in sorted(section.items())) + ")"
 
 
+def _flatten_config(config: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
+    flat: Dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten_config(value, name + "."))
+        else:
+            flat[name] = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return flat
+
+
+# Keys that never tell runs apart for a reader (where files went, how often traces were taken).
+_UNLABELLED = ("name", "record.", "sweep.")
+
+
+def run_labels(runs: Sequence[Dict[str, Any]]) -> List[str]:
+    """A label per run: its name plus ``key=value`` for every config key that differs among
+    the runs sharing that name (the last part of the key where that is unambiguous), so runs
+    made from one config with ``--set`` or a grid are told apart and distinct names stay short.
+    A run alone is labelled by the ``--set``/grid overrides it was made with."""
+    flats = [_flatten_config(r["config"]) for r in runs]
+    names = [r["config"].get("name", Path(r["path"]).stem) for r in runs]
+    labels = []
+    for run, flat, name in zip(runs, flats, names):
+        if len(runs) == 1:
+            parts = json.loads(run["attrs"].get("overrides", "[]") or "[]")
+        else:
+            group = [f for f, n in zip(flats, names) if n == name]
+            keys = sorted({k for f in group for k in f})
+            varying = [k for k in keys if not k.startswith(_UNLABELLED) and len({f.get(k) for f in group}) > 1]
+            shorts = [k.rsplit(".", 1)[-1] for k in varying]
+            parts = [f"{short if shorts.count(short) == 1 else key}={_plain_value(flat.get(key))}"
+                     for key, short in zip(varying, shorts)]
+        # No spaces: a label stays one column for awk, cut and the column checks in tests.
+        labels.append(f"{name}[{','.join(parts)}]" if parts else name)
+    return labels
+
+
+def _plain_value(text: Any) -> str:
+    if text is None:
+        return "-"
+    value = json.loads(text)
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def read_runs(paths: Sequence[str | Path]) -> List[Dict[str, Any]]:
+    """The runs at ``paths`` (files or directories), each with its ``label`` among them."""
+    runs = [read_run(p) for p in find_runs(paths)]
+    for run, label in zip(runs, run_labels(runs)):
+        run["label"] = label
+    return runs
+
+
 def compare_runs(paths: Sequence[str | Path]) -> str:
     """One row per run: what a spiking student costs and scores against the dense baseline."""
-    runs = [read_run(p) for p in find_runs(paths)]
+    runs = read_runs(paths)
     if not runs:
         return "no runs found"
     columns = [(name, get) for name, get in COMPARE_COLUMNS if any(get(r) is not None for r in runs)]
@@ -157,9 +232,16 @@ REPORT_SERIES = (
 )
 
 
-def _label(run: Dict[str, Any]) -> str:
-    cfg = run["config"]
-    return f"{cfg.get('name', Path(run['path']).stem)} s{cfg.get('seed', '?')}"
+def run_colours(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """One colour per run file, the same in every figure of a report."""
+    import matplotlib
+
+    cycle = matplotlib.colormaps["tab10" if len(runs) <= 10 else "tab20"]
+    return {run["path"]: cycle(i % cycle.N) for i, run in enumerate(runs)}
+
+
+def _file_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+=-]+", "_", text).strip("_") or "run"
 
 
 def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
@@ -176,7 +258,8 @@ def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
     files = find_runs(paths)
     if not files:
         raise FileNotFoundError(f"no run files found in {', '.join(map(str, paths))}")
-    runs = [read_run(p) for p in files]
+    runs = read_runs(files)
+    colours = run_colours(runs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figures: List[str] = []
@@ -186,7 +269,7 @@ def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
             continue
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for run, values in series:
-            ax.plot(range(1, len(values) + 1), values, label=_label(run))
+            ax.plot(range(1, len(values) + 1), values, label=run["label"], color=colours[run["path"]])
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.grid(alpha=0.3)
@@ -196,7 +279,7 @@ def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
         fig.savefig(out / name, dpi=110)
         plt.close(fig)
         figures.append(name)
-    for index, run in enumerate(runs):
+    for run in runs:
         if not run["traces"]:
             continue
         epoch = max(run["traces"])
@@ -207,13 +290,13 @@ def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
         for ax, (layer, arrays) in zip(axes[0], sorted(layers.items())):
             spikes = arrays["spikes"][0]  # first probe sample: (time, neuron)
             times, neurons = spikes.nonzero()
-            ax.scatter(times, neurons, s=4, marker="|")
+            ax.scatter(times, neurons, s=4, marker="|", color=colours[run["path"]])
             ax.set_xlabel("time step")
             ax.set_ylabel("neuron")
-            ax.set_title(f"{layer}, probe 0, epoch {epoch}")
-        fig.suptitle(_label(run), fontsize=9)
+            ax.set_title(f"{layer}, probe 0, epoch {epoch + 1}")
+        fig.suptitle(run["label"], fontsize=9)
         fig.tight_layout()
-        name = f"raster-{index}.png"
+        name = f"raster-{_file_part(Path(run['path']).stem)}.png"
         fig.savefig(out / name, dpi=110)
         plt.close(fig)
         figures.append(name)

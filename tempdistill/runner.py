@@ -1,18 +1,20 @@
 """Composition root: turns a validated config into a recorded run.
 
 This is the one place that looks backends up in the registry; everything it needs from the
-user is checked before the run file is created, so a bad config never leaves a file behind.
+user (config, output directory) is checked before the teacher is trained or the run file is
+created, so a bad input never costs minutes or leaves a file behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -21,10 +23,11 @@ from backends import get_backend
 from tempdistill.config import ConfigError, RunConfig
 from tempdistill.data import Split, load_split
 from tempdistill.distiller import Distiller
+from tempdistill.interrupt import NEVER, Interrupted, StopRequest
 from tempdistill.record import RunRecorder
 from tempdistill.schedules import Schedule, build_schedule
 from tempdistill.student import Backend, Student
-from tempdistill.teacher import obtain_teacher
+from tempdistill.teacher import TeacherOrigin, obtain_teacher
 from tempdistill.training import accuracy, batched_forward, parameter_count, seed_everything
 
 
@@ -54,17 +57,25 @@ def plan_run(config: RunConfig) -> Plan:
     return Plan(config, teacher_backend, teacher_options, student_backend, student_options)
 
 
-def run_file_path(config: RunConfig, out_dir: Optional[str]) -> Path:
-    """A new file name: name, backend, seed and UTC time, never overwriting an earlier run."""
+def output_directory(config: RunConfig, out_dir: Optional[str]) -> Path:
+    """The directory run files go to (created now), checked before any work starts."""
     directory = Path(out_dir or config.record.dir)
+    field = "--out" if out_dir else "record.dir"
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{field}: {directory} exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{field}: cannot create directory {directory} ({exc.strerror or exc})") from None
+    return directory
+
+
+def run_file_stem(config: RunConfig) -> str:
+    """name, backend (unless the name already says it), seed and UTC time; a clash gets -N."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    base = f"{config.name}-{config.student.backend}-s{config.seed}-{stamp}"
-    path = directory / f"{base}.h5"
-    counter = 1
-    while path.exists():
-        path = directory / f"{base}-{counter}.h5"
-        counter += 1
-    return path
+    backend = config.student.backend
+    parts = [config.name] if f"backend={backend}" in config.name else [config.name, backend]
+    return "-".join([*parts, f"s{config.seed}", stamp])
 
 
 def student_arrays(student: torch.nn.Module) -> Dict[str, np.ndarray]:
@@ -74,7 +85,7 @@ def student_arrays(student: torch.nn.Module) -> Dict[str, np.ndarray]:
 
 def prepare_teacher(
     config: RunConfig, plan: Optional[Plan] = None, log: Callable[[str], None] = lambda _: None
-) -> tuple[Split, torch.nn.Module, str]:
+) -> tuple[Split, torch.nn.Module, TeacherOrigin]:
     """The data split and the teacher (from checkpoint, cache, or trained now)."""
     plan = plan or plan_run(config)
     seed_everything(config.seed)
@@ -102,17 +113,42 @@ def inference_latency_ms(model: torch.nn.Module, x: torch.Tensor, temperature: O
     return 1000.0 * (time.perf_counter() - started) / x.shape[0]
 
 
+def predicted_labels(student: Student, x: torch.Tensor, temperature: float, class_labels: np.ndarray) -> np.ndarray:
+    """The student's held-out predictions in the user's labels, repeatable for random encoders.
+
+    One forward pass over all of ``x`` with the global RNG forked and seeded, so a Poisson
+    encoder draws the same spikes here as in a loaded export predicting the same inputs.
+    """
+    from tempdistill.predict import seeded_argmax
+
+    student.eval()
+    student.set_temperature(temperature)
+    indices = seeded_argmax(student, x)
+    return np.asarray(class_labels)[indices] if len(class_labels) else indices
+
+
 def execute(
     config: RunConfig,
     out_dir: Optional[str] = None,
     log: Callable[[str], None] = lambda _: None,
     on_epoch: Optional[Callable[[int, Dict[str, float]], None]] = None,
+    stop: StopRequest = NEVER,
+    overrides: Sequence[str] = (),
+    warn: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
 ) -> Path:
-    """Run one distillation from a config; returns the path of its HDF5 record."""
+    """Run one distillation from a config; returns the path of its HDF5 record.
+
+    The record ends ``complete``; ``interrupted`` when ``stop`` was requested (after the epoch
+    in flight, with the student so far saved) or a KeyboardInterrupt cut an epoch short (then
+    ``Interrupted`` is raised, carrying the path); ``failed`` with the error otherwise.
+    """
     plan = plan_run(config)
-    split, teacher, source = prepare_teacher(config, plan, log)
+    directory = output_directory(config, out_dir)
+    if stop.requested():
+        raise Interrupted(f"{stop.reason}; run not started")
+    split, teacher, origin = prepare_teacher(config, plan, log)
     teacher_accuracy = accuracy(teacher, split.x_test, split.y_test)
-    log(f"teacher ({source}): held-out accuracy {teacher_accuracy:.4f}")
+    log(f"teacher ({origin.kind}): held-out accuracy {teacher_accuracy:.4f}")
 
     torch.manual_seed(config.seed)
     student = plan.student_backend.build_student(plan.student_options, split.input_dim, split.num_classes)
@@ -122,50 +158,70 @@ def execute(
         config.distill.temperature, config.distill.epochs, steps_per_epoch, split.num_classes
     ).to(config.device)
 
-    path = run_file_path(config, out_dir)
-    recorder = RunRecorder(path, config.to_json(), {"name": config.name, "student_backend": config.student.backend})
-    log(f"record: {path}")
+    attrs = {"name": config.name, "student_backend": config.student.backend, "overrides": json.dumps(list(overrides))}
+    recorder = RunRecorder.create(directory, run_file_stem(config), config.to_json(), attrs)
+    recorder.write_arrays("data", {"class_labels": split.class_labels},
+                          {k: v for k, v in split.record().items() if k != "class_labels"})
+    log(f"record: {recorder.path}")
     started = time.perf_counter()
+    distiller: Optional[Distiller] = None
     try:
-        distiller = Distiller(
-            student, teacher, schedule, config.distill, split, recorder, config.seed,
-            traces=config.record.traces, on_epoch=on_epoch,
-        )
-        final = distiller.run()
+        with stop.deferring():
+            distiller = Distiller(
+                student, teacher, schedule, config.distill, split, recorder, config.seed,
+                traces=config.record.traces, on_epoch=on_epoch, stop=stop, warn=warn,
+            )
+            final = distiller.run()
         eval_values: Dict[str, Any] = {
             "student_accuracy": final["val_accuracy"],
             "teacher_accuracy": teacher_accuracy,
-            "teacher_source": source,
+            **origin.record(),
             "student_params": parameter_count(student),
             "teacher_params": parameter_count(teacher),
             "wall_seconds": time.perf_counter() - started,
             "eval_temperature": config.distill.eval_temperature,
+            "epochs_trained": len(distiller.history),
         }
         eval_values["param_ratio"] = eval_values["student_params"] / eval_values["teacher_params"]
         eval_values["student_latency_ms_per_sample"] = inference_latency_ms(student, split.x_test, config.distill.eval_temperature)
         eval_values["teacher_latency_ms_per_sample"] = inference_latency_ms(teacher, split.x_test)
         eval_values.update({k: v for k, v in final.items() if k not in ("val_accuracy", "epoch", "wall_seconds")})
+        eval_values["test_predictions"] = predicted_labels(
+            student, split.x_test, config.distill.eval_temperature, split.class_labels
+        )
         recorder.write_eval(eval_values)
         if config.record.save_student:
-            recorder.write_arrays(
-                "student",
-                student_arrays(student),
-                {
-                    "backend": config.student.backend,
-                    "options": json.dumps(plan.student_options.model_dump(mode="json")),
-                    "describe": json.dumps(student.describe()),
-                    "input_dim": split.input_dim,
-                    "num_classes": split.num_classes,
-                },
-            )
-        recorder.finish("complete")
-    except KeyboardInterrupt:
-        recorder.finish("failed", error="interrupted")
-        raise
+            save_student(recorder, student, plan, split, config)
+        if distiller.stopped_early:
+            recorder.finish("interrupted", error=f"{stop.reason} after epoch {len(distiller.history)} of {config.distill.epochs}")
+        else:
+            recorder.finish("complete")
+    except KeyboardInterrupt as exc:
+        done = len(distiller.history) if distiller is not None else 0
+        reason = f"interrupted by {exc}" if str(exc) else "interrupted"
+        with contextlib.suppress(Exception):  # keep what can be kept; the status must be written
+            save_student(recorder, student, plan, split, config)
+        recorder.finish("interrupted", error=f"{reason} during epoch {done + 1} of {config.distill.epochs}")
+        raise Interrupted(f"{reason}; {done} of {config.distill.epochs} epochs recorded", recorder.path) from None
     except Exception as exc:
         recorder.finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
-    return path
+    return recorder.path
+
+
+def save_student(recorder: RunRecorder, student: Student, plan: Plan, split: Split, config: RunConfig) -> None:
+    """The trained student's state and everything needed to rebuild and feed it (``/student``)."""
+    recorder.write_arrays(
+        "student",
+        student_arrays(student),
+        {
+            "backend": config.student.backend,
+            "options": json.dumps(plan.student_options.model_dump(mode="json")),
+            "describe": json.dumps(student.describe()),
+            "input_dim": split.input_dim,
+            "num_classes": split.num_classes,
+        },
+    )
 
 
 def echo(message: str) -> None:

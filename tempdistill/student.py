@@ -7,7 +7,7 @@ thresholds; either way the distiller trains on the same tempered distribution.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Protocol, runtime_checkable
+from typing import Any, Dict, List, Mapping, Protocol, Tuple, runtime_checkable
 
 import torch
 from torch import nn
@@ -58,6 +58,16 @@ class Student(nn.Module):
     def step_record(self) -> Dict[str, float]:
         """Scalars worth a point per optimisation step (a spiking student's threshold trace)."""
         return {}
+
+    def activity_check(self) -> Tuple[Dict[str, float], List[Tuple[str, str]]]:
+        """Called once per epoch: flags for the epoch's training passes, and alarms to raise.
+
+        Returns ``({flag: 0.0 or 1.0}, [(flag, message), ...])``. A spiking student flags a
+        layer that fired no spike (``silent.<layer>``) or fired at every step
+        (``saturated.<layer>``) throughout the epoch; the message says what to change. A
+        dense student has nothing to flag. Resets the student's epoch tally.
+        """
+        return {}, []
 
     def capture_traces(self, x: torch.Tensor) -> Dict[str, Any]:
         """Per-time-step internals (spikes, membranes, thresholds) for probe inputs; none for dense."""

@@ -1,9 +1,13 @@
 """Sweeps: the same config over a grid of values, named variants and seeds, then a summary.
 
 Each combination is an ordinary run (one HDF5 file); the summary is computed from the files,
-grouped by run name (which encodes the variant and grid values, never the seed), as
-mean ± std over seeds of held-out accuracy, final teacher-student KL and the number of epochs
-the student needed to reach 95% of its final accuracy.
+grouped by run name (which encodes the variant and grid values as ``key=value``, never the
+seed), as mean ± std over seeds of held-out accuracy, final teacher-student KL and the number
+of epochs the student needed to reach 95% of its final accuracy.
+
+One failing run never stops the others: its error is listed at the end. SIGINT/SIGTERM stops
+the sweep: queued runs are dropped, running ones end their current epoch and record
+themselves as ``interrupted``, and the summary covers what completed.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ import copy
 import itertools
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+import re
+import signal
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -27,6 +33,7 @@ from tempdistill.config import (
     set_path,
     validate_section,
 )
+from tempdistill.interrupt import Interrupted, StopRequest, stop_on_signals
 from tempdistill.record import read_run
 from tempdistill.runner import execute, plan_run
 from tempdistill.report import table
@@ -39,6 +46,28 @@ class Job:
     name: str
     seed: int
     mapping: Dict[str, Any]
+    overrides: List[str] = field(default_factory=list)  # what this job varies, recorded with its run
+
+
+@dataclass
+class SweepOutcome:
+    """What a sweep left: run files (complete or interrupted), failures, and whether it was stopped."""
+
+    paths: List[Path] = field(default_factory=list)
+    failures: List[Tuple[Job, str]] = field(default_factory=list)
+    interrupted: bool = False
+    not_started: int = 0
+    reason: str = ""
+
+    def describe(self) -> str:
+        lines = []
+        if self.interrupted:
+            lines.append(f"sweep {self.reason or 'interrupted'}: {self.not_started} queued runs not started; "
+                         "runs in progress recorded their completed epochs as 'interrupted'")
+        if self.failures:
+            lines.append(f"{len(self.failures)} runs failed:")
+            lines += [f"  {job.name} seed {job.seed}: {error}" for job, error in self.failures]
+        return "\n".join(lines)
 
 
 def parse_seeds(text: str) -> List[int]:
@@ -77,7 +106,9 @@ def parse_grid(items: Sequence[str]) -> Dict[str, List[Any]]:
     """--grid KEY=V1,V2 items -> {key: [values]}, values typed as YAML."""
     grid: Dict[str, List[Any]] = {}
     for item in items:
-        key, _ = parse_override(item.split("=", 1)[0] + "=x") if "=" in item else parse_override(item)
+        if "=" not in item:
+            raise ConfigError(f"--grid {item!r}: no values; expected KEY=V1,V2, e.g. distill.alpha=0,0.9")
+        key, _ = parse_override(item.split("=", 1)[0] + "=x")
         values = [parse_override(f"{key}={v}")[1] for v in split_top_level(item.split("=", 1)[1])]
         if not values:
             raise ConfigError(f"--grid {item!r}: no values; expected KEY=V1,V2")
@@ -93,7 +124,13 @@ def _label(value: Any) -> str:
         return "_".join(items)
     if isinstance(value, list):
         return "x".join(_label(v) for v in value)
-    return str(value).replace(" ", "")
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", str(value))
+
+
+def _key_labels(keys: Sequence[str]) -> Dict[str, str]:
+    """Each grid key by its last part (``distill.alpha`` -> ``alpha``) unless two would clash."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: (short if last.count(short) == 1 else k) for k, short in zip(keys, last)}
 
 
 def plan_sweep(
@@ -111,10 +148,11 @@ def plan_sweep(
     name = base.get("name", "sweep")
     jobs: List[Job] = []
     keys = list(full_grid)
+    key_labels = _key_labels(keys)
     for variant, variant_overrides in variants.items():
         for values in itertools.product(*(full_grid[k] for k in keys)):
-            parts = [variant] if variant else []
-            parts += [_label(v) for v in values]
+            parts = [_label(variant)] if variant else []
+            parts += [f"{key_labels[k]}={_label(v)}" for k, v in zip(keys, values)]
             for seed in seeds:
                 mapping = copy.deepcopy(base)
                 for key, value in (variant_overrides or {}).items():
@@ -124,7 +162,8 @@ def plan_sweep(
                 mapping["seed"] = seed
                 mapping["name"] = "-".join([name, *parts])
                 plan_run(config_from_mapping(mapping))  # validate all of it now, before the first run
-                jobs.append(Job(mapping["name"], seed, mapping))
+                overrides = [f"{k}={_label(v)}" for k, v in zip(keys, values)]
+                jobs.append(Job(mapping["name"], seed, mapping, ([f"variant={variant}"] if variant else []) + overrides))
     seen: Dict[Tuple[str, int], int] = {}
     for job in jobs:
         key = (job.name, job.seed)
@@ -134,12 +173,28 @@ def plan_sweep(
     return jobs
 
 
-def _run_job(job: Job, out: str, threads: int) -> str:
-    """One job in a worker process, with its share of the CPU threads."""
+_WORKER_STOP: Optional[StopRequest] = None
+
+
+def _worker_init(event: Any) -> None:
+    """Sweep workers read the sweep's stop event; a signal to a worker only asks it to stop."""
+    global _WORKER_STOP
+    _WORKER_STOP = StopRequest(event)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: _WORKER_STOP.request("interrupted"))
+
+
+def _run_job(job: Job, out: str, threads: int) -> Optional[str]:
+    """One job in a worker process, with its share of the CPU threads; None if never started."""
     import torch
 
     torch.set_num_threads(threads)
-    return str(execute(config_from_mapping(job.mapping), out))
+    stop = _WORKER_STOP or StopRequest()
+    try:
+        with stop_on_signals(stop, always_defer=True):
+            return str(execute(config_from_mapping(job.mapping), out, stop=stop, overrides=job.overrides))
+    except Interrupted as exc:
+        return str(exc.path) if exc.path else None
 
 
 def _prepare_teachers(jobs: Sequence[Job], log: Callable[[str], None]) -> None:
@@ -155,29 +210,91 @@ def _prepare_teachers(jobs: Sequence[Job], log: Callable[[str], None]) -> None:
             prepare_teacher(config, log=log)
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def run_sweep(
     jobs: Sequence[Job], out: str, workers: int = 1, executor: str = "local", log: Callable[[str], None] = print
-) -> List[Path]:
-    """Run every job (in ``workers`` processes); returns the run files in job order."""
+) -> SweepOutcome:
+    """Run every job (in ``workers`` processes); returns the run files in job order and what
+    failed. SIGINT/SIGTERM stop the sweep as the module docstring says."""
     if executor not in EXECUTORS:
         raise ConfigError(f"--executor: got {executor!r}; allowed: {', '.join(EXECUTORS)} (ray is not implemented yet)")
-    threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
-    paths: List[Path] = []
-    if workers <= 1:
-        for i, job in enumerate(jobs, 1):
-            paths.append(Path(execute(config_from_mapping(job.mapping), out)))
-            log(f"[{i}/{len(jobs)}] {job.name} seed {job.seed}: {paths[-1]}")
-        return paths
+    stop = StopRequest()
+    outcome = SweepOutcome()
+    with stop_on_signals(stop):
+        try:
+            if workers <= 1:
+                _run_in_process(jobs, out, stop, outcome, log)
+            else:
+                _run_in_pool(jobs, out, workers, stop, outcome, log)
+        except KeyboardInterrupt:
+            stop.request("interrupted")  # a signal while teachers were prepared: nothing ran
+    if stop.requested():
+        outcome.interrupted, outcome.reason = True, stop.reason
+        outcome.not_started = len(jobs) - len(outcome.paths) - len(outcome.failures)
+    return outcome
+
+
+def _run_in_process(jobs: Sequence[Job], out: str, stop: StopRequest, outcome: SweepOutcome, log: Callable[[str], None]) -> None:
+    for i, job in enumerate(jobs, 1):
+        if stop.requested():
+            return
+        try:
+            path = execute(config_from_mapping(job.mapping), out, stop=stop, overrides=job.overrides)
+        except Interrupted as exc:
+            if exc.path:
+                outcome.paths.append(Path(exc.path))
+            return
+        except Exception as exc:  # one run's failure is reported, not fatal to the sweep
+            outcome.failures.append((job, _one_line(exc)))
+            log(f"[{i}/{len(jobs)}] {job.name} seed {job.seed}: failed: {_one_line(exc)}")
+            continue
+        outcome.paths.append(Path(path))
+        log(f"[{i}/{len(jobs)}] {job.name} seed {job.seed}: {path}")
+
+
+def _run_in_pool(
+    jobs: Sequence[Job], out: str, workers: int, stop: StopRequest, outcome: SweepOutcome, log: Callable[[str], None]
+) -> None:
     import multiprocessing
 
     _prepare_teachers(jobs, log)
-
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_run_job, job, out, threads) for job in jobs]
-        for i, (job, future) in enumerate(zip(jobs, futures), 1):
-            paths.append(Path(future.result()))
-            log(f"[{i}/{len(jobs)}] {job.name} seed {job.seed}: {paths[-1]}")
-    return paths
+    threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
+    context = multiprocessing.get_context("spawn")
+    event = context.Event()
+    stop.attach(event)  # from here a signal reaches the workers through the event at once
+    results: Dict[int, Path] = {}
+    try:
+        with stop.deferring(), ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_worker_init, initargs=(event,)
+        ) as pool:
+            pending: Dict[Future, Tuple[int, Job]] = {
+                pool.submit(_run_job, job, out, threads): (i, job) for i, job in enumerate(jobs, 1)
+            }
+            while pending:
+                done, _ = wait(list(pending), timeout=0.2, return_when=FIRST_COMPLETED)
+                if stop.requested():
+                    for future in pending:
+                        future.cancel()  # queued runs; those already handed to a worker see the event
+                for future in done:
+                    i, job = pending.pop(future)
+                    if future.cancelled():
+                        continue
+                    try:
+                        path = future.result()
+                    except Exception as exc:
+                        outcome.failures.append((job, _one_line(exc)))
+                        log(f"[{i}/{len(jobs)}] {job.name} seed {job.seed}: failed: {_one_line(exc)}")
+                        continue
+                    if path is not None:
+                        results[i] = Path(path)
+                        log(f"[{i}/{len(jobs)}] {job.name} seed {job.seed}: {path}")
+                pending = {f: v for f, v in pending.items() if not f.cancelled()}
+    finally:
+        outcome.paths.extend(results[i] for i in sorted(results))
 
 
 def epochs_to_fraction(accuracy: np.ndarray, fraction: float = 0.95) -> float:
@@ -222,13 +339,15 @@ def summarize(paths: Sequence[Path]) -> List[Dict[str, Any]]:
 
 def summary_table(rows: Sequence[Dict[str, Any]]) -> str:
     """The sweep summary as a text table, mean ± std over seeds."""
-    def pm(pair: Tuple[float, float], digits: int) -> str:
-        return f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}"
+    def pm(row: Dict[str, Any], key: str, digits: int) -> str:
+        mean, std = row[key]
+        # One seed has no spread: a '± 0' would claim a precision nobody measured.
+        return f"{mean:.{digits}f}" if row["seeds"] < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
     return table(
         ["run", "backend", "schedule", "seeds", "accuracy", "final KL at T", "final KL at T=1", "epochs to 95%"],
-        [[r["name"], r["backend"], r["schedule"], r["seeds"], pm(r["accuracy"], 4), pm(r["final_kl"], 4),
-          pm(r["final_kl_t1"], 4), pm(r["epochs_to_95"], 1)] for r in rows],
+        [[r["name"], r["backend"], r["schedule"], r["seeds"], pm(r, "accuracy", 4), pm(r, "final_kl", 4),
+          pm(r, "final_kl_t1", 4), pm(r, "epochs_to_95", 1)] for r in rows],
     )
 
 
@@ -247,16 +366,21 @@ def verdicts(rows: Sequence[Dict[str, Any]], reference: str = "constant") -> str
         if len(refs) != 1 or len(group) < 2:
             continue  # nothing to compare, or several reference runs (the sweep varies something else)
         ref = refs[0]
-        better = []
+        better, undecided = [], False
         for row in group:
             if row is ref:
                 continue
             delta = row["accuracy"][0] - ref["accuracy"][0]
             noise = max(row["accuracy"][1], ref["accuracy"][1])
+            if min(row["seeds"], ref["seeds"]) < 2:
+                lines.append(f"{backend}: {row['schedule']:<12} vs {reference}: {delta:+.4f} "
+                             "(cannot tell: one seed has no spread; run --seeds 0-4)")
+                undecided = True
+                continue
             if delta > noise:
                 better.append(f"{row['schedule']} (+{delta:.4f})")
             word = "better" if delta > noise else ("worse" if -delta > noise else "no clear difference")
             lines.append(f"{backend}: {row['schedule']:<12} vs {reference}: {delta:+.4f} ({word}; seed std {noise:.4f})")
-        if not better:
+        if not better and not undecided:
             lines.append(f"{backend}: no schedule beat {reference} by more than the seed-to-seed spread.")
     return "\n".join(lines)

@@ -1,8 +1,11 @@
 """The teacher: trained with cross-entropy from its config, or loaded from a checkpoint.
 
 A trained teacher is cached on disk under a key made of everything that determines it
-(its config, the data config, the seed, the data's shape), so a second run, or every run of
-a sweep, reuses the same teacher instead of training it again.
+(its config, the data — a user's file by its content hash —, the seed, the data's shape), so
+a second run, or every run of a sweep, reuses the same teacher instead of training it again.
+The cache has one place whatever the working directory: ``$TEMPDISTILL_CACHE``, else the
+user's cache directory (``$XDG_CACHE_HOME`` or ``~/.cache``) under ``tempdistill``. Every run
+records which file its teacher came from and that file's SHA-256.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict
 
@@ -17,7 +21,7 @@ import torch
 from torch import nn
 
 from tempdistill.config import ConfigError, DataConfig, TeacherConfig
-from tempdistill.data import Split
+from tempdistill.data import Split, data_fingerprint, file_sha256
 from tempdistill.training import accuracy, iterate_minibatches
 
 CACHE_ENV = "TEMPDISTILL_CACHE"
@@ -25,15 +29,35 @@ CHECKPOINT_FORMAT = 1
 
 
 def cache_dir() -> Path:
-    """Where trained teachers are kept; $TEMPDISTILL_CACHE overrides the project-local default."""
-    return Path(os.environ.get(CACHE_ENV, ".cache/tempdistill")) / "teachers"
+    """Where trained teachers are kept: $TEMPDISTILL_CACHE, else the user's cache directory."""
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit).expanduser().resolve() / "teachers"
+    user_cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(user_cache).expanduser().resolve() / "tempdistill" / "teachers"
+
+
+@dataclass(frozen=True)
+class TeacherOrigin:
+    """Where a run's teacher came from: 'checkpoint', 'cache' or 'trained', and which file."""
+
+    kind: str
+    file: str
+    sha256: str
+
+    def record(self) -> Dict[str, str]:
+        return {"teacher_source": self.kind, "teacher_file": self.file, "teacher_sha256": self.sha256}
+
+
+def _origin(kind: str, path: Path) -> TeacherOrigin:
+    return TeacherOrigin(kind, str(Path(path).resolve()), file_sha256(path))
 
 
 def teacher_key(teacher: TeacherConfig, data: DataConfig, seed: int, split: Split) -> str:
     """A hash of everything that determines the trained teacher (not its checkpoint path)."""
     facts = {
         "teacher": teacher.model_dump(mode="json", exclude={"checkpoint"}),
-        "data": data.model_dump(mode="json"),
+        "data": data_fingerprint(data),
         "seed": seed,
         "input_dim": split.input_dim,
         "num_classes": split.num_classes,
@@ -110,15 +134,15 @@ def obtain_teacher(
     split: Split,
     seed: int,
     log: Callable[[str], None] = lambda _: None,
-) -> tuple[nn.Module, str]:
-    """The teacher for this run and where it came from ('checkpoint', 'cache' or 'trained')."""
+) -> tuple[nn.Module, TeacherOrigin]:
+    """The teacher for this run and where it came from."""
     if config.checkpoint:
-        return load_checkpoint(network, config.checkpoint, split), "checkpoint"
+        return load_checkpoint(network, config.checkpoint, split), _origin("checkpoint", Path(config.checkpoint))
     path = cache_dir() / f"{teacher_key(config, data, seed, split)}.pt"
     if path.is_file():
         log(f"teacher: reusing cached {path}")
-        return load_checkpoint(network, path, split, field="teacher (cache)"), "cache"
+        return load_checkpoint(network, path, split, field="teacher (cache)"), _origin("cache", path)
     log(f"teacher: training {config.hidden} for {config.epochs} epochs")
     train_teacher(network, config, split, seed)
     save_checkpoint(network, path, options, split, {"accuracy": accuracy(network, split.x_test, split.y_test)})
-    return network, "trained"
+    return network, _origin("trained", path)

@@ -139,9 +139,9 @@ def _npz(tmp_path: Path, name: str, **arrays: Any) -> Path:
         {"X": np.zeros(20), "y": np.zeros(20, dtype=int)},  # X not 2-D
         {"X": np.full((20, 3), np.nan), "y": np.arange(20) % 2},  # non-finite X
         {"X": np.zeros((20, 3)), "y": np.linspace(0, 1, 20)},  # fractional labels
-        {"X": np.zeros((20, 3)), "y": -(np.arange(20) % 2)},  # negative labels
+        {"X": np.zeros((20, 3)), "y": np.full(20, 7)},  # a single class
     ],
-    ids=["rows-differ", "no-y", "x-1d", "x-nan", "y-float", "y-negative"],
+    ids=["rows-differ", "no-y", "x-1d", "x-nan", "y-float", "y-one-class"],
 )
 def test_bad_npz_rejected(capsys, make_config, tmp_path, arrays):
     data = _npz(tmp_path, "bad.npz", **arrays)

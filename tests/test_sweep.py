@@ -39,9 +39,11 @@ def test_plan_crosses_variants_grid_and_seeds(tiny_config_data: dict) -> None:
     }
     jobs = plan_sweep(raw, {}, None)
     assert len(jobs) == 2 * 2 * 2
-    assert {job.name for job in jobs} == {"tiny-const-0.9", "tiny-const-0.0", "tiny-lin-0.9", "tiny-lin-0.0"}
+    assert {job.name for job in jobs} == {
+        "tiny-const-alpha=0.9", "tiny-const-alpha=0.0", "tiny-lin-alpha=0.9", "tiny-lin-alpha=0.0"}
     assert {job.seed for job in jobs} == {0, 1}
-    lin = next(job for job in jobs if job.name == "tiny-lin-0.0")
+    lin = next(job for job in jobs if job.name == "tiny-lin-alpha=0.0")
+    assert lin.overrides == ["variant=lin", "distill.alpha=0.0"]
     assert lin.mapping["distill"]["temperature"]["schedule"] == "linear" and lin.mapping["distill"]["alpha"] == 0.0
 
 
@@ -60,9 +62,9 @@ def test_epochs_to_fraction() -> None:
 
 def test_verdicts_say_when_nothing_beats_the_reference() -> None:
     rows = [
-        {"backend": "dense", "schedule": "constant", "accuracy": (0.95, 0.01)},
-        {"backend": "dense", "schedule": "cosine", "accuracy": (0.955, 0.01)},
-        {"backend": "dense", "schedule": "linear", "accuracy": (0.90, 0.01)},
+        {"backend": "dense", "schedule": "constant", "accuracy": (0.95, 0.01), "seeds": 3},
+        {"backend": "dense", "schedule": "cosine", "accuracy": (0.955, 0.01), "seeds": 3},
+        {"backend": "dense", "schedule": "linear", "accuracy": (0.90, 0.01), "seeds": 3},
     ]
     text = verdicts(rows)
     assert "cosine" in text and "no clear difference" in text
@@ -70,6 +72,10 @@ def test_verdicts_say_when_nothing_beats_the_reference() -> None:
     assert "no schedule beat constant" in text
     rows[1]["accuracy"] = (0.99, 0.005)
     assert "no schedule beat" not in verdicts(rows)
+    for row in rows:
+        row["seeds"] = 1
+    one_seed = verdicts(rows)
+    assert "cannot tell" in one_seed and "better" not in one_seed and "no schedule beat" not in one_seed
 
 
 def test_sweep_command_runs_and_summarizes(make_config, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -79,8 +85,10 @@ def test_sweep_command_runs_and_summarizes(make_config, tmp_path: Path, capsys: 
     assert code == 0
     printed = capsys.readouterr().out
     assert len(list(out.glob("*.h5"))) == 4
-    assert "tiny-0.9" in printed and "tiny-0" in printed
+    assert "tiny-alpha=0.9 " in printed and "tiny-alpha=0 " in printed
     assert " ± " in printed
+    names = sorted(p.name for p in out.glob("*.h5"))
+    assert all(n.startswith(("tiny-alpha=0.9-dense-s", "tiny-alpha=0-dense-s")) for n in names), names
     assert (out / "summary.txt").read_text().startswith("run")
 
 

@@ -1,0 +1,29 @@
+"""Predictions that a run and its exports agree on, sample for sample.
+
+A spiking student with a random input encoder (Poisson) draws new spikes on every pass, so
+"the same predictions" needs the same draws: every prediction here is one forward pass over
+all inputs with the global RNG forked and seeded with ``PREDICTION_SEED``. The run records its
+held-out predictions this way (``/eval/test_predictions``), and a loaded export
+(``tempdistill.export.load_predictor``) predicts the same inputs the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+PREDICTION_SEED = 0
+
+
+def seeded_argmax(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, seed: int = PREDICTION_SEED) -> np.ndarray:
+    """Class indices argmax(forward(x)), with every random draw inside taken from ``seed``.
+
+    Ties (equal spike counts) go to the lowest index, as ``torch.argmax`` documents.
+    """
+    devices = [x.device.index or 0] if x.is_cuda else []
+    with torch.no_grad(), torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        logits = forward(x)
+    return logits.argmax(dim=-1).cpu().numpy()
