@@ -33,7 +33,7 @@ with warnings.catch_warnings():
 from backends.spiking_base import SpikingBackend
 from spiking.network import SpikingStudentMixin
 from spiking.encoders import encode
-from spiking.nir_graph import NIR_DT, normalise_graph
+from spiking.nir_graph import NIR_DT, metadata_text, normalise_graph
 from spiking.readout import readout
 from spiking.options import DEFAULT_SLOPE, SpikingOptions
 from spiking.surrogate import SpikeFn, make_spike_fn
@@ -187,14 +187,6 @@ class NorseBackend(SpikingBackend):
         return forward
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.ndarray):
-        return _text(value.item())
-    return str(value)
-
-
 def load_nir(path: str, reset: str | None = None, surrogate: str = "fast_sigmoid", slope: float | None = None) -> nn.Module:
     """Read a NIR file and build a runnable Norse network with ``norse.torch.from_nir``.
 
@@ -205,7 +197,7 @@ def load_nir(path: str, reset: str | None = None, surrogate: str = "fast_sigmoid
     from norse.torch import from_nir
 
     graph = nir.read(path)
-    conventions = {k: _text(n.metadata.get("reset", "subtract")) for k, n in graph.nodes.items()
+    conventions = {k: metadata_text(n.metadata.get("reset", "subtract")) for k, n in graph.nodes.items()
                    if isinstance(n, (nir.IF, nir.LIF)) and n.metadata}
     chosen = reset or next(iter(conventions.values()), "subtract")
     spike_fn = make_spike_fn(surrogate, slope if slope is not None else DEFAULT_SLOPE[surrogate])

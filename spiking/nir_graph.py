@@ -11,7 +11,7 @@ Both exporters need the same normalisation before a graph is portable:
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any, Dict
 
 import nir
 import numpy as np
@@ -44,3 +44,12 @@ def _fold_r(graph: nir.NIRGraph, key: str, r: np.ndarray) -> None:
             affine = graph.nodes[src]
             affine.weight = np.asarray(affine.weight, dtype=np.float32) * r[:, None]
             affine.bias = np.asarray(affine.bias, dtype=np.float32) * r
+
+
+def metadata_text(value: Any) -> str:
+    """A NIR metadata value as text: files store strings as bytes or 0-d arrays."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray):
+        return metadata_text(value.item())
+    return str(value)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from tempdistill.config import ConfigError, load_config
+from tempdistill.interrupt import EXIT_INTERRUPTED, Interrupted
 from tempdistill.record import read_run
 from tempdistill.report import compare_runs, table
 
@@ -74,6 +75,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConfigError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 2
+    except (Interrupted, KeyboardInterrupt) as exc:
+        kept = getattr(exc, "path", None)
+        print("demo: interrupted" + (f"; partial run kept: {kept}" if kept else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED
     first = read_run(paths[0])
     print()
     print(f"teacher: dense {first['config']['teacher']['hidden']}, held-out accuracy "

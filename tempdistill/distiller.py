@@ -230,7 +230,7 @@ class Distiller:
         for text in messages:
             self.warn(text)
             if self.recorder is not None:
-                self.recorder.add_warning(text.split(": ", 1)[1])
+                self.recorder.add_warning(text)
 
     def run(self) -> Dict[str, float]:
         """Train for every configured epoch, or until a stop is requested; returns the last

@@ -135,10 +135,12 @@ def load_predictor(path: str | Path) -> Predictor:
     if path.suffix == ".nir":
         import nir
 
+        from spiking.nir_graph import metadata_text
+
         graph = nir.read(str(path))
         if "tempdistill" not in (graph.metadata or {}):
             raise ConfigError(f"{path}: NIR graph carries no tempdistill metadata (exported by an older version?)")
-        facts = json.loads(_text(graph.metadata["tempdistill"]))
+        facts = json.loads(metadata_text(graph.metadata["tempdistill"]))
         forward = get_backend("norse").nir_forward(str(path), facts["describe"])
     else:
         saved = torch.load(path, map_location="cpu", weights_only=True)
@@ -153,10 +155,3 @@ def load_predictor(path: str | Path) -> Predictor:
     labels = np.asarray(facts.get("class_labels") or range(facts["num_classes"]), dtype=np.int64)
     return Predictor(forward, normalizer, labels, facts)
 
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.ndarray):
-        return _text(value.item())
-    return str(value)

@@ -83,7 +83,7 @@ def show_run(path: str | Path) -> str:
     ]
     if overrides:
         lines.append("set      " + "  ".join(overrides))
-    lines += [f"warning  {w}" for w in run.get("warnings", [])]
+    lines += [f"log      {w}" for w in run.get("warnings", [])]
     if run["eval"]:
         lines.append("eval     " + "  ".join(f"{k}={format_value(v)}" for k, v in sorted(run["eval"].items()) if not hasattr(v, "shape")))
     metrics = run["metrics"]

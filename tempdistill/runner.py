@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -74,7 +75,8 @@ def run_file_stem(config: RunConfig) -> str:
     """name, backend (unless the name already says it), seed and UTC time; a clash gets -N."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     backend = config.student.backend
-    parts = [config.name] if f"backend={backend}" in config.name else [config.name, backend]
+    named = backend in re.split(r"[-_=.+]", config.name)  # 'digits-norse-kd', 'x-backend=norse'
+    parts = [config.name] if named else [config.name, backend]
     return "-".join([*parts, f"s{config.seed}", stamp])
 
 
