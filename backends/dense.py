@@ -10,7 +10,7 @@ from torch import nn
 
 from spiking.energy import dense_energy_nj, dense_macs
 from tempdistill.config import Strict, validate_section
-from tempdistill.student import Student
+from tempdistill.student import Student, StudentOutput
 
 
 class DenseOptions(Strict):
@@ -44,14 +44,15 @@ class DenseStudent(Student):
         self.net = mlp(input_dim, options.hidden, num_classes, options.activation, options.dropout)
         self.macs = dense_macs([input_dim, *options.hidden, num_classes])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> StudentOutput:
         logits = self.net(x)
         temperature = self.temperature
         if isinstance(temperature, torch.Tensor):
             temperature = temperature.to(logits.device, logits.dtype)
-        return logits / temperature
+        return self.output(logits / temperature, self.measured)
 
-    def measurements(self) -> Dict[str, torch.Tensor]:
+    @property
+    def measured(self) -> Dict[str, torch.Tensor]:
         """Multiply-accumulates per sample and their energy estimate (45 nm, 4.6 pJ/MAC)."""
         macs = torch.tensor(float(self.macs))
         return {"macs_per_sample": macs, "energy_nj_per_sample": dense_energy_nj(macs)}

@@ -40,10 +40,9 @@ def time_steps(backend_name: str, options: Dict, steps: int, split, teacher_logi
         index = torch.randint(0, split.x_train.shape[0], (64,), generator=generator)
         started = time.perf_counter()
         student.set_temperature(4.0)
-        tempered = student(split.x_train[index])
+        out = student(split.x_train[index])
         total, _, _ = distillation_objective(
-            torch.log_softmax(tempered, -1), tempered * student.effective_temperature(), teacher_logits[index],
-            4.0, split.y_train[index], 0.9,
+            torch.log_softmax(out.tempered, -1), out.logits, teacher_logits[index], 4.0, split.y_train[index], 0.9,
         )
         optimizer.zero_grad()
         total.backward()

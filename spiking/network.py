@@ -5,8 +5,9 @@ makes a spiking student a tempered-distillation student lives here, once: input 
 the time loop, threshold plasticity (how T arrives), the readout, spike statistics, energy
 and trace capture. ``SpikingStudentMixin`` is meant to be listed *before* the project's
 ``Student`` base class, so that its methods override the dense defaults while
-``super().set_temperature`` still runs the base class's validation. This module imports
-neither ``tempdistill`` nor ``backends``.
+``super().set_temperature`` still runs the base class's validation, and ``forward`` wraps
+its result with the host's ``output(tempered, measured)``. This module imports neither
+``tempdistill`` nor ``backends``.
 """
 
 from __future__ import annotations
@@ -95,9 +96,7 @@ class SpikingStudentMixin(nn.Module):
         self.thresholds = nn.ModuleList(
             ThresholdTrace(n, base, options.threshold_tau) for n, base in zip(self.widths[1:], bases)
         )
-        self._last: Optional[Simulation] = None
         self._last_train: Optional[Simulation] = None  # homeostasis reads rates of training passes only
-        self._last_batch = 1
         self._epoch_activity = EpochActivity(len(self.widths) - 1)
 
     # --- temperature -------------------------------------------------------------------
@@ -164,13 +163,18 @@ class SpikingStudentMixin(nn.Module):
             sim.input_events = inputs.detach().sum(dim=(0, 2))
         return sim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> Any:
+        """One simulation: the host ``Student``'s output object (its ``output`` method) holding
+        the tempered readout, its T = 1 form and what this batch measured.
+
+        A training pass is also remembered for the threshold plasticity's homeostatic term
+        (read by the next train-mode ``set_temperature``) and for the epoch's activity alarms.
+        """
         sim = self._simulate(x)
-        self._last, self._last_batch = sim, x.shape[0]
         if self.training:
             self._last_train = sim
             self._epoch_activity.add(sim.counts, x.shape[0])
-        return sim.logits
+        return self.output(sim.logits, self._measure(sim))
 
     def activity_check(self) -> Tuple[Dict[str, float], List[Tuple[str, str]]]:
         """Silent or saturated layers over this epoch's training passes, with what to change."""
@@ -196,11 +200,8 @@ class SpikingStudentMixin(nn.Module):
         return flags, alarms
 
     # --- what was measured -----------------------------------------------------------------
-    def measurements(self) -> Dict[str, torch.Tensor]:
-        """Per-sample spike counts, rates, synaptic operations and energy of the last batch."""
-        sim = self._last
-        if sim is None:
-            return {}
+    def _measure(self, sim: Simulation) -> Dict[str, torch.Tensor]:
+        """Per-sample spike counts, rates, synaptic operations and energy of one batch."""
         steps = self.options.steps
         out: Dict[str, torch.Tensor] = {}
         total = torch.zeros(())

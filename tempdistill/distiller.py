@@ -1,9 +1,11 @@
-"""The one distillation loop, the same for every student backend.
+"""The one distillation loop, the same for every student backend and every task.
 
-It asks the schedule for T at every step, hands T to the student (which applies it its own
-way), trains on the shared objective, and after every epoch measures the student on the
-held-out split and commits the epoch to the record. Between epochs it reads a stop request
-(``tempdistill.interrupt``): a run asked to stop ends after the epoch it is in, recorded.
+It asks the task for an epoch's batches, the schedule for T at every step, hands T to the
+student (which applies it its own way), trains on the shared objective, and after every
+epoch measures the student on the task's held-out batch (the task scores it) and commits the
+epoch to the record. Between epochs it reads a stop request (``tempdistill.interrupt``): a run
+asked to stop ends after the epoch it is in, recorded. It holds no label, argmax or
+environment code: that is the task's.
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ import torch
 from torch import nn
 
 from tempdistill.config import DistillConfig, TracesConfig
-from tempdistill.data import Split
 from tempdistill.information import information_metrics
 from tempdistill.interrupt import NEVER, StopRequest
 from tempdistill.losses import distillation_objective
 from tempdistill.record import RunRecorder
 from tempdistill.schedules import Schedule
 from tempdistill.student import Student
+from tempdistill.tasks.base import Task
 from tempdistill.temperature import Temperature
-from tempdistill.training import batched_forward, iterate_minibatches
+from tempdistill.training import collect_outputs
 
 EpochCallback = Callable[[int, Dict[str, float]], None]
 
@@ -63,15 +65,14 @@ class EpochSums:
 
 
 class Distiller:
-    """Trains ``student`` to match ``teacher`` under ``schedule``; writes to ``recorder``."""
+    """Trains ``student`` on ``task``'s teacher under ``schedule``; writes to ``recorder``."""
 
     def __init__(
         self,
         student: Student,
-        teacher: nn.Module,
+        task: Task,
         schedule: Schedule,
         config: DistillConfig,
-        split: Split,
         recorder: Optional[RunRecorder],
         seed: int,
         traces: Optional[TracesConfig] = None,
@@ -80,10 +81,9 @@ class Distiller:
         warn: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.student = student
-        self.teacher = teacher.eval()
+        self.task = task
         self.schedule = schedule
         self.config = config
-        self.split = split
         self.recorder = recorder
         self.traces = traces
         self.on_epoch = on_epoch
@@ -92,9 +92,7 @@ class Distiller:
         self.stopped_early = False
         self.alarmed: Dict[str, Optional[int]] = {}  # flag -> epoch it was raised (None: cleared)
         self.generator = torch.Generator().manual_seed(seed)
-        self.teacher_train_logits = batched_forward(teacher, split.x_train)
-        self.teacher_test_logits = batched_forward(teacher, split.x_test)
-        student.fit_to_teacher(self.teacher_train_logits)
+        student.fit_to_teacher(task.fitting_logits())
         params = list(student.parameters()) + list(schedule.parameters())
         self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
         self.signals: Dict[str, float] = {}
@@ -106,25 +104,20 @@ class Distiller:
         sums = EpochSums()
         alpha = self.schedule.alpha(epoch, self.config.alpha)
         self.student.train()
-        x, y, teacher_logits = self.split.x_train, self.split.y_train, self.teacher_train_logits
-        for index in iterate_minibatches(x.shape[0], self.config.batch_size, self.generator):
+        for batch in self.task.train_batches(epoch, self.config.batch_size, self.generator):
             base = self.schedule(self.step, epoch, self.signals)
-            temperature = self.batch_temperature(base, teacher_logits[index], x[index])
+            temperature = self.batch_temperature(base, batch.teacher_logits, batch.x)
             self.last_base_temperature = detached(base)
             self.student.set_temperature(temperature)
-            tempered = self.student(x[index])
+            out = self.student(batch.x)
             total, kd, ce = distillation_objective(
-                torch.log_softmax(tempered, dim=-1),
-                tempered * _broadcastable(self.student.effective_temperature(), tempered),
-                teacher_logits[index],
-                temperature,
-                y[index],
-                alpha,
+                torch.log_softmax(out.tempered, dim=-1), out.logits, batch.teacher_logits, temperature,
+                batch.targets, alpha,
             )
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
-            sums.add(total.detach(), kd.detach(), ce.detach(), len(index))
+            sums.add(total.detach(), kd.detach(), ce.detach(), batch.x.shape[0])
             sums.temperatures.append(temperature_value(temperature))
             for name, value in self.student.step_record().items():
                 sums.step_series.setdefault(name, []).append(value)
@@ -140,26 +133,29 @@ class Distiller:
         self.student.eval()
         with torch.no_grad():
             self.student.set_temperature(1.0)
-            student_logits = torch.cat([self.student(x[i : i + 512]) for i in range(0, x.shape[0], 512)])
+            student_logits = torch.cat([self.student(x[i : i + 512]).tempered for i in range(0, x.shape[0], 512)])
         self.student.train(mode)
         return self.schedule.per_sample(teacher_logits, student_logits)
 
     @torch.no_grad()
     def evaluate(self) -> Dict[str, float]:
-        """Held-out measures: accuracy (and what the student measured) at the evaluation T,
-        then the information in its soft labels at the current training T.
+        """Held-out measures: the task's score (and what the student measured) at the
+        evaluation T, then the information in its soft labels at the current training T.
 
         The "T = 1" side of the information record is the student's real output at the
         evaluation temperature (1 unless configured), not a rescaled tempered output: for a
         spiking student those differ, because saturation depends on the threshold.
         """
-        x, y, teacher_logits = self.split.x_test, self.split.y_test, self.teacher_test_logits
+        held_out = self.task.evaluation_batch()
+        x, teacher_logits = held_out.x, held_out.teacher_logits
         self.student.eval()
         self.student.set_temperature(self.config.eval_temperature)
-        measures, logits_t1 = self._measured_pass(x, y)
+        at_eval = collect_outputs(self.student, x)
+        measures: Dict[str, float] = dict(at_eval.measured)
+        measures.update(self.task.score(self.student, at_eval, held_out))
         temperature = detached(self.batch_temperature(self.last_base_temperature, teacher_logits, x))
         tempered = self._tempered_outputs(x, temperature)
-        measures.update(information_metrics(tempered, logits_t1, teacher_logits, y, temperature))
+        measures.update(information_metrics(tempered, at_eval.logits, teacher_logits, held_out.targets, temperature))
         if isinstance(temperature, torch.Tensor) and temperature.numel() > 1:
             measures["effective_temperature_std"] = float(temperature.float().std())
         measures["effective_temperature_mean"] = temperature_value(temperature)
@@ -173,24 +169,8 @@ class Distiller:
         for start in range(0, x.shape[0], batch_size):
             rows = slice(start, start + batch_size)
             self.student.set_temperature(temperature[rows] if per_sample else temperature)
-            tempered.append(self.student(x[rows]))
+            tempered.append(self.student(x[rows]).tempered)
         return torch.cat(tempered)
-
-    def _measured_pass(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> tuple:
-        """At the evaluation T: accuracy, what the student measured (spikes), and its logits
-        rescaled to T = 1 (exact at the default evaluation T of 1)."""
-        totals: Dict[str, float] = {}
-        logits = []
-        for start in range(0, x.shape[0], batch_size):
-            xb = x[start : start + batch_size]
-            out = self.student(xb)
-            logits.append(out * _broadcastable(self.student.effective_temperature(), out))
-            for name, value in self.student.measurements().items():
-                totals[name] = totals.get(name, 0.0) + float(value) * xb.shape[0]
-        logits_t1 = torch.cat(logits)
-        measures = {name: total / x.shape[0] for name, total in totals.items()}
-        measures["val_accuracy"] = float((logits_t1.argmax(dim=-1) == y).float().mean())
-        return measures, logits_t1
 
     def _probe_traces(self, epoch: int) -> Optional[Dict[str, np.ndarray]]:
         cfg = self.traces
@@ -198,7 +178,7 @@ class Distiller:
             return None
         if epoch % cfg.every != 0 and epoch != self.config.epochs - 1:
             return None
-        probes = self.split.x_test[: cfg.samples]
+        probes = self.task.probe_inputs(cfg.samples)
         self.student.eval()
         self.student.set_temperature(self.config.eval_temperature)
         with torch.no_grad():
@@ -209,7 +189,7 @@ class Distiller:
     def _group_temperatures(self) -> Dict[str, Dict[str, float]]:
         """Per-class T of a grouped schedule at the end of the epoch, for /temperature."""
         t = self.last_base_temperature
-        if isinstance(t, torch.Tensor) and t.dim() == 1 and t.numel() == self.split.num_classes:
+        if isinstance(t, torch.Tensor) and t.dim() == 1 and t.numel() == self.task.num_outputs:
             return {"temperature": {f"class_{k}": float(v) for k, v in enumerate(t.tolist())}}
         return {}
 
@@ -270,9 +250,3 @@ class Distiller:
                 self.stopped_early = True
                 break
         return metrics
-
-
-def _broadcastable(temperature: Temperature, like: torch.Tensor) -> Temperature:
-    if isinstance(temperature, torch.Tensor):
-        return temperature.to(like.device, like.dtype)
-    return temperature

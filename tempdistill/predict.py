@@ -9,15 +9,17 @@ held-out predictions this way (``/eval/test_predictions``), and a loaded export
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from tempdistill.student import logits_of
+
 PREDICTION_SEED = 0
 
 
-def seeded_argmax(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, seed: int = PREDICTION_SEED) -> np.ndarray:
+def seeded_argmax(forward: Callable[[torch.Tensor], Any], x: torch.Tensor, seed: int = PREDICTION_SEED) -> np.ndarray:
     """Class indices argmax(forward(x)), with every random draw inside taken from ``seed``.
 
     Ties (equal spike counts) go to the lowest index, as ``torch.argmax`` documents.
@@ -25,5 +27,5 @@ def seeded_argmax(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
     devices = [x.device.index or 0] if x.is_cuda else []
     with torch.no_grad(), torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        logits = forward(x)
+        logits = logits_of(forward(x))
     return logits.argmax(dim=-1).cpu().numpy()

@@ -22,14 +22,16 @@ import torch
 
 from backends import get_backend
 from tempdistill.config import ConfigError, RunConfig
-from tempdistill.data import Split, load_split
+from tempdistill.data import Split
 from tempdistill.distiller import Distiller
 from tempdistill.interrupt import NEVER, Interrupted, StopRequest
 from tempdistill.record import RunRecorder
 from tempdistill.schedules import Schedule, build_schedule
 from tempdistill.student import Backend, Student
-from tempdistill.teacher import TeacherOrigin, obtain_teacher
-from tempdistill.training import accuracy, batched_forward, parameter_count, seed_everything
+from tempdistill.tasks import classification, get_task_class
+from tempdistill.tasks.base import Task
+from tempdistill.teacher import TeacherOrigin
+from tempdistill.training import batched_forward, parameter_count
 
 
 @dataclass
@@ -45,8 +47,7 @@ class Plan:
 
 def plan_run(config: RunConfig) -> Plan:
     """Resolve backends and their options; raises ConfigError naming the field."""
-    if config.task != "classification":
-        raise ConfigError(f"task: {config.task!r} is not available yet; allowed: 'classification'")
+    get_task_class(config.task)  # an unknown task fails here, naming the known ones
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: 'cuda' requested but no CUDA device is available; allowed here: 'cpu'")
     teacher_backend = get_backend(config.teacher.backend, "teacher.backend")
@@ -88,16 +89,9 @@ def student_arrays(student: torch.nn.Module) -> Dict[str, np.ndarray]:
 def prepare_teacher(
     config: RunConfig, plan: Optional[Plan] = None, log: Callable[[str], None] = lambda _: None
 ) -> tuple[Split, torch.nn.Module, TeacherOrigin]:
-    """The data split and the teacher (from checkpoint, cache, or trained now)."""
+    """A classification config's data split and teacher (from checkpoint, cache, or trained now)."""
     plan = plan or plan_run(config)
-    seed_everything(config.seed)
-    split: Split = load_split(config.data, config.seed).to(config.device)
-    network = plan.teacher_backend.build_teacher(plan.teacher_options, split.input_dim, split.num_classes)
-    teacher, source = obtain_teacher(
-        network.to(config.device), plan.teacher_options.model_dump(mode="json"), config.teacher,
-        config.data, split, config.seed, log,
-    )
-    return split, teacher, source
+    return classification.prepare_teacher(config, plan.teacher_backend, plan.teacher_options, log)
 
 
 def inference_latency_ms(model: torch.nn.Module, x: torch.Tensor, temperature: Optional[float] = None) -> float:
@@ -113,20 +107,6 @@ def inference_latency_ms(model: torch.nn.Module, x: torch.Tensor, temperature: O
     started = time.perf_counter()
     batched_forward(model, x)
     return 1000.0 * (time.perf_counter() - started) / x.shape[0]
-
-
-def predicted_labels(student: Student, x: torch.Tensor, temperature: float, class_labels: np.ndarray) -> np.ndarray:
-    """The student's held-out predictions in the user's labels, repeatable for random encoders.
-
-    One forward pass over all of ``x`` with the global RNG forked and seeded, so a Poisson
-    encoder draws the same spikes here as in a loaded export predicting the same inputs.
-    """
-    from tempdistill.predict import seeded_argmax
-
-    student.eval()
-    student.set_temperature(temperature)
-    indices = seeded_argmax(student, x)
-    return np.asarray(class_labels)[indices] if len(class_labels) else indices
 
 
 def execute(
@@ -148,52 +128,50 @@ def execute(
     directory = output_directory(config, out_dir)
     if stop.requested():
         raise Interrupted(f"{stop.reason}; run not started")
-    split, teacher, origin = prepare_teacher(config, plan, log)
-    teacher_accuracy = accuracy(teacher, split.x_test, split.y_test)
-    log(f"teacher ({origin.kind}): held-out accuracy {teacher_accuracy:.4f}")
+    task, origin = get_task_class(config.task).build(config, plan.teacher_backend, plan.teacher_options, log)
+    teacher_figures = task.teacher_figures()
+    log(f"teacher ({origin.kind}): " + "  ".join(f"{k} {v:.4f}" for k, v in teacher_figures.items()))
 
     torch.manual_seed(config.seed)
-    student = plan.student_backend.build_student(plan.student_options, split.input_dim, split.num_classes)
+    student = plan.student_backend.build_student(plan.student_options, task.input_dim, task.num_outputs)
     student.to(config.device)
-    steps_per_epoch = -(-split.x_train.shape[0] // config.distill.batch_size)
     schedule: Schedule = build_schedule(
-        config.distill.temperature, config.distill.epochs, steps_per_epoch, split.num_classes
+        config.distill.temperature, config.distill.epochs, task.steps_per_epoch(config.distill.batch_size),
+        task.num_outputs,
     ).to(config.device)
 
     attrs = {"name": config.name, "student_backend": config.student.backend, "overrides": json.dumps(list(overrides))}
     recorder = RunRecorder.create(directory, run_file_stem(config), config.to_json(), attrs)
-    recorder.write_arrays("data", {"class_labels": split.class_labels},
-                          {k: v for k, v in split.record().items() if k != "class_labels"})
+    for group, (arrays, group_attrs) in task.record_groups().items():
+        recorder.write_arrays(group, arrays, group_attrs)
     log(f"record: {recorder.path}")
     started = time.perf_counter()
     distiller: Optional[Distiller] = None
     try:
         with stop.deferring():
             distiller = Distiller(
-                student, teacher, schedule, config.distill, split, recorder, config.seed,
+                student, task, schedule, config.distill, recorder, config.seed,
                 traces=config.record.traces, on_epoch=on_epoch, stop=stop, warn=warn,
             )
             final = distiller.run()
+        held_out = task.evaluation_batch().x
         eval_values: Dict[str, Any] = {
-            "student_accuracy": final["val_accuracy"],
-            "teacher_accuracy": teacher_accuracy,
+            **teacher_figures,
             **origin.record(),
             "student_params": parameter_count(student),
-            "teacher_params": parameter_count(teacher),
+            "teacher_params": parameter_count(task.teacher),
             "wall_seconds": time.perf_counter() - started,
             "eval_temperature": config.distill.eval_temperature,
             "epochs_trained": len(distiller.history),
         }
         eval_values["param_ratio"] = eval_values["student_params"] / eval_values["teacher_params"]
-        eval_values["student_latency_ms_per_sample"] = inference_latency_ms(student, split.x_test, config.distill.eval_temperature)
-        eval_values["teacher_latency_ms_per_sample"] = inference_latency_ms(teacher, split.x_test)
+        eval_values["student_latency_ms_per_sample"] = inference_latency_ms(student, held_out, config.distill.eval_temperature)
+        eval_values["teacher_latency_ms_per_sample"] = inference_latency_ms(task.teacher, held_out)
         eval_values.update({k: v for k, v in final.items() if k not in ("val_accuracy", "epoch", "wall_seconds")})
-        eval_values["test_predictions"] = predicted_labels(
-            student, split.x_test, config.distill.eval_temperature, split.class_labels
-        )
+        eval_values.update(task.final_figures(student, config.distill.eval_temperature, final))
         recorder.write_eval(eval_values)
         if config.record.save_student:
-            save_student(recorder, student, plan, split, config)
+            save_student(recorder, student, plan, task, config)
         if distiller.stopped_early:
             recorder.finish("interrupted", error=f"{stop.reason} after epoch {len(distiller.history)} of {config.distill.epochs}")
         else:
@@ -202,7 +180,7 @@ def execute(
         done = len(distiller.history) if distiller is not None else 0
         reason = f"interrupted by {exc}" if str(exc) else "interrupted"
         with contextlib.suppress(Exception):  # keep what can be kept; the status must be written
-            save_student(recorder, student, plan, split, config)
+            save_student(recorder, student, plan, task, config)
         recorder.finish("interrupted", error=f"{reason} during epoch {done + 1} of {config.distill.epochs}")
         raise Interrupted(f"{reason}; {done} of {config.distill.epochs} epochs recorded", recorder.path) from None
     except Exception as exc:
@@ -211,7 +189,7 @@ def execute(
     return recorder.path
 
 
-def save_student(recorder: RunRecorder, student: Student, plan: Plan, split: Split, config: RunConfig) -> None:
+def save_student(recorder: RunRecorder, student: Student, plan: Plan, task: Task, config: RunConfig) -> None:
     """The trained student's state and everything needed to rebuild and feed it (``/student``)."""
     recorder.write_arrays(
         "student",
@@ -220,8 +198,8 @@ def save_student(recorder: RunRecorder, student: Student, plan: Plan, split: Spl
             "backend": config.student.backend,
             "options": json.dumps(plan.student_options.model_dump(mode="json")),
             "describe": json.dumps(student.describe()),
-            "input_dim": split.input_dim,
-            "num_classes": split.num_classes,
+            "input_dim": task.input_dim,
+            "num_classes": task.num_outputs,
         },
     )
 

@@ -1,13 +1,16 @@
 """The interface every backend implements: what a student and a backend must offer.
 
-The distiller talks only to these types. A student returns logits *at its current
-temperature*: a dense student divides its logits by T, a spiking one raises its firing
-thresholds; either way the distiller trains on the same tempered distribution.
+The distiller talks only to these types. A student's forward returns a ``StudentOutput``:
+its logits *at its current temperature* (a dense student divides its logits by T, a spiking
+one raises its firing thresholds; either way the distiller trains on the same tempered
+distribution), the same outputs at T = 1, and what the pass measured. Nothing is read back
+from the student afterwards.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Protocol, Tuple, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Protocol, Tuple, Union, runtime_checkable
 
 import torch
 from torch import nn
@@ -15,8 +18,29 @@ from torch import nn
 from tempdistill.temperature import Temperature, check_temperature
 
 
+@dataclass
+class StudentOutput:
+    """What one forward pass of a student gives.
+
+    ``tempered`` (B, K): logits at the temperature the pass applied. ``logits`` (B, K): the
+    same outputs at T = 1, i.e. ``tempered`` × the applied T (per neuron or per sample where
+    T is; for a spiking student the applied T is θ/θ0, which lags a scheduled T while the
+    thresholds relax). ``measured``: per-sample means over the batch of what the pass counted
+    (spikes, rates, synaptic ops, MACs, energy estimate), scalars; empty where nothing is.
+    """
+
+    tempered: torch.Tensor
+    logits: torch.Tensor
+    measured: Dict[str, Any] = field(default_factory=dict)  # scalar tensors, or floats once averaged
+
+
+def logits_of(output: Union[StudentOutput, torch.Tensor]) -> torch.Tensor:
+    """The tensor a network's call gave: a student's tempered logits, a plain network's logits."""
+    return output.tempered if isinstance(output, StudentOutput) else output
+
+
 class Student(nn.Module):
-    """Base class of students: a module from inputs (B, F) to tempered logits (B, K)."""
+    """Base class of students: a module from inputs (B, F) to a ``StudentOutput``."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -44,16 +68,19 @@ class Student(nn.Module):
         """
 
     def effective_temperature(self) -> Temperature:
-        """The T the last forward pass actually applied.
+        """The T that forward passes apply now.
 
         Equal to the set T for a dense student; a spiking student's thresholds relax toward
         θ0·T with memory, so its effective T (θ/θ0) may lag the scheduled one.
         """
         return self._temperature
 
-    def measurements(self) -> Dict[str, torch.Tensor]:
-        """What the last forward pass measured (spike counts, synaptic ops); empty for dense."""
-        return {}
+    def output(self, tempered: torch.Tensor, measured: Dict[str, torch.Tensor] | None = None) -> StudentOutput:
+        """Wrap a pass's tempered logits with their T = 1 form and its measurements."""
+        temperature = self.effective_temperature()
+        if isinstance(temperature, torch.Tensor):
+            temperature = temperature.to(tempered.device, tempered.dtype)
+        return StudentOutput(tempered, tempered * temperature, measured or {})
 
     def step_record(self) -> Dict[str, float]:
         """Scalars worth a point per optimisation step (a spiking student's threshold trace)."""

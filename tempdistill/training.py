@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Dict, Iterator
 
 import torch
 from torch import nn
+
+from tempdistill.student import StudentOutput, logits_of
 
 
 def iterate_minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
@@ -20,9 +22,25 @@ def batched_forward(model: nn.Module, x: torch.Tensor, batch_size: int = 512) ->
     """Forward in eval mode over batches, so a large held-out set fits in memory."""
     was_training = model.training
     model.eval()
-    outputs = [model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+    outputs = [logits_of(model(x[i : i + batch_size])) for i in range(0, x.shape[0], batch_size)]
     model.train(was_training)
     return torch.cat(outputs)
+
+
+def collect_outputs(student: nn.Module, x: torch.Tensor, batch_size: int = 512) -> StudentOutput:
+    """A student's outputs over ``x`` batch by batch, in its current mode and temperature:
+    logits concatenated, measurements as per-sample means over all of ``x``."""
+    tempered, logits = [], []
+    totals: Dict[str, float] = {}
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start : start + batch_size]
+        out = student(xb)
+        tempered.append(out.tempered)
+        logits.append(out.logits)
+        for name, value in out.measured.items():
+            totals[name] = totals.get(name, 0.0) + float(value) * xb.shape[0]
+    measured = {name: total / x.shape[0] for name, total in totals.items()}  # floats: exact means
+    return StudentOutput(torch.cat(tempered), torch.cat(logits), measured)
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

@@ -431,6 +431,7 @@ def test_adaptive_is_bounded_by_min_and_max():
 def short_dense_run(tiny_config_data):
     """A dense student after a short constant-T distillation, with the teacher, on held-out data."""
     from tempdistill.distiller import Distiller
+    from tempdistill.tasks.classification import ClassificationTask
 
     config = config_from_mapping(config_data(tiny_config_data, {"schedule": "constant", "value": 4.0}, epochs=2))
     plan = plan_run(config)
@@ -438,11 +439,11 @@ def short_dense_run(tiny_config_data):
     torch.manual_seed(0)
     student = plan.student_backend.build_student(plan.student_options, split.input_dim, split.num_classes)
     schedule = build_schedule(config.distill.temperature, 2, 20, split.num_classes)
-    Distiller(student, teacher, schedule, config.distill, split, None, 0).run()
+    Distiller(student, ClassificationTask(split, teacher), schedule, config.distill, None, 0).run()
     student.eval()
     student.set_temperature(1.0)
     with torch.no_grad():
-        student_logits = student(split.x_test)
+        student_logits = student(split.x_test).tempered
     return batched_forward(teacher, split.x_test), student_logits, split
 
 

@@ -1,0 +1,82 @@
+"""The task interface: the part of distillation that differs between a classifier and a policy.
+
+The ``Distiller`` asks a task for an epoch's batches (each with the teacher's logits and, where
+there are any, hard targets), for the held-out batch that per-epoch measures use, for a score
+of the student on it, for probe inputs whose spike traces are recorded, and at the end for the
+figures of the final student and the teacher and the extra groups of the record. It never
+looks at labels, argmaxes or environments itself.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from tempdistill.student import Student, StudentOutput
+
+
+@dataclass
+class Batch:
+    """Student inputs (B, F), the teacher's logits for them (B, K), and hard targets (B,) or None."""
+
+    x: torch.Tensor
+    teacher_logits: torch.Tensor
+    targets: Optional[torch.Tensor] = None
+
+
+# A record group a task adds: its arrays and its attrs (``RunRecorder.write_arrays``).
+RecordGroup = Tuple[Mapping[str, np.ndarray], Mapping[str, Any]]
+
+
+class Task(ABC):
+    """One kind of distillation problem. ``input_dim`` and ``num_outputs`` size the student;
+    ``teacher`` maps the student's inputs to the teacher's logits (parameters and latency are
+    reported from it)."""
+
+    name: str
+    input_dim: int
+    num_outputs: int
+    teacher: nn.Module
+
+    @abstractmethod
+    def fitting_logits(self) -> torch.Tensor:
+        """The teacher's logits over the training inputs (a student sizes θ0 from them)."""
+
+    @abstractmethod
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Optimisation steps in one epoch (schedules plan over steps)."""
+
+    @abstractmethod
+    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        """The epoch's training batches, in an order drawn from ``generator``."""
+
+    @abstractmethod
+    def evaluation_batch(self) -> Batch:
+        """The held-out inputs, teacher logits and targets every epoch is measured on."""
+
+    @abstractmethod
+    def score(self, student: Student, output: StudentOutput, batch: Batch) -> Dict[str, float]:
+        """The task's own measure of the student (in eval mode, at the evaluation T) given its
+        outputs on ``batch`` (e.g. accuracy); a task may also run the student itself."""
+
+    @abstractmethod
+    def probe_inputs(self, count: int) -> torch.Tensor:
+        """Fixed inputs whose spike traces are recorded."""
+
+    @abstractmethod
+    def teacher_figures(self) -> Dict[str, Any]:
+        """The teacher's figures on the test data (asked once, before training)."""
+
+    @abstractmethod
+    def final_figures(self, student: Student, temperature: float, last_epoch: Dict[str, float]) -> Dict[str, Any]:
+        """The final student's figures on the test data at ``temperature`` (asked once),
+        given the last epoch's measures."""
+
+    def record_groups(self) -> Dict[str, RecordGroup]:
+        """Extra record groups this task writes (e.g. ``/data``); none by default."""
+        return {}

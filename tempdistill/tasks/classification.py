@@ -1,0 +1,103 @@
+"""Classification distillation: a fixed, seeded split of an array dataset.
+
+Batches are minibatches of the training split in a seeded order, each with the teacher's
+logits (computed once) and the true labels; every epoch is measured on the held-out split,
+scored by top-1 accuracy; the final student's held-out predictions are recorded in the
+user's own class labels, and ``/data`` keeps the label mapping and input normalisation that
+exports need.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterator, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from tempdistill.config import RunConfig
+from tempdistill.data import Split, load_split
+from tempdistill.predict import seeded_argmax
+from tempdistill.student import Backend, Student, StudentOutput
+from tempdistill.tasks.base import Batch, RecordGroup, Task
+from tempdistill.teacher import TeacherOrigin, obtain_teacher
+from tempdistill.training import accuracy, batched_forward, iterate_minibatches, seed_everything
+
+
+def prepare_teacher(
+    config: RunConfig, teacher_backend: Backend, teacher_options: Any, log: Callable[[str], None] = lambda _: None
+) -> Tuple[Split, nn.Module, TeacherOrigin]:
+    """The data split and the teacher (from checkpoint, cache, or trained now)."""
+    seed_everything(config.seed)
+    split: Split = load_split(config.data, config.seed).to(config.device)
+    network = teacher_backend.build_teacher(teacher_options, split.input_dim, split.num_classes)
+    teacher, origin = obtain_teacher(
+        network.to(config.device), teacher_options.model_dump(mode="json"), config.teacher,
+        config.data, split, config.seed, log,
+    )
+    return split, teacher, origin
+
+
+class ClassificationTask(Task):
+    """Distil a classifier on a fixed train/held-out split."""
+
+    name = "classification"
+
+    def __init__(self, split: Split, teacher: nn.Module) -> None:
+        self.split = split
+        self.teacher = teacher.eval()
+        self.input_dim = split.input_dim
+        self.num_outputs = split.num_classes
+        self.teacher_train_logits = batched_forward(teacher, split.x_train)
+        self.teacher_test_logits = batched_forward(teacher, split.x_test)
+
+    @classmethod
+    def build(
+        cls, config: RunConfig, teacher_backend: Backend, teacher_options: Any, log: Callable[[str], None]
+    ) -> Tuple["ClassificationTask", TeacherOrigin]:
+        split, teacher, origin = prepare_teacher(config, teacher_backend, teacher_options, log)
+        return cls(split, teacher), origin
+
+    def fitting_logits(self) -> torch.Tensor:
+        return self.teacher_train_logits
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return -(-self.split.x_train.shape[0] // batch_size)
+
+    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        x, y, logits = self.split.x_train, self.split.y_train, self.teacher_train_logits
+        for index in iterate_minibatches(x.shape[0], batch_size, generator):
+            yield Batch(x[index], logits[index], y[index])
+
+    def evaluation_batch(self) -> Batch:
+        return Batch(self.split.x_test, self.teacher_test_logits, self.split.y_test)
+
+    def score(self, student: Student, output: StudentOutput, batch: Batch) -> Dict[str, float]:
+        """Top-1 accuracy of the T = 1 outputs (``val_accuracy`` in the per-epoch record)."""
+        return {"val_accuracy": float((output.logits.argmax(dim=-1) == batch.targets).float().mean())}
+
+    def probe_inputs(self, count: int) -> torch.Tensor:
+        return self.split.x_test[:count]
+
+    def teacher_figures(self) -> Dict[str, Any]:
+        return {"teacher_accuracy": accuracy(self.teacher, self.split.x_test, self.split.y_test)}
+
+    def final_figures(self, student: Student, temperature: float, last_epoch: Dict[str, float]) -> Dict[str, Any]:
+        """The last epoch's held-out accuracy, and the held-out predictions in the user's labels.
+
+        Predictions are one seeded pass (``tempdistill.predict``), so an exported student
+        given the same raw inputs predicts the same labels, Poisson encoders included.
+        """
+        student.eval()
+        student.set_temperature(temperature)
+        indices = seeded_argmax(student, self.split.x_test)
+        labels = np.asarray(self.split.class_labels)
+        return {
+            "student_accuracy": last_epoch["val_accuracy"],
+            "test_predictions": labels[indices] if labels.size else indices,
+        }
+
+    def record_groups(self) -> Dict[str, RecordGroup]:
+        facts = self.split.record()
+        labels = facts.pop("class_labels")
+        return {"data": ({"class_labels": labels}, facts)}
