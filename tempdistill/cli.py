@@ -13,6 +13,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from tempdistill.config import load_config
     from tempdistill.interrupt import EXIT_INTERRUPTED, StopRequest, stop_on_signals
     from tempdistill.record import read_run
+    from tempdistill.report import headline
     from tempdistill.runner import echo, execute
 
     config = load_config(args.config, args.set or [])
@@ -30,8 +31,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"tempdistill run: {run['attrs'].get('error', 'interrupted')}; partial run kept (student saved, "
               f"status=interrupted): {path}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"student accuracy {run['eval']['student_accuracy']:.4f}  teacher accuracy "
-          f"{run['eval']['teacher_accuracy']:.4f}  record {path}")
+    print(f"{headline(run['eval'])}  record {path}")
     return 0
 
 
@@ -47,7 +47,8 @@ class EpochBar:
             from tqdm import tqdm
 
             self.bar = tqdm(total=self.epochs, desc=self.description, unit="epoch", file=sys.stderr)
-        self.bar.set_postfix(T=f"{metrics['temperature']:.2f}", acc=f"{metrics['val_accuracy']:.4f}")
+        score = {k: f"{metrics[k]:.4f}" for k in ("val_accuracy", "return_mean") if k in metrics}
+        self.bar.set_postfix(T=f"{metrics['temperature']:.2f}", **score)
         self.bar.update(1)
 
     def close(self) -> None:
@@ -143,6 +144,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if outcome.failures else 0
 
 
+def _cmd_teach(args: argparse.Namespace) -> int:
+    from tempdistill.config import load_config
+    from tempdistill.runner import echo
+    from tempdistill.teach import teach
+
+    config = load_config(args.config, args.set or [])
+    result = teach(config, show_progress=not args.quiet, log=(lambda _: None) if args.quiet else echo)
+    print(f"teacher saved to {result['checkpoint']}: greedy return {result['return_mean']:.1f} "
+          f"± {result['return_std']:.1f} over 20 seeded episodes")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tempdistill", description="Temperature-controlled knowledge distillation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     entropy.add_argument("--set", action="append", metavar="KEY=VALUE")
     entropy.add_argument("--plot", help="PNG path (default: RECORD_DIR/NAME-entropy.png)")
     entropy.set_defaults(handler=_cmd_entropy)
+
+    teach_cmd = sub.add_parser("teach", help="train a reinforcement-learning teacher (SB3) for a policy config")
+    teach_cmd.add_argument("config", help="YAML config with task: policy, env and teacher {algo, timesteps, checkpoint}")
+    teach_cmd.add_argument("--set", action="append", metavar="KEY=VALUE")
+    teach_cmd.add_argument("--quiet", action="store_true")
+    teach_cmd.set_defaults(handler=_cmd_teach)
 
     export = sub.add_parser("export", help="write a run's trained student as NIR or a PyTorch checkpoint")
     export.add_argument("run", help="a run's .h5 file")

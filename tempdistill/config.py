@@ -48,7 +48,34 @@ class DataConfig(Strict):
 
 
 class EnvConfig(Strict):
-    id: str
+    """A gymnasium environment for ``task: policy``; ``n_envs`` copies collect in lockstep."""
+
+    id: str = Field(min_length=1)
+    n_envs: int = Field(8, ge=1, le=256)
+
+
+class DaggerConfig(Strict):
+    """How a policy task gathers states: each epoch ``steps_per_epoch`` environment steps in
+    which the teacher acts with probability β (linear from ``beta_start`` to ``beta_end`` over
+    the epochs) and the student otherwise; the teacher labels every visited state, and the
+    states accumulate in a buffer of ``buffer_size`` (oldest dropped). β = 1 throughout is
+    plain teacher-rollout distillation (Rusu et al. 2016)."""
+
+    beta_start: float = Field(1.0, ge=0.0, le=1.0)
+    beta_end: float = Field(0.0, ge=0.0, le=1.0)
+    steps_per_epoch: int = Field(2000, ge=1)
+    buffer_size: int = Field(100_000, ge=1)
+    updates_per_epoch: int = Field(100, ge=1)
+
+
+class EvalConfig(Strict):
+    """Policy evaluation: ``episodes`` test episodes seeded ``seed``, ``seed + 1``, ... at the
+    end; ``val_episodes`` validation episodes (seeds from ``val_seed``) after every epoch."""
+
+    episodes: int = Field(100, ge=1)
+    seed: int = Field(10_000, ge=0)
+    val_episodes: int = Field(10, ge=1)
+    val_seed: int = Field(5_000, ge=0)
 
 
 def _positive_widths(widths: List[int]) -> List[int]:
@@ -104,6 +131,8 @@ class DistillConfig(Strict):
     alpha: float = Field(0.9, ge=0.0, le=1.0)
     temperature: TemperatureConfig = Field(default_factory=lambda: TemperatureConfig(schedule="constant", value=4.0))
     eval_temperature: float = Field(1.0, gt=0.0, allow_inf_nan=False)
+    loss: Literal["kl", "nll", "mse"] = "kl"
+    dagger: Optional[DaggerConfig] = None
 
 
 class TracesConfig(Strict):
@@ -146,7 +175,18 @@ class RunConfig(Strict):
     student: StudentConfig = Field(default_factory=StudentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     record: RecordConfig = Field(default_factory=RecordConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     sweep: Optional[SweepConfig] = None
+
+    @model_validator(mode="after")
+    def _sections_fit_the_task(self) -> "RunConfig":
+        if self.task == "policy" and self.env is None:
+            raise ValueError("env: required when task is 'policy', e.g. env: {id: CartPole-v1}")
+        if self.task != "policy" and self.env is not None:
+            raise ValueError(f"env: only used when task is 'policy', but task is {self.task!r}")
+        if self.task != "policy" and self.distill.dagger is not None:
+            raise ValueError(f"distill.dagger: only used when task is 'policy', but task is {self.task!r}")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -174,6 +214,8 @@ def _describe(error: Mapping[str, Any], root: str) -> str:
     if path and msg.startswith(path + "."):
         return msg  # a section's validator already named the field inside it
     if not error.get("loc"):
+        if not path and re.match(r"^[a-z_][a-z0-9_.]*: ", msg):
+            return msg  # a whole-config validator already named the field
         return f"{path or 'config'}: {msg}"
     return f"{path}: {msg} (got {error.get('input')!r})"
 

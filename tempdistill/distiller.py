@@ -112,7 +112,7 @@ class Distiller:
             out = self.student(batch.x)
             total, kd, ce = distillation_objective(
                 torch.log_softmax(out.tempered, dim=-1), out.logits, batch.teacher_logits, temperature,
-                batch.targets, alpha,
+                batch.targets, alpha, self.config.loss,
             )
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -219,6 +219,7 @@ class Distiller:
         metrics: Dict[str, float] = {}
         for epoch in range(self.config.epochs):
             first_step = self.step
+            gathered = self.task.begin_epoch(epoch, self.student, self.config.eval_temperature)
             sums = self.train_epoch(epoch)
             flags, alarms = self.student.activity_check()
             metrics = {
@@ -229,6 +230,7 @@ class Distiller:
                 "alpha": self.schedule.alpha(epoch, self.config.alpha),
                 "temperature": float(np.mean(sums.temperatures)),
             }
+            metrics.update(gathered)
             metrics.update(flags)
             metrics.update(self.evaluate())
             metrics["wall_seconds"] = time.perf_counter() - started

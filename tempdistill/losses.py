@@ -60,6 +60,24 @@ def hard_ce(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(student_logits, labels)
 
 
+TEACHER_LOSSES = ("kl", "nll", "mse")
+
+
+def teacher_term(
+    student_log_probs_T: torch.Tensor, student_logits_T1: torch.Tensor, teacher_logits: torch.Tensor,
+    temperature: Temperature, loss: str = "kl",
+) -> torch.Tensor:
+    """The term that matches the teacher, batch mean (see ``distillation_objective``)."""
+    if loss == "kl":
+        return soft_term(student_log_probs_T, teacher_logits, temperature)
+    if loss == "nll":
+        return F.cross_entropy(student_logits_T1, teacher_logits.argmax(dim=-1))
+    if loss == "mse":
+        _check_pair(student_logits_T1, teacher_logits)
+        return F.mse_loss(student_logits_T1, teacher_logits)
+    raise ValueError(f"loss: got {loss!r}; allowed: {', '.join(TEACHER_LOSSES)}")
+
+
 def distillation_objective(
     student_log_probs_T: torch.Tensor,
     student_logits_T1: torch.Tensor,
@@ -67,14 +85,18 @@ def distillation_objective(
     temperature: Temperature,
     labels: Optional[torch.Tensor],
     alpha: float,
+    loss: str = "kl",
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total, kd, ce): the one objective every student trains on.
 
-    kd = T²·KL at temperature T; ce = cross-entropy at T = 1 (zero when labels is None);
-    total = alpha·kd + (1 - alpha)·ce. A term whose weight is 0 is not computed.
+    kd is the teacher term, chosen by ``loss`` among Rusu et al.'s (2016) three: ``kl``,
+    T²·KL at temperature T (the default); ``nll``, cross-entropy with the teacher's greedy
+    class/action at T = 1; ``mse``, squared error between student and teacher logits (or
+    Q-values) at T = 1. ce = cross-entropy with ``labels`` at T = 1 (zero when labels is
+    None); total = alpha·kd + (1 - alpha)·ce. A term whose weight is 0 is not computed.
     """
     zero = student_logits_T1.new_zeros(())
-    kd = soft_term(student_log_probs_T, teacher_logits, temperature) if alpha > 0 else zero
+    kd = teacher_term(student_log_probs_T, student_logits_T1, teacher_logits, temperature, loss) if alpha > 0 else zero
     ce = hard_ce(student_logits_T1, labels) if (labels is not None and alpha < 1) else zero
     total = alpha * kd + (1.0 - alpha) * ce if labels is not None else alpha * kd
     return total, kd, ce

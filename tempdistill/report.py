@@ -10,7 +10,8 @@ from typing import Any, Dict, Iterable, List, Sequence
 
 from tempdistill.record import read_run
 
-EPOCH_COLUMNS = ("epoch", "temperature", "loss", "kd_loss", "ce_loss", "kl", "teacher_entropy", "student_entropy", "val_accuracy")
+EPOCH_COLUMNS = ("epoch", "temperature", "loss", "kd_loss", "ce_loss", "kl", "teacher_entropy", "student_entropy",
+                 "val_accuracy", "return_mean", "action_agreement", "dagger_beta")
 
 
 def format_value(value: Any) -> str:
@@ -66,6 +67,25 @@ def _looks_like_run(path: Path) -> bool:
         return False
 
 
+HEADLINE = (
+    ("student accuracy", "student_accuracy", 4), ("teacher accuracy", "teacher_accuracy", 4),
+    ("student return", "student_return_mean", 1), ("teacher return", "teacher_return_mean", 1),
+    ("random return", "random_return_mean", 1), ("return retained", "return_retained", 3),
+)
+
+
+def headline(eval_values: Dict[str, Any]) -> str:
+    """The final figures of a run in one line, whatever its task."""
+    return "  ".join(f"{label} {eval_values[key]:.{digits}f}" for label, key, digits in HEADLINE if key in eval_values)
+
+
+def _teacher_label(config: Dict[str, Any]) -> str:
+    teacher = config.get("teacher", {})
+    if teacher.get("checkpoint"):
+        return Path(teacher["checkpoint"]).name + (f" on {config['env']['id']}" if config.get("env") else "")
+    return str(teacher.get("hidden"))
+
+
 def show_run(path: str | Path) -> str:
     """A one-screen summary and the per-epoch table of one run."""
     run = read_run(path)
@@ -77,7 +97,7 @@ def show_run(path: str | Path) -> str:
     lines = [
         f"run      {run['path']}",
         f"name     {cfg.get('name', '?')}   status {run['status']}" + (f"   error {run['attrs']['error']}" if "error" in run["attrs"] else ""),
-        f"student  {student.get('backend', '?')} hidden={student.get('hidden')}   teacher {cfg.get('teacher', {}).get('hidden')}",
+        f"student  {student.get('backend', '?')} hidden={student.get('hidden')}   teacher {_teacher_label(cfg)}",
         f"distill  alpha={cfg.get('distill', {}).get('alpha')}  temperature={temperature}",
         f"epochs   {epochs_done} of {cfg.get('distill', {}).get('epochs', '?')} recorded",
     ]
@@ -104,6 +124,10 @@ COMPARE_COLUMNS = (
     ("status", lambda r: r["status"]),
     ("accuracy", lambda r: r["eval"].get("student_accuracy", _last(r, "val_accuracy"))),
     ("teacher_acc", lambda r: r["eval"].get("teacher_accuracy")),
+    ("return", lambda r: r["eval"].get("student_return_mean", _last(r, "return_mean"))),
+    ("return_std", lambda r: r["eval"].get("student_return_std")),
+    ("teacher_return", lambda r: r["eval"].get("teacher_return_mean")),
+    ("retained", lambda r: r["eval"].get("return_retained")),
     ("params", lambda r: r["eval"].get("student_params")),
     ("param_ratio", lambda r: r["eval"].get("param_ratio")),
     ("spikes/sample", lambda r: r["eval"].get("spikes_per_sample")),
@@ -224,6 +248,7 @@ def entropy_plot(rows: Sequence[Dict[str, float]], num_classes: int, path: str |
 
 REPORT_SERIES = (
     ("val_accuracy", "held-out accuracy (eval T)"),
+    ("return_mean", "validation return (greedy, eval T)"),
     ("temperature", "temperature T (epoch mean)"),
     ("kl", "teacher-student KL at T"),
     ("kl_t1", "teacher-student KL at T = 1"),

@@ -47,11 +47,10 @@ class Plan:
 
 def plan_run(config: RunConfig) -> Plan:
     """Resolve backends and their options; raises ConfigError naming the field."""
-    get_task_class(config.task)  # an unknown task fails here, naming the known ones
+    task_class = get_task_class(config.task)  # an unknown task fails here, naming the known ones
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: 'cuda' requested but no CUDA device is available; allowed here: 'cpu'")
-    teacher_backend = get_backend(config.teacher.backend, "teacher.backend")
-    teacher_options = teacher_backend.validate(config.teacher.backend_options(), "teacher")
+    teacher_backend, teacher_options = task_class.plan_teacher(config)
     student_backend = get_backend(config.student.backend, "student.backend")
     student_options = student_backend.validate(config.student.backend_options(), "student")
     # Validate schedule parameters now, with placeholder totals, so errors come before any work.
@@ -159,7 +158,7 @@ def execute(
             **teacher_figures,
             **origin.record(),
             "student_params": parameter_count(student),
-            "teacher_params": parameter_count(task.teacher),
+            "teacher_params": task.teacher_parameter_count(),
             "wall_seconds": time.perf_counter() - started,
             "eval_temperature": config.distill.eval_temperature,
             "epochs_trained": len(distiller.history),
@@ -170,6 +169,8 @@ def execute(
         eval_values.update({k: v for k, v in final.items() if k not in ("val_accuracy", "epoch", "wall_seconds")})
         eval_values.update(task.final_figures(student, config.distill.eval_temperature, final))
         recorder.write_eval(eval_values)
+        for group, (arrays, group_attrs) in task.final_groups().items():
+            recorder.write_arrays(group, arrays, group_attrs)
         if config.record.save_student:
             save_student(recorder, student, plan, task, config)
         if distiller.stopped_early:
@@ -186,6 +187,8 @@ def execute(
     except Exception as exc:
         recorder.finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        task.close()
     return recorder.path
 
 

@@ -3,7 +3,7 @@
 A task owns where the training batches come from, what the teacher says about them, how a
 student is scored on held-out data and what extra the record gets. The distiller's loop is
 the same for every task; the runner picks the task named by the config's ``task:`` here.
-Tasks are imported lazily, so classification never imports gymnasium.
+Tasks are imported lazily, so classification never imports gymnasium or Stable-Baselines3.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from tempdistill.config import ConfigError
 
 _REGISTRY: Dict[str, str] = {
     "classification": "tempdistill.tasks.classification:ClassificationTask",
+    "policy": "tempdistill.tasks.policy:PolicyTask",
 }
 
 

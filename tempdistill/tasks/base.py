@@ -43,6 +43,21 @@ class Task(ABC):
     num_outputs: int
     teacher: nn.Module
 
+    @classmethod
+    @abstractmethod
+    def plan_teacher(cls, config: Any) -> Tuple[Any, Any]:
+        """Check the config's teacher section before any work: (teacher backend or None, options)."""
+
+    @classmethod
+    @abstractmethod
+    def build(cls, config: Any, teacher_backend: Any, teacher_options: Any, log: Any) -> Tuple["Task", Any]:
+        """The task for a config, with its teacher ready: (task, ``TeacherOrigin``)."""
+
+    def begin_epoch(self, epoch: int, student: Student, temperature: float) -> Dict[str, float]:
+        """Called before each epoch's batches with the student as it is (a policy task collects
+        states with it here); returns figures for the epoch's record. Nothing by default."""
+        return {}
+
     @abstractmethod
     def fitting_logits(self) -> torch.Tensor:
         """The teacher's logits over the training inputs (a student sizes θ0 from them)."""
@@ -77,6 +92,17 @@ class Task(ABC):
         """The final student's figures on the test data at ``temperature`` (asked once),
         given the last epoch's measures."""
 
+    def teacher_parameter_count(self) -> int:
+        """The teacher's size a student is compared against (all parameters by default)."""
+        return sum(p.numel() for p in self.teacher.parameters())
+
     def record_groups(self) -> Dict[str, RecordGroup]:
-        """Extra record groups this task writes (e.g. ``/data``); none by default."""
+        """Extra record groups written when the run starts (e.g. ``/data``); none by default."""
         return {}
+
+    def final_groups(self) -> Dict[str, RecordGroup]:
+        """Extra record groups written with the final figures (e.g. ``/episodes``); none by default."""
+        return {}
+
+    def close(self) -> None:
+        """Release what the task holds open (environments)."""

@@ -52,6 +52,13 @@ class ClassificationTask(Task):
         self.teacher_test_logits = batched_forward(teacher, split.x_test)
 
     @classmethod
+    def plan_teacher(cls, config: RunConfig) -> Tuple[Backend, Any]:
+        from backends import get_backend
+
+        backend = get_backend(config.teacher.backend, "teacher.backend")
+        return backend, backend.validate(config.teacher.backend_options(), "teacher")
+
+    @classmethod
     def build(
         cls, config: RunConfig, teacher_backend: Backend, teacher_options: Any, log: Callable[[str], None]
     ) -> Tuple["ClassificationTask", TeacherOrigin]:

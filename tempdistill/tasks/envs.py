@@ -1,0 +1,139 @@
+"""Gymnasium environments for policy distillation: checked creation, seeded episodes, DAgger.
+
+Seeding follows gymnasium's documentation: each environment is reset with a seed once, then
+reset without one (its generator carries on), and its action space is seeded too. Several
+environments step in lockstep and the acting network sees their observations as one batch,
+which is what vectorised collection and evaluation buy; episodes are stepped by hand rather
+than through ``gymnasium.vector`` so that every evaluation episode has its own fixed seed
+(episode i of an evaluation is always reset with ``seed + i``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, List, Tuple
+
+import numpy as np
+import torch
+
+from tempdistill.config import ConfigError
+
+# A policy for stepping: observations (B, F) float32 -> actions (B,) ints.
+Actor = Callable[[np.ndarray], np.ndarray]
+
+
+def make_env(env_id: str, field: str = "env.id") -> Any:
+    """A gymnasium environment; an unknown id or a missing extra is a ConfigError naming ``field``."""
+    import gymnasium as gym
+
+    try:
+        return gym.make(env_id)
+    except gym.error.DependencyNotInstalled as exc:
+        raise ConfigError(f"{field}: {env_id!r} needs an extra that is not installed ({str(exc).splitlines()[0]})") from None
+    except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound,
+            gym.error.UnregisteredEnv, gym.error.Error) as exc:
+        raise ConfigError(f"{field}: unknown environment {env_id!r} ({str(exc).splitlines()[0]})") from None
+    except ImportError as exc:
+        raise ConfigError(f"{field}: {env_id!r} needs a package that is not installed ({exc})") from None
+
+
+def check_spaces(env: Any, field: str = "env.id") -> Tuple[int, int]:
+    """(observation features, discrete actions) of an environment this tool can distil on."""
+    from gymnasium import spaces
+
+    if not isinstance(env.observation_space, spaces.Box) or len(env.observation_space.shape) != 1:
+        raise ConfigError(f"{field}: observations must be a flat Box, got {env.observation_space}")
+    if not isinstance(env.action_space, spaces.Discrete):
+        raise ConfigError(f"{field}: only discrete action spaces are distilled so far, got {env.action_space}")
+    return int(env.observation_space.shape[0]), int(env.action_space.n)
+
+
+@dataclass
+class Episodes:
+    """Returns and lengths of finished episodes, in episode order."""
+
+    returns: np.ndarray
+    lengths: np.ndarray
+
+    @property
+    def mean(self) -> float:
+        return float(self.returns.mean())
+
+    @property
+    def std(self) -> float:
+        return float(self.returns.std())
+
+
+def run_episodes(env_id: str, actor: Actor, episodes: int, seed: int, lockstep: int = 128) -> Episodes:
+    """``episodes`` full episodes, episode i reset with ``seed + i``, ``lockstep`` at a time."""
+    returns = np.zeros(episodes)
+    lengths = np.zeros(episodes, dtype=np.int64)
+    envs = [make_env(env_id) for _ in range(min(lockstep, episodes))]
+    try:
+        for first in range(0, episodes, len(envs)):
+            batch = list(range(first, min(first + len(envs), episodes)))
+            obs = [envs[j].reset(seed=seed + i)[0] for j, i in enumerate(batch)]
+            active = list(range(len(batch)))
+            while active:
+                actions = actor(np.stack([obs[j] for j in active]).astype(np.float32))
+                still = []
+                for j, action in zip(active, actions):
+                    obs[j], reward, terminated, truncated, _ = envs[j].step(int(action))
+                    returns[batch[j]] += float(reward)
+                    lengths[batch[j]] += 1
+                    if not (terminated or truncated):
+                        still.append(j)
+                active = still
+    finally:
+        for env in envs:
+            env.close()
+    return Episodes(returns, lengths)
+
+
+class Collector:
+    """``n_envs`` environments stepping in lockstep for DAgger collection, seeded once."""
+
+    def __init__(self, env_id: str, n_envs: int, seed: int) -> None:
+        self.envs = [make_env(env_id) for _ in range(n_envs)]
+        self.obs = []
+        for i, env in enumerate(self.envs):
+            env.action_space.seed(seed + i)
+            self.obs.append(env.reset(seed=seed + i)[0])
+        self.rng = np.random.default_rng(seed)
+
+    def collect(self, steps: int, teacher: Actor, student: Actor, beta: float) -> np.ndarray:
+        """Visit ``steps`` states; each env step, the teacher acts with probability ``beta``.
+
+        Returns the visited observations (steps, F), float32. With ``beta = 1`` no student
+        action is taken and no random number is drawn, so it equals plain teacher rollouts.
+        """
+        visited: List[np.ndarray] = []
+        while len(visited) < steps:
+            obs = np.stack(self.obs).astype(np.float32)
+            visited.extend(obs)
+            actions = teacher(obs)
+            if beta < 1.0:
+                use_student = self.rng.random(len(self.envs)) >= beta
+                if use_student.any():
+                    actions = np.where(use_student, student(obs), actions)
+            for i, (env, action) in enumerate(zip(self.envs, actions)):
+                self.obs[i], _, terminated, truncated, _ = env.step(int(action))
+                if terminated or truncated:
+                    self.obs[i] = env.reset()[0]
+        return np.stack(visited[:steps]).astype(np.float32)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def greedy(network: Callable[[torch.Tensor], Any], device: str = "cpu") -> Actor:
+    """An actor taking the argmax action of a network's logits (a student's tempered logits)."""
+    from tempdistill.student import logits_of
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            logits = logits_of(network(torch.as_tensor(obs, device=device)))
+        return logits.argmax(dim=-1).cpu().numpy()
+
+    return act

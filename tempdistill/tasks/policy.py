@@ -1,0 +1,192 @@
+"""Policy distillation on gymnasium: an SB3 teacher's action distribution into a student policy.
+
+After Rusu et al. (2016), "Policy Distillation": states come from rollouts, the teacher labels
+each with its action logits (or Q-values), and the student learns the teacher's distribution
+at temperature T. Collection is DAgger-style (Ross et al. 2011): epoch 0 uses the teacher's
+own rollouts; from then on, in each environment step the teacher acts with probability β (a
+linear schedule from ``distill.dagger.beta_start`` to ``beta_end``) and the student otherwise,
+and every visited state is labelled by the teacher. States accumulate in a bounded buffer;
+each epoch trains ``updates_per_epoch`` minibatches drawn from it.
+
+Every epoch is measured on held-out states visited by the teacher from validation seeds
+(information metrics, spikes per decision) and scored by the student's greedy return over
+``eval.val_episodes`` validation episodes; the final student and the teacher are scored once
+over ``eval.episodes`` test episodes with their own seeds, and ``return_retained`` =
+(student − random)/(teacher − random). Per-episode returns and lengths go to ``/episodes``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterator, Literal, Optional, Tuple
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from tempdistill.config import ConfigError, DaggerConfig, RunConfig, Strict, validate_section
+from tempdistill.student import Student, StudentOutput
+from tempdistill.tasks.base import Batch, RecordGroup, Task
+from tempdistill.tasks.envs import Collector, Episodes, check_spaces, greedy, make_env, run_episodes
+from tempdistill.tasks.sb3_teacher import SB3Teacher, load_teacher, read_algorithm
+from tempdistill.teacher import TeacherOrigin
+from tempdistill.data import file_sha256
+
+# Held-out states (visited by the teacher from validation seeds) for the per-epoch measures.
+VALIDATION_STATES = 1000
+
+
+class PolicyTeacherOptions(Strict):
+    """The ``teacher`` section of a policy config: an SB3 ``.zip`` and how ``teach`` trains one."""
+
+    checkpoint: Optional[str] = None
+    algo: Literal["ppo", "a2c", "dqn"] = "ppo"
+    timesteps: int = Field(100_000, ge=1)
+    n_envs: int = Field(8, ge=1)
+    hyperparams: Dict[str, Any] = Field(default_factory=dict)
+
+
+def policy_teacher_options(config: RunConfig) -> PolicyTeacherOptions:
+    """The teacher section as the user wrote it (classification's network defaults do not apply)."""
+    return validate_section(PolicyTeacherOptions, config.teacher.model_dump(mode="json", exclude_unset=True), "teacher")
+
+
+class PolicyTask(Task):
+    """Distil an SB3 policy acting in a gymnasium environment."""
+
+    name = "policy"
+
+    def __init__(self, config: RunConfig, teacher: SB3Teacher, log: Callable[[str], None] = lambda _: None) -> None:
+        assert config.env is not None
+        self.env_id = config.env.id
+        self.device = config.device
+        env = make_env(self.env_id)
+        self.input_dim, self.num_outputs = check_spaces(env)
+        env.close()
+        self.teacher = teacher
+        self.eval_config = config.eval
+        self.dagger = config.distill.dagger or DaggerConfig()
+        self.epochs = config.distill.epochs
+        self.teacher_actor = greedy(teacher, self.device)
+        self.collector = Collector(self.env_id, config.env.n_envs, config.seed)
+        obs = self.collector.collect(self.dagger.steps_per_epoch, self.teacher_actor, self.teacher_actor, 1.0)
+        self.buffer_obs, self.buffer_logits = self._label(obs)
+        validation = Collector(self.env_id, config.env.n_envs, config.eval.val_seed)
+        held_out = validation.collect(VALIDATION_STATES, self.teacher_actor, self.teacher_actor, 1.0)
+        validation.close()
+        self.val_obs, self.val_logits = self._label(held_out)
+        self.betas: Dict[int, float] = {0: 1.0}
+        self.test_episodes: Optional[Dict[str, Episodes]] = None
+        log(f"policy: {self.env_id}, {self.input_dim} observations, {self.num_outputs} actions, "
+            f"{len(self.buffer_obs)} teacher states to start")
+
+    @classmethod
+    def plan_teacher(cls, config: RunConfig) -> Tuple[Any, Any]:
+        options = policy_teacher_options(config)
+        if not options.checkpoint:
+            raise ConfigError("teacher.checkpoint: required when task is 'policy' (an SB3 .zip; "
+                              "train one with `tempdistill teach CONFIG`)")
+        read_algorithm(options.checkpoint)  # a missing, corrupt or non-SB3 file fails before any work
+        return None, options
+
+    @classmethod
+    def build(cls, config: RunConfig, teacher_backend: Any, teacher_options: Any,
+              log: Callable[[str], None]) -> Tuple["PolicyTask", TeacherOrigin]:
+        assert config.env is not None
+        env = make_env(config.env.id)
+        check_spaces(env)
+        teacher = load_teacher(teacher_options.checkpoint, env.observation_space, env.action_space, config.device)
+        env.close()
+        path = teacher_options.checkpoint
+        return cls(config, teacher, log), TeacherOrigin("checkpoint", str(path), file_sha256(path))
+
+    # --- data ---------------------------------------------------------------------------------
+    def _label(self, obs: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
+        x = torch.as_tensor(obs, device=self.device)
+        with torch.no_grad():
+            logits = torch.cat([self.teacher(x[i : i + 4096]) for i in range(0, x.shape[0], 4096)])
+        return x, logits.float()
+
+    def beta(self, epoch: int) -> float:
+        """The teacher's share of actions in ``epoch``'s collection (1 in epoch 0)."""
+        if epoch == 0:
+            return 1.0
+        span = max(self.epochs - 1, 1)
+        return self.dagger.beta_start + (self.dagger.beta_end - self.dagger.beta_start) * min(epoch / span, 1.0)
+
+    def begin_epoch(self, epoch: int, student: Student, temperature: float) -> Dict[str, float]:
+        """Collect this epoch's states (epoch 0's were collected from the teacher at build)."""
+        if epoch > 0:
+            mode = student.training
+            student.eval()
+            student.set_temperature(temperature)
+            obs = self.collector.collect(self.dagger.steps_per_epoch, self.teacher_actor,
+                                         greedy(student, self.device), self.beta(epoch))
+            student.train(mode)
+            x, logits = self._label(obs)
+            self.buffer_obs = torch.cat([self.buffer_obs, x])[-self.dagger.buffer_size :]
+            self.buffer_logits = torch.cat([self.buffer_logits, logits])[-self.dagger.buffer_size :]
+        return {"dagger_beta": self.beta(epoch), "buffer_states": float(len(self.buffer_obs))}
+
+    # --- the Task interface ----------------------------------------------------------------------
+    def fitting_logits(self) -> torch.Tensor:
+        return self.buffer_logits
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return self.dagger.updates_per_epoch
+
+    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        for _ in range(self.dagger.updates_per_epoch):
+            index = torch.randint(len(self.buffer_obs), (batch_size,), generator=generator)
+            index = index.to(self.buffer_obs.device)
+            logits = self.buffer_logits[index]
+            yield Batch(self.buffer_obs[index], logits, logits.argmax(dim=-1))
+
+    def evaluation_batch(self) -> Batch:
+        return Batch(self.val_obs, self.val_logits, self.val_logits.argmax(dim=-1))
+
+    def score(self, student: Student, output: StudentOutput, batch: Batch) -> Dict[str, float]:
+        """Greedy return over the validation episodes, and agreement with the teacher's action."""
+        episodes = run_episodes(self.env_id, greedy(student, self.device), self.eval_config.val_episodes,
+                                self.eval_config.val_seed)
+        agreement = float((output.logits.argmax(dim=-1) == batch.targets).float().mean())
+        return {"return_mean": episodes.mean, "return_std": episodes.std, "action_agreement": agreement}
+
+    def probe_inputs(self, count: int) -> torch.Tensor:
+        return self.val_obs[:count]
+
+    def teacher_parameter_count(self) -> int:
+        return self.teacher.actor_parameters()
+
+    def teacher_figures(self) -> Dict[str, Any]:
+        cfg = self.eval_config
+        teacher = run_episodes(self.env_id, self.teacher_actor, cfg.episodes, cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        randomly = run_episodes(self.env_id, lambda obs: rng.integers(self.num_outputs, size=len(obs)),
+                                cfg.episodes, cfg.seed)
+        self.test_episodes = {"teacher": teacher, "random": randomly}
+        return {"teacher_return_mean": teacher.mean, "teacher_return_std": teacher.std,
+                "random_return_mean": randomly.mean}
+
+    def final_figures(self, student: Student, temperature: float, last_epoch: Dict[str, float]) -> Dict[str, Any]:
+        student.eval()
+        student.set_temperature(temperature)
+        cfg = self.eval_config
+        episodes = run_episodes(self.env_id, greedy(student, self.device), cfg.episodes, cfg.seed)
+        assert self.test_episodes is not None, "teacher_figures runs first"
+        self.test_episodes["student"] = episodes
+        teacher, randomly = self.test_episodes["teacher"].mean, self.test_episodes["random"].mean
+        retained = (episodes.mean - randomly) / (teacher - randomly) if teacher != randomly else float("nan")
+        return {"student_return_mean": episodes.mean, "student_return_std": episodes.std, "return_retained": retained}
+
+    def final_groups(self) -> Dict[str, RecordGroup]:
+        if not self.test_episodes:
+            return {}
+        arrays = {}
+        for who, episodes in self.test_episodes.items():
+            arrays[f"{who}_returns"] = episodes.returns
+            arrays[f"{who}_lengths"] = episodes.lengths
+        return {"episodes": (arrays, {"env": self.env_id, "seed": self.eval_config.seed,
+                                      "episodes": self.eval_config.episodes})}
+
+    def close(self) -> None:
+        self.collector.close()

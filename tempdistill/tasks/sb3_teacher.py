@@ -1,0 +1,116 @@
+"""Stable-Baselines3 models as distillation teachers: any user's PPO, A2C, DQN or SAC ``.zip``.
+
+The algorithm is read from the file (its saved ``data``: the policy class's module, and
+PPO's ``clip_range`` that A2C lacks), never asked for. The teacher's soft label at T is its
+action distribution at T, after Rusu et al. (2016):
+
+* PPO / A2C with discrete actions: the policy's categorical logits (normalised log-probs);
+  softmax(logits / T) is the tempered distribution;
+* DQN: the Q-values; softmax(Q / T) (Rusu's τ);
+* Gaussian policies (continuous actions) are not distilled yet: they are refused with a clear
+  message.
+
+``SB3Teacher`` is an ``nn.Module`` from observations to those logits, so the distillation loop
+treats it like any teacher network; ``actor_parameters`` counts the part that acts (not the
+value head), the size a student is compared against.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any, Dict
+
+import numpy as np
+import torch
+from torch import nn
+
+from tempdistill.config import ConfigError
+
+ALGORITHMS = ("ppo", "a2c", "dqn", "sac")
+
+
+def read_algorithm(path: str | Path, field: str = "teacher.checkpoint") -> str:
+    """Which SB3 algorithm saved ``path``; ConfigError naming ``field`` if it is not an SB3 zip."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{field}: file not found: {path}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError):
+        raise ConfigError(f"{field}: {path} is not a Stable-Baselines3 model (.zip with a 'data' entry)") from None
+    module = str((data.get("policy_class") or {}).get("__module__", ""))
+    if module.startswith("stable_baselines3.dqn"):
+        return "dqn"
+    if module.startswith("stable_baselines3.sac"):
+        return "sac"
+    if module.startswith(("stable_baselines3.common", "stable_baselines3.ppo", "stable_baselines3.a2c")):
+        return "ppo" if "clip_range" in data else "a2c"
+    raise ConfigError(f"{field}: {path} was saved by an SB3 algorithm this tool does not read "
+                      f"(policy module {module or '?'}); allowed: {', '.join(ALGORITHMS)}")
+
+
+def algorithm_class(name: str) -> Any:
+    import stable_baselines3 as sb3
+
+    return {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN, "sac": sb3.SAC}[name]
+
+
+class SB3Teacher(nn.Module):
+    """An SB3 model's discrete action logits: observations (B, F) -> logits (B, K)."""
+
+    def __init__(self, model: Any, algorithm: str) -> None:
+        super().__init__()
+        self.algorithm = algorithm
+        self.policy = model.policy
+        self.policy.set_training_mode(False)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.algorithm == "dqn":
+            return self.policy.q_net(obs)
+        return self.policy.get_distribution(obs).distribution.logits
+
+    def actor_parameters(self) -> int:
+        """Parameters that act: Q-network (DQN), or features + policy MLP + action head."""
+        if self.algorithm == "dqn":
+            return sum(p.numel() for p in self.policy.q_net.parameters())
+        policy = self.policy
+        parts = [policy.action_net, policy.mlp_extractor.policy_net]
+        extractor = policy.pi_features_extractor if not policy.share_features_extractor else policy.features_extractor
+        parts.append(extractor)
+        return sum(p.numel() for part in parts for p in part.parameters())
+
+
+def load_teacher(path: str | Path, observation_space: Any, action_space: Any, device: str = "cpu",
+                 field: str = "teacher.checkpoint") -> SB3Teacher:
+    """Load an SB3 ``.zip`` and check it acts in the environment's spaces."""
+    from gymnasium import spaces
+
+    algorithm = read_algorithm(path, field)
+    try:
+        model = algorithm_class(algorithm).load(str(path), device=device)
+    except Exception as exc:  # SB3 raises many kinds for a damaged file
+        raise ConfigError(f"{field}: cannot load {path} as an SB3 {algorithm.upper()} model ({type(exc).__name__})") from None
+    if not isinstance(model.action_space, spaces.Discrete):
+        raise ConfigError(f"{field}: {path} has continuous actions ({model.action_space}); only discrete-action "
+                          "teachers are distilled so far")
+    expected = (tuple(observation_space.shape), _actions(action_space))
+    found = (tuple(model.observation_space.shape), _actions(model.action_space))
+    if found != expected:
+        raise ConfigError(f"{field}: {path} was trained on observations {found[0]} with {found[1]} actions; "
+                          f"the environment has observations {expected[0]} with {expected[1]} actions")
+    return SB3Teacher(model, algorithm).to(device)
+
+
+def _actions(space: Any) -> Any:
+    return int(space.n) if hasattr(space, "n") else tuple(space.shape)
+
+
+def describe_teacher(teacher: SB3Teacher) -> Dict[str, Any]:
+    return {"algorithm": teacher.algorithm, "actor_parameters": teacher.actor_parameters()}
+
+
+def to_tensor(obs: np.ndarray, device: str = "cpu") -> torch.Tensor:
+    return torch.as_tensor(np.asarray(obs, dtype=np.float32), device=device)

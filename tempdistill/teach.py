@@ -1,0 +1,67 @@
+"""``tempdistill teach CONFIG``: train a Stable-Baselines3 teacher for a policy config.
+
+The config's ``teacher`` section names the algorithm (``algo``: ppo, a2c or dqn), the number
+of environment steps (``timesteps``), parallel environments (``n_envs``) and SB3 keyword
+arguments (``hyperparams``, as in RL Baselines3 Zoo); the model is saved as SB3's standard
+``.zip`` at ``teacher.checkpoint``, so any SB3 tool loads it, and a distillation run with the
+same config uses it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Dict
+
+from tempdistill.config import ConfigError, RunConfig
+
+
+def _progress_callback(total: int, show: bool) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class TqdmProgress(BaseCallback):
+        """SB3's own progress bar needs 'rich'; this one uses tqdm like the rest of the CLI."""
+
+        def _on_training_start(self) -> None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="step", desc="teach", disable=not show, mininterval=1.0)
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    return TqdmProgress()
+
+
+def teach(config: RunConfig, show_progress: bool = True, log: Callable[[str], None] = lambda _: None) -> Dict[str, Any]:
+    """Train the configured teacher, save it, and return its figures over 20 seeded episodes."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from tempdistill.tasks.envs import check_spaces, greedy, make_env, run_episodes
+    from tempdistill.tasks.policy import policy_teacher_options
+    from tempdistill.tasks.sb3_teacher import SB3Teacher, algorithm_class
+
+    if config.task != "policy" or config.env is None:
+        raise ConfigError("task: `teach` trains reinforcement-learning teachers; it needs task: policy and an env")
+    options = policy_teacher_options(config)
+    if not options.checkpoint:
+        raise ConfigError("teacher.checkpoint: required: where to save the trained .zip")
+    check_spaces(make_env(config.env.id))
+    target = Path(options.checkpoint)
+    if target.suffix != ".zip":
+        raise ConfigError(f"teacher.checkpoint: SB3 saves .zip files, got {target.name}")
+    env = make_vec_env(config.env.id, n_envs=options.n_envs, seed=config.seed)
+    try:
+        model = algorithm_class(options.algo)("MlpPolicy", env, seed=config.seed, device=config.device,
+                                               verbose=0, **options.hyperparams)
+    except TypeError as exc:
+        raise ConfigError(f"teacher.hyperparams: {exc}") from None
+    log(f"teach: {options.algo.upper()} on {config.env.id} for {options.timesteps} steps, {options.n_envs} envs")
+    model.learn(total_timesteps=options.timesteps, callback=_progress_callback(options.timesteps, show_progress))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model.save(str(target))
+    episodes = run_episodes(config.env.id, greedy(SB3Teacher(model, options.algo)), 20, config.eval.seed)
+    return {"checkpoint": str(target), "return_mean": episodes.mean, "return_std": episodes.std}
