@@ -1,8 +1,10 @@
-"""The main job behind ``make demo``: one teacher, each student backend with and without KD.
+"""The main job behind ``make demo``: a classifier and a policy, each into every student backend.
 
-Every student is trained twice from the same config, once with distillation (the config's
-alpha and temperature) and once with alpha = 0 (hard labels only), so the table says plainly
-whether distillation helped on this task. The table is read back from the HDF5 files.
+Classifier: every student is trained twice from the same config, once with distillation (the
+config's alpha and temperature) and once with alpha = 0 (hard labels only), so the table says
+plainly whether distillation helped on this task. Policy: the committed CartPole PPO teacher
+distilled into each backend, scored by return over seeded test episodes. Tables are read
+back from the HDF5 files.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tempdistill.record import read_run
 from tempdistill.report import compare_runs, table
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "digits.yaml"
+POLICY_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "cartpole.yaml"
 
 
 def run_demo(config_path: Path, backends: Sequence[str], out: str, quiet: bool = False, extra: Sequence[str] = ()) -> List[Path]:
@@ -37,11 +40,26 @@ def run_demo(config_path: Path, backends: Sequence[str], out: str, quiet: bool =
     return paths
 
 
+def run_policy_demo(config_path: Path, backends: Sequence[str], out: str, quiet: bool = False) -> List[Path]:
+    """Each backend distils the policy config's teacher once."""
+    from tempdistill.runner import echo, execute
+
+    paths: List[Path] = []
+    for backend in backends:
+        config = load_config(config_path, [f"student.backend={backend}"])
+        if not quiet:
+            echo(f"== {config.name}: student {backend}, {config.env.id if config.env else ''}")
+        paths.append(execute(config, out, log=(lambda _: None) if quiet else echo, on_epoch=None if quiet else _progress(config)))
+    return paths
+
+
 def _progress(config):
     def report(epoch: int, metrics: Dict[str, float]) -> None:
         if epoch % 10 == 9 or epoch == config.distill.epochs - 1:
-            print(f"   epoch {epoch + 1:3d}/{config.distill.epochs}  T={metrics['temperature']:.2f}  "
-                  f"held-out acc {metrics['val_accuracy']:.4f}", file=sys.stderr)
+            score = (f"held-out acc {metrics['val_accuracy']:.4f}" if "val_accuracy" in metrics
+                     else f"validation return {metrics['return_mean']:.1f}")
+            print(f"   epoch {epoch + 1:3d}/{config.distill.epochs}  T={metrics['temperature']:.2f}  {score}",
+                  file=sys.stderr)
     return report
 
 
@@ -68,10 +86,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--backends", nargs="+", default=["dense", "snntorch", "norse"])
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--policy-config", type=Path, default=POLICY_CONFIG)
+    parser.add_argument("--no-policy", action="store_true", help="skip the policy part")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     try:
         paths = run_demo(args.config, args.backends, args.out, args.quiet, args.set)
+        policy_paths = [] if args.no_policy else run_policy_demo(args.policy_config, args.backends, args.out, args.quiet)
     except ConfigError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 2
@@ -87,8 +108,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(compare_runs(paths))
     print()
     print(distillation_verdicts(paths))
+    if policy_paths:
+        pole = read_run(policy_paths[0])
+        print()
+        print(f"policy teacher: {Path(pole['config']['teacher']['checkpoint']).name} on {pole['config']['env']['id']}, "
+              f"return {pole['eval']['teacher_return_mean']:.1f} over {pole['config']['eval']['episodes']} episodes, "
+              f"{pole['eval']['teacher_params']} actor parameters")
+        print()
+        print(compare_runs(policy_paths))
     print()
-    print(f"HDF5 records: {args.out}/ ({len(paths)} files); inspect one with: .venv/bin/tempdistill show FILE")
+    print(f"HDF5 records: {args.out}/ ({len(paths) + len(policy_paths)} files); "
+          "inspect one with: .venv/bin/tempdistill show FILE")
     return 0
 
 

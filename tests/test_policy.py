@@ -201,3 +201,15 @@ def test_teach_trains_and_saves_an_sb3_zip(tmp_path, capsys):
     assert read_algorithm(tmp_path / "t" / "tiny.zip") == "dqn"
     with pytest.raises(ConfigError, match="teacher.checkpoint"):
         read_algorithm(tmp_path / "missing.zip")
+
+
+def test_demo_prints_the_classifier_and_the_policy_tables(tmp_path, make_config, capsys):
+    from tempdistill.demo import main as demo_main
+
+    policy = _write(tmp_path, policy_config(tmp_path))
+    code = demo_main(["--config", str(make_config()), "--policy-config", str(policy), "--backends", "dense",
+                      "--out", str(tmp_path / "demo"), "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "acc with KD" in out and "policy teacher: cartpole-ppo.zip on CartPole-v1, return 500.0" in out
+    assert "retained" in out and "(3 files)" in out
