@@ -301,7 +301,10 @@ def epochs_to_fraction(accuracy: np.ndarray, fraction: float = 0.95) -> float:
     """1-based epoch at which accuracy first reaches ``fraction`` of its final value."""
     if accuracy.size == 0:
         return math.nan
-    reached = np.nonzero(accuracy >= fraction * accuracy[-1])[0]
+    final = accuracy[-1]
+    # Within (1 − fraction)·|final| of the final value: 95% of an accuracy, and for a negative
+    # return (Acrobot's −80) no worse than 5% below it.
+    reached = np.nonzero(accuracy >= final - (1.0 - fraction) * abs(final))[0]
     return float(reached[0] + 1)
 
 
@@ -310,8 +313,18 @@ def _mean_std(values: List[float]) -> Tuple[float, float]:
     return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
 
 
+# What a run is scored by, per task: (final figure in /eval, per-epoch series, column name).
+SCORES = (("student_accuracy", "val_accuracy", "accuracy"), ("student_return_mean", "return_mean", "return"))
+
+
+def score_keys(run: Dict[str, Any]) -> Tuple[str, str, str]:
+    """The score of a run's task: held-out accuracy for a classifier, test return for a policy."""
+    return next((keys for keys in SCORES if keys[0] in run["eval"]), SCORES[0])
+
+
 def summarize(paths: Sequence[Path]) -> List[Dict[str, Any]]:
-    """One row per run name: mean ± std over seeds of accuracy, final KL, epochs to 95%."""
+    """One row per run name: mean ± std over seeds of the score (accuracy or return), final
+    KL, epochs to 95% of the final score."""
     groups: Dict[str, List[Dict[str, Any]]] = {}
     for path in paths:
         run = read_run(path)
@@ -320,16 +333,18 @@ def summarize(paths: Sequence[Path]) -> List[Dict[str, Any]]:
         groups.setdefault(run["config"]["name"], []).append(run)
     rows = []
     for name, runs in groups.items():
-        acc = _mean_std([r["eval"]["student_accuracy"] for r in runs])
+        final, series, label = score_keys(runs[0])
+        acc = _mean_std([r["eval"][final] for r in runs])
         kl = _mean_std([float(r["metrics"]["kl"][-1]) for r in runs])
         kl_t1 = _mean_std([float(r["metrics"].get("kl_t1", [math.nan])[-1]) for r in runs])
-        to95 = _mean_std([epochs_to_fraction(np.asarray(r["metrics"]["val_accuracy"])) for r in runs])
+        to95 = _mean_std([epochs_to_fraction(np.asarray(r["metrics"][series])) for r in runs])
         rows.append({
             "name": name,
             "backend": runs[0]["config"]["student"]["backend"],
             "schedule": runs[0]["config"]["distill"]["temperature"]["schedule"],
             "seeds": len(runs),
-            "accuracy": acc,
+            "accuracy": acc,  # the task's score (see SCORES); named for the classifier
+            "score_name": label,
             "final_kl": kl,
             "final_kl_t1": kl_t1,
             "epochs_to_95": to95,
@@ -345,7 +360,8 @@ def summary_table(rows: Sequence[Dict[str, Any]]) -> str:
         return f"{mean:.{digits}f}" if row["seeds"] < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
     return table(
-        ["run", "backend", "schedule", "seeds", "accuracy", "final KL at T", "final KL at T=1", "epochs to 95%"],
+        ["run", "backend", "schedule", "seeds", rows[0].get("score_name", "accuracy") if rows else "accuracy",
+         "final KL at T", "final KL at T=1", "epochs to 95%"],
         [[r["name"], r["backend"], r["schedule"], r["seeds"], pm(r, "accuracy", 4), pm(r, "final_kl", 4),
           pm(r, "final_kl_t1", 4), pm(r, "epochs_to_95", 1)] for r in rows],
     )

@@ -213,3 +213,13 @@ def test_demo_prints_the_classifier_and_the_policy_tables(tmp_path, make_config,
     out = capsys.readouterr().out
     assert "acc with KD" in out and "policy teacher: cartpole-ppo.zip on CartPole-v1, return 500.0" in out
     assert "retained" in out and "(3 files)" in out
+
+
+def test_a_policy_sweep_summarises_returns(tmp_path, capsys):
+    config = _write(tmp_path, policy_config(tmp_path))
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(config), "--grid", "distill.loss=kl,nll", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    header = printed.splitlines()[0].split()
+    assert "return" in header and "accuracy" not in header
+    assert "pole-loss=kl " in printed and "pole-loss=nll " in printed

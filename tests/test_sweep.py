@@ -58,6 +58,7 @@ def test_epochs_to_fraction() -> None:
     assert epochs_to_fraction(np.array([0.1, 0.5, 0.96, 0.9, 1.0])) == 3.0
     assert epochs_to_fraction(np.array([0.9])) == 1.0
     assert np.isnan(epochs_to_fraction(np.array([])))
+    assert epochs_to_fraction(np.array([-500.0, -120.0, -83.0, -80.0])) == 3.0  # returns below zero
 
 
 def test_verdicts_say_when_nothing_beats_the_reference() -> None:
