@@ -198,16 +198,17 @@ def _run_job(job: Job, out: str, threads: int) -> Optional[str]:
 
 
 def _prepare_teachers(jobs: Sequence[Job], log: Callable[[str], None]) -> None:
-    """Train each distinct teacher once, here, so parallel workers only read the cache."""
-    from tempdistill.runner import prepare_teacher
+    """Make each distinct teacher ready once, here, so parallel workers only read the cache."""
+    from tempdistill.tasks import get_task_class
 
     seen = set()
     for job in jobs:
         config = config_from_mapping(job.mapping)
-        key = (config.teacher.model_dump_json(), config.data.model_dump_json(), config.seed)
+        key = (config.task, config.teacher.model_dump_json(), config.data.model_dump_json(), config.seed)
         if key not in seen:
             seen.add(key)
-            prepare_teacher(config, log=log)
+            plan = plan_run(config)
+            get_task_class(config.task).prepare_teacher(config, plan.teacher_backend, plan.teacher_options, log)
 
 
 def _one_line(exc: BaseException) -> str:

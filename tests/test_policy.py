@@ -218,7 +218,8 @@ def test_demo_prints_the_classifier_and_the_policy_tables(tmp_path, make_config,
 def test_a_policy_sweep_summarises_returns(tmp_path, capsys):
     config = _write(tmp_path, policy_config(tmp_path))
     out = tmp_path / "sweep"
-    assert main(["sweep", str(config), "--grid", "distill.loss=kl,nll", "--out", str(out), "--quiet"]) == 0
+    assert main(["sweep", str(config), "--grid", "distill.loss=kl,nll", "--out", str(out), "--quiet",
+                 "--jobs", "2"]) == 0
     printed = capsys.readouterr().out
     header = printed.splitlines()[0].split()
     assert "return" in header and "accuracy" not in header

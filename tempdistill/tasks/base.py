@@ -53,6 +53,11 @@ class Task(ABC):
     def build(cls, config: Any, teacher_backend: Any, teacher_options: Any, log: Any) -> Tuple["Task", Any]:
         """The task for a config, with its teacher ready: (task, ``TeacherOrigin``)."""
 
+    @classmethod
+    def prepare_teacher(cls, config: Any, teacher_backend: Any, teacher_options: Any, log: Any) -> None:
+        """Make the teacher ready once before parallel runs start (train and cache it); a
+        teacher loaded from a file needs nothing."""
+
     def begin_epoch(self, epoch: int, student: Student, temperature: float) -> Dict[str, float]:
         """Called before each epoch's batches with the student as it is (a policy task collects
         states with it here); returns figures for the epoch's record. Nothing by default."""

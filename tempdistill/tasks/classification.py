@@ -65,6 +65,11 @@ class ClassificationTask(Task):
         split, teacher, origin = prepare_teacher(config, teacher_backend, teacher_options, log)
         return cls(split, teacher), origin
 
+    @classmethod
+    def prepare_teacher(cls, config: RunConfig, teacher_backend: Backend, teacher_options: Any,
+                        log: Callable[[str], None]) -> None:
+        prepare_teacher(config, teacher_backend, teacher_options, log)
+
     def fitting_logits(self) -> torch.Tensor:
         return self.teacher_train_logits
 
