@@ -16,7 +16,6 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
-from torch import nn
 
 from tempdistill.config import DistillConfig, TracesConfig
 from tempdistill.information import information_metrics
