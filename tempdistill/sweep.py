@@ -363,7 +363,8 @@ def summary_table(rows: Sequence[Dict[str, Any]]) -> str:
     return table(
         ["run", "backend", "schedule", "seeds", rows[0].get("score_name", "accuracy") if rows else "accuracy",
          "final KL at T", "final KL at T=1", "epochs to 95%"],
-        [[r["name"], r["backend"], r["schedule"], r["seeds"], pm(r, "accuracy", 4), pm(r, "final_kl", 4),
+        [[r["name"], r["backend"], r["schedule"], r["seeds"],
+          pm(r, "accuracy", 1 if r.get("score_name") == "return" else 4), pm(r, "final_kl", 4),
           pm(r, "final_kl_t1", 4), pm(r, "epochs_to_95", 1)] for r in rows],
     )
 
