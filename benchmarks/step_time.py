@@ -55,7 +55,7 @@ def time_steps(backend_name: str, options: Dict, steps: int, split, teacher_logi
 def time_record_commit(epochs: int = 20) -> float:
     """Median ms to commit one epoch's metrics and steps to a run file."""
     with tempfile.TemporaryDirectory() as tmp:
-        recorder = RunRecorder(Path(tmp) / "bench.h5", "{}")
+        recorder = RunRecorder(Path(tmp) / "bench.h5", '{"name": "bench"}')
         times = []
         for epoch in range(epochs):
             metrics = {f"metric_{k}": float(k * epoch) for k in range(25)}
