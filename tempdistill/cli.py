@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from tempdistill.interrupt import EXIT_INTERRUPTED, Interrupted
+    from tempdistill.interrupt import EXIT_INTERRUPTED, Interrupted, interruption_line
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -224,9 +224,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         _silence_stdout()
         return 141
     except (Interrupted, KeyboardInterrupt) as exc:
-        kept = getattr(exc, "path", None)
-        detail = str(exc) if isinstance(exc, Interrupted) else "interrupted"
-        print(f"tempdistill {args.command}: {detail}" + (f"; partial run kept: {kept}" if kept else ""), file=sys.stderr)
+        print(f"tempdistill {args.command}: {interruption_line(exc)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ConfigError, FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError, PermissionError) as exc:
         # Paths the user named (config, data, --out, record.dir) that cannot be used as asked.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from tempdistill.config import ConfigError, load_config
-from tempdistill.interrupt import EXIT_INTERRUPTED, Interrupted
+from tempdistill.interrupt import EXIT_INTERRUPTED, Interrupted, interruption_line
 from tempdistill.record import read_run
 from tempdistill.report import compare_runs, table
 
@@ -97,8 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 2
     except (Interrupted, KeyboardInterrupt) as exc:
-        kept = getattr(exc, "path", None)
-        print("demo: interrupted" + (f"; partial run kept: {kept}" if kept else ""), file=sys.stderr)
+        print(f"demo: {interruption_line(exc)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     first = read_run(paths[0])
     print()

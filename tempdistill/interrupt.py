@@ -102,3 +102,10 @@ class Interrupted(Exception):
     def __init__(self, message: str, path: Optional[Any] = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+def interruption_line(exc: BaseException) -> str:
+    """One line for a user: why the work stopped and which partial run file was kept."""
+    detail = str(exc) if isinstance(exc, Interrupted) else "interrupted"
+    kept = getattr(exc, "path", None)
+    return detail + (f"; partial run kept: {kept}" if kept else "")
