@@ -54,6 +54,17 @@ class EnvConfig(Strict):
     n_envs: int = Field(8, ge=1, le=256)
 
 
+class HeadConfig(Strict):
+    """One task of ``task: multitask``: an environment, its SB3 teacher, and the temperature
+    schedule of its head (``distill.temperature`` when not given)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    env: str = Field(min_length=1)
+    checkpoint: str = Field(min_length=1)
+    n_envs: int = Field(8, ge=1, le=256)
+    temperature: Optional["TemperatureConfig"] = None
+
+
 class DaggerConfig(Strict):
     """How a policy task gathers states: each epoch ``steps_per_epoch`` environment steps in
     which the teacher acts with probability β (linear from ``beta_start`` to ``beta_end`` over
@@ -135,6 +146,9 @@ class DistillConfig(Strict):
     dagger: Optional[DaggerConfig] = None
 
 
+HeadConfig.model_rebuild()
+
+
 class TracesConfig(Strict):
     every: int = Field(10, ge=0)
     samples: int = Field(16, ge=0)
@@ -168,9 +182,10 @@ class RunConfig(Strict):
     name: str = Field("run", min_length=1)
     seed: int = Field(0, ge=0, le=MAX_SEED)
     device: Literal["cpu", "cuda"] = "cpu"
-    task: Literal["classification", "policy"] = "classification"
+    task: Literal["classification", "policy", "multitask"] = "classification"
     data: DataConfig = Field(default_factory=DataConfig)
     env: Optional[EnvConfig] = None
+    heads: Optional[List[HeadConfig]] = None
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
@@ -183,9 +198,19 @@ class RunConfig(Strict):
         if self.task == "policy" and self.env is None:
             raise ValueError("env: required when task is 'policy', e.g. env: {id: CartPole-v1}")
         if self.task != "policy" and self.env is not None:
-            raise ValueError(f"env: only used when task is 'policy', but task is {self.task!r}")
-        if self.task != "policy" and self.distill.dagger is not None:
-            raise ValueError(f"distill.dagger: only used when task is 'policy', but task is {self.task!r}")
+            where = " (a multitask config names each head's env under heads)" if self.task == "multitask" else ""
+            raise ValueError(f"env: only used when task is 'policy', but task is {self.task!r}{where}")
+        if self.task == "multitask":
+            if not self.heads or len(self.heads) < 2:
+                raise ValueError("heads: task 'multitask' needs a list of at least two heads, e.g. "
+                                 "[{name: cartpole, env: CartPole-v1, checkpoint: cartpole-ppo.zip}, ...]")
+            names = [head.name for head in self.heads]
+            if len(set(names)) != len(names):
+                raise ValueError(f"heads: each head needs its own name, got {names}")
+        elif self.heads is not None:
+            raise ValueError(f"heads: only used when task is 'multitask', but task is {self.task!r}")
+        if self.task == "classification" and self.distill.dagger is not None:
+            raise ValueError(f"distill.dagger: only used when task is 'policy' or 'multitask', but task is {self.task!r}")
         return self
 
     @field_validator("name")
@@ -300,10 +325,13 @@ def read_yaml(path: str | Path) -> Dict[str, Any]:
 
 
 def resolve_paths(data: Dict[str, Any], base: Path) -> Dict[str, Any]:
-    """Make the relative ``PATH_KEYS`` of a raw mapping absolute against ``base``."""
-    for key in PATH_KEYS:
-        section, _, leaf = key.partition(".")
-        node = data.get(section)
+    """Make the relative ``PATH_KEYS`` (and each multitask head's checkpoint) of a raw mapping
+    absolute against ``base``."""
+    heads = data.get("heads")
+    nodes = [(key.partition(".")[2], data.get(key.partition(".")[0])) for key in PATH_KEYS]
+    if isinstance(heads, list):
+        nodes += [("checkpoint", head) for head in heads]
+    for leaf, node in nodes:
         if isinstance(node, dict) and isinstance(node.get(leaf), str) and node[leaf]:
             value = Path(node[leaf]).expanduser()
             node[leaf] = os.path.normpath(value if value.is_absolute() else base / value)

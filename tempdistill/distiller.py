@@ -18,9 +18,7 @@ import numpy as np
 import torch
 
 from tempdistill.config import DistillConfig, TracesConfig
-from tempdistill.information import information_metrics
 from tempdistill.interrupt import NEVER, StopRequest
-from tempdistill.losses import distillation_objective
 from tempdistill.record import RunRecorder
 from tempdistill.schedules import Schedule
 from tempdistill.student import Student
@@ -109,10 +107,7 @@ class Distiller:
             self.last_base_temperature = detached(base)
             self.student.set_temperature(temperature)
             out = self.student(batch.x)
-            total, kd, ce = distillation_objective(
-                torch.log_softmax(out.tempered, dim=-1), out.logits, batch.teacher_logits, temperature,
-                batch.targets, alpha, self.config.loss,
-            )
+            total, kd, ce = self.task.objective(self.student, out, batch, temperature, alpha, self.config.loss)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
@@ -154,7 +149,7 @@ class Distiller:
         measures.update(self.task.score(self.student, at_eval, held_out))
         temperature = detached(self.batch_temperature(self.last_base_temperature, teacher_logits, x))
         tempered = self._tempered_outputs(x, temperature)
-        measures.update(information_metrics(tempered, at_eval.logits, teacher_logits, held_out.targets, temperature))
+        measures.update(self.task.soft_label_measures(self.student, tempered, at_eval.logits, held_out, temperature))
         if isinstance(temperature, torch.Tensor) and temperature.numel() > 1:
             measures["effective_temperature_std"] = float(temperature.float().std())
         measures["effective_temperature_mean"] = temperature_value(temperature)
@@ -186,11 +181,9 @@ class Distiller:
         return traces
 
     def _group_temperatures(self) -> Dict[str, Dict[str, float]]:
-        """Per-class T of a grouped schedule at the end of the epoch, for /temperature."""
-        t = self.last_base_temperature
-        if isinstance(t, torch.Tensor) and t.dim() == 1 and t.numel() == self.task.num_outputs:
-            return {"temperature": {f"class_{k}": float(v) for k, v in enumerate(t.tolist())}}
-        return {}
+        """Per-class or per-head T of the schedule at the end of the epoch, for /temperature."""
+        named = self.schedule.named_temperatures(self.last_base_temperature)
+        return {"temperature": named} if named else {}
 
     def _raise_alarms(self, epoch: int, flags: Dict[str, float], alarms: List[tuple]) -> None:
         """Warn once per flag, and once when it clears (a silent start that recovers still cost
@@ -233,7 +226,7 @@ class Distiller:
             metrics.update(flags)
             metrics.update(self.evaluate())
             metrics["wall_seconds"] = time.perf_counter() - started
-            self.signals["kl"] = metrics["kl"]
+            self.signals.update({k: v for k, v in metrics.items() if k == "kl" or k.startswith("kl.")})
             self.history.append(metrics)
             if self.recorder is not None:
                 steps = {

@@ -54,6 +54,8 @@ def load_student(path: str | Path) -> Tuple[Backend, Student, Dict[str, Any]]:
     student = backend.build_student(options, int(attrs["input_dim"]), int(attrs["num_classes"]))
     # h5py splits names with '/', so nested groups are joined back into state-dict keys.
     state = {k.replace("/", "."): torch.as_tensor(v) for k, v in _flatten(run["student"]).items()}
+    if "log_std" in state:  # a Gaussian policy's learned spread (``Student.enable_log_std``)
+        student.enable_log_std(int(state["log_std"].numel()))
     student.load_state_dict(state)
     student.eval()
     return backend, student, run

@@ -80,6 +80,8 @@ def headline(eval_values: Dict[str, Any]) -> str:
 
 
 def _teacher_label(config: Dict[str, Any]) -> str:
+    if config.get("heads"):
+        return "; ".join(f"{h['name']}: {Path(h['checkpoint']).name} on {h['env']}" for h in config["heads"])
     teacher = config.get("teacher", {})
     if teacher.get("checkpoint"):
         return Path(teacher["checkpoint"]).name + (f" on {config['env']['id']}" if config.get("env") else "")
@@ -91,7 +93,9 @@ def show_run(path: str | Path) -> str:
     run = read_run(path)
     cfg = run["config"]
     student = cfg.get("student", {})
-    temperature = cfg.get("distill", {}).get("temperature", {})
+    temperature: Any = cfg.get("distill", {}).get("temperature", {})
+    if cfg.get("heads"):  # one schedule per head
+        temperature = {h["name"]: h.get("temperature") or temperature for h in cfg["heads"]}
     epochs_done = len(run["metrics"].get("epoch", []))
     overrides = json.loads(run["attrs"].get("overrides", "[]") or "[]")
     lines = [

@@ -133,11 +133,14 @@ def execute(
 
     torch.manual_seed(config.seed)
     student = plan.student_backend.build_student(plan.student_options, task.input_dim, task.num_outputs)
+    task.prepare_student(student)
     student.to(config.device)
-    schedule: Schedule = build_schedule(
-        config.distill.temperature, config.distill.epochs, task.steps_per_epoch(config.distill.batch_size),
-        task.num_outputs,
-    ).to(config.device)
+    try:
+        schedule: Schedule = task.build_schedule(config).to(config.device)
+        task.check_schedule(schedule)
+    except ConfigError:
+        task.close()
+        raise
 
     attrs = {"name": config.name, "student_backend": config.student.backend, "overrides": json.dumps(list(overrides))}
     recorder = RunRecorder.create(directory, run_file_stem(config), config.to_json(), attrs)

@@ -76,6 +76,13 @@ class Schedule:
         """Trainable parameters (learned temperatures); none for fixed schedules."""
         return ()
 
+    def named_temperatures(self, temperature: Temperature) -> Dict[str, float]:
+        """T per output group for ``/temperature`` (``class_k`` per class of a grouped T);
+        empty for one shared or a per-sample T."""
+        if isinstance(temperature, torch.Tensor) and temperature.dim() == 1 and temperature.numel() > 1:
+            return {f"class_{k}": float(v) for k, v in enumerate(temperature.tolist())}
+        return {}
+
 
 def _positive(default: Optional[float] = None, **kwargs: Any) -> Any:
     if default is None:
@@ -454,6 +461,56 @@ class Grouped(Schedule):
 
     def parameters(self) -> Iterable[torch.nn.Parameter]:
         return self.inner.parameters()
+
+
+class PerHead(Schedule):
+    """One schedule per head of a multi-head student: the outputs of head h get head h's T.
+
+    Each head's schedule sees the run's signals with ``kl`` replaced by its own head's
+    held-out KL (``kl.<head>``), so an adaptive head follows its own task. Phased KD weights
+    (two_phase's alpha) follow the first head.
+    """
+
+    name = "per_head"
+
+    def __init__(self, heads: Dict[str, Schedule], widths: Dict[str, int]) -> None:
+        first = next(iter(heads.values()))
+        super().__init__(first.params, first.total_epochs, first.steps_per_epoch)
+        for head, schedule in heads.items():
+            if schedule.needs_student_logits or type(schedule).for_batch is not Schedule.for_batch or isinstance(schedule, Grouped):
+                raise ConfigError(f"heads.{head}.temperature: a head takes one T per step; per-sample and "
+                                  "per-class schedules do not apply")
+        self.heads = heads
+        self.widths = widths
+
+    def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
+        parts = []
+        for head, schedule in self.heads.items():
+            own = dict(signals or {})
+            if f"kl.{head}" in own:
+                own["kl"] = own[f"kl.{head}"]
+            t = torch.as_tensor(schedule(step, epoch, own), dtype=torch.float32)
+            parts.append(t.reshape(1).expand(self.widths[head]))
+        return torch.cat(parts)
+
+    def alpha(self, epoch: int, default: float) -> float:
+        return next(iter(self.heads.values())).alpha(epoch, default)
+
+    def to(self, device: str | torch.device) -> "Schedule":
+        for schedule in self.heads.values():
+            schedule.to(device)
+        return self
+
+    def parameters(self) -> Iterable[torch.nn.Parameter]:
+        return [p for schedule in self.heads.values() for p in schedule.parameters()]
+
+    def named_temperatures(self, temperature: Temperature) -> Dict[str, float]:
+        values = torch.as_tensor(temperature).detach().reshape(-1).tolist()
+        names, start = {}, 0
+        for head, width in self.widths.items():
+            names[head] = float(values[start])
+            start += width
+        return names
 
 
 def build_schedule(

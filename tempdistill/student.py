@@ -82,6 +82,14 @@ class Student(nn.Module):
             temperature = temperature.to(tempered.device, tempered.dtype)
         return StudentOutput(tempered, tempered * temperature, measured or {})
 
+    def enable_log_std(self, dims: int) -> None:
+        """Give the student a learned, state-independent log σ per action dimension (``log_std``).
+
+        A continuous-action policy is a Gaussian: the network gives its mean, and its spread is
+        one learned vector beside the network (as in SB3's PPO), saved with the weights.
+        """
+        self.log_std = nn.Parameter(torch.zeros(dims))
+
     def step_record(self) -> Dict[str, float]:
         """Scalars worth a point per optimisation step (a spiking student's threshold trace)."""
         return {}

@@ -1,6 +1,6 @@
 """``tempdistill teach CONFIG``: train a Stable-Baselines3 teacher for a policy config.
 
-The config's ``teacher`` section names the algorithm (``algo``: ppo, a2c or dqn), the number
+The config's ``teacher`` section names the algorithm (``algo``: ppo, a2c, dqn or sac), the number
 of environment steps (``timesteps``), parallel environments (``n_envs``) and SB3 keyword
 arguments (``hyperparams``, as in RL Baselines3 Zoo); the model is saved as SB3's standard
 ``.zip`` at ``teacher.checkpoint``, so any SB3 tool loads it, and a distillation run with the
@@ -40,6 +40,7 @@ def teach(config: RunConfig, show_progress: bool = True, log: Callable[[str], No
     """Train the configured teacher, save it, and return its figures over 20 seeded episodes."""
     from stable_baselines3.common.env_util import make_vec_env
 
+    from tempdistill.tasks.actions import action_head
     from tempdistill.tasks.envs import check_spaces, greedy, make_env, run_episodes
     from tempdistill.tasks.policy import policy_teacher_options
     from tempdistill.tasks.sb3_teacher import SB3Teacher, algorithm_class
@@ -49,7 +50,16 @@ def teach(config: RunConfig, show_progress: bool = True, log: Callable[[str], No
     options = policy_teacher_options(config)
     if not options.checkpoint:
         raise ConfigError("teacher.checkpoint: required: where to save the trained .zip")
-    check_spaces(make_env(config.env.id))
+    probe = make_env(config.env.id)
+    check_spaces(probe)
+    head = action_head(probe.action_space, options.algo)
+    probe.close()
+    continuous = not hasattr(probe.action_space, "n")
+    if (options.algo == "sac") != continuous and options.algo in ("sac", "dqn"):
+        kind = "continuous" if continuous else "discrete"
+        allowed = "ppo, a2c, sac" if continuous else "ppo, a2c, dqn"
+        raise ConfigError(f"teacher.algo: {options.algo!r} cannot act in {config.env.id}, whose actions are {kind}; "
+                          f"allowed: {allowed}")
     target = Path(options.checkpoint)
     if target.suffix != ".zip":
         raise ConfigError(f"teacher.checkpoint: SB3 saves .zip files, got {target.name}")
@@ -63,5 +73,5 @@ def teach(config: RunConfig, show_progress: bool = True, log: Callable[[str], No
     model.learn(total_timesteps=options.timesteps, callback=_progress_callback(options.timesteps, show_progress))
     target.parent.mkdir(parents=True, exist_ok=True)
     model.save(str(target))
-    episodes = run_episodes(config.env.id, greedy(SB3Teacher(model, options.algo)), 20, config.eval.seed)
+    episodes = run_episodes(config.env.id, greedy(SB3Teacher(model, options.algo), head), 20, config.eval.seed)
     return {"checkpoint": str(target), "return_mean": episodes.mean, "return_std": episodes.std}

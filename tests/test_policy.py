@@ -15,6 +15,7 @@ from tempdistill.cli import main
 from tempdistill.config import ConfigError, config_from_mapping
 from tempdistill.record import read_run
 from tempdistill.runner import execute
+from tempdistill.tasks.actions import DiscreteActions
 from tempdistill.tasks.envs import Collector, greedy, make_env, run_episodes
 from tempdistill.tasks.sb3_teacher import load_teacher, read_algorithm
 
@@ -75,7 +76,7 @@ def test_teacher_distribution_at_t1_equals_sb3s_own(sb3_models, algorithm):
 
 def test_seeded_collection_and_episodes_repeat_exactly():
     env = make_env("CartPole-v1")
-    teacher = greedy(load_teacher(CARTPOLE_TEACHER, env.observation_space, env.action_space))
+    teacher = greedy(load_teacher(CARTPOLE_TEACHER, env.observation_space, env.action_space), DiscreteActions(2))
     runs = [Collector("CartPole-v1", 3, seed=7).collect(300, teacher, teacher, 1.0) for _ in range(2)]
     np.testing.assert_array_equal(runs[0], runs[1])
     assert runs[0].shape == (300, 4)
@@ -93,7 +94,7 @@ def test_seeded_collection_and_episodes_repeat_exactly():
 
 def test_dagger_with_beta_one_is_teacher_rollouts():
     env = make_env("CartPole-v1")
-    teacher = greedy(load_teacher(CARTPOLE_TEACHER, env.observation_space, env.action_space))
+    teacher = greedy(load_teacher(CARTPOLE_TEACHER, env.observation_space, env.action_space), DiscreteActions(2))
 
     def never(_obs):
         raise AssertionError("the student acted although beta = 1")
@@ -158,7 +159,7 @@ def _not_sb3(tmp_path: Path) -> Path:
 BAD_POLICY_INPUTS = {
     "unknown-env": (lambda tmp: {"env": {"id": "NoSuchEnv-v0"}}, "env.id"),
     "env-needs-box2d": (lambda tmp: {"env": {"id": "LunarLander-v3"}}, "env.id"),
-    "continuous-env": (lambda tmp: {"env": {"id": "Pendulum-v1"}}, "env.id"),
+    "discrete-teacher-on-continuous-env": (lambda tmp: {"env": {"id": "Pendulum-v1"}}, "teacher.checkpoint"),
     "teacher-for-other-spaces": (lambda tmp: {"env": {"id": "Acrobot-v1"}}, "teacher.checkpoint"),
     "corrupt-zip": (lambda tmp: {"teacher": {"checkpoint": str(_corrupt(tmp))}}, "teacher.checkpoint"),
     "not-sb3-zip": (lambda tmp: {"teacher": {"checkpoint": str(_not_sb3(tmp))}}, "teacher.checkpoint"),

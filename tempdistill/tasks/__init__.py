@@ -16,6 +16,7 @@ from tempdistill.config import ConfigError
 _REGISTRY: Dict[str, str] = {
     "classification": "tempdistill.tasks.classification:ClassificationTask",
     "policy": "tempdistill.tasks.policy:PolicyTask",
+    "multitask": "tempdistill.tasks.multitask:MultiTask",
 }
 
 

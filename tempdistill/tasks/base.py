@@ -17,16 +17,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from tempdistill.information import information_metrics
+from tempdistill.losses import distillation_objective
 from tempdistill.student import Student, StudentOutput
+from tempdistill.temperature import Temperature
 
 
 @dataclass
 class Batch:
-    """Student inputs (B, F), the teacher's logits for them (B, K), and hard targets (B,) or None."""
+    """Student inputs (B, F), the teacher's logits for them (B, K), hard targets (B,) or None,
+    and for a multi-head task the head each row belongs to (B,) or None."""
 
     x: torch.Tensor
     teacher_logits: torch.Tensor
     targets: Optional[torch.Tensor] = None
+    groups: Optional[torch.Tensor] = None
 
 
 # A record group a task adds: its arrays and its attrs (``RunRecorder.write_arrays``).
@@ -57,6 +62,34 @@ class Task(ABC):
     def prepare_teacher(cls, config: Any, teacher_backend: Any, teacher_options: Any, log: Any) -> None:
         """Make the teacher ready once before parallel runs start (train and cache it); a
         teacher loaded from a file needs nothing."""
+
+    def prepare_student(self, student: Student) -> None:
+        """Give a freshly built student what the task needs besides its network (a Gaussian
+        policy's learned log σ); nothing by default."""
+
+    def build_schedule(self, config: Any) -> Any:
+        """The run's temperature schedule: ``distill.temperature`` over the task's outputs."""
+        from tempdistill.schedules import build_schedule
+
+        steps = self.steps_per_epoch(config.distill.batch_size)
+        return build_schedule(config.distill.temperature, config.distill.epochs, steps, self.num_outputs)
+
+    def check_schedule(self, schedule: Any) -> None:
+        """Refuse, as a ConfigError, a temperature schedule the task cannot apply."""
+
+    def objective(self, student: Student, output: StudentOutput, batch: Batch, temperature: Temperature,
+                  alpha: float, loss: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(total, kd, ce) of one training batch. By default the classifier's: softmax of the
+        tempered outputs against the teacher's logits at T, plus CE on the hard targets."""
+        return distillation_objective(torch.log_softmax(output.tempered, dim=-1), output.logits,
+                                      batch.teacher_logits, temperature, batch.targets, alpha, loss)
+
+    def soft_label_measures(self, student: Student, tempered: torch.Tensor, logits: torch.Tensor, batch: Batch,
+                            temperature: Temperature) -> Dict[str, float]:
+        """The information record of the held-out batch (``tempdistill.information``); it must
+        hold ``kl``, the adaptive schedule's signal."""
+        assert batch.targets is not None
+        return information_metrics(tempered, logits, batch.teacher_logits, batch.targets, temperature)
 
     def begin_epoch(self, epoch: int, student: Student, temperature: float) -> Dict[str, float]:
         """Called before each epoch's batches with the student as it is (a policy task collects

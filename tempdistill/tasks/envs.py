@@ -18,7 +18,7 @@ import torch
 
 from tempdistill.config import ConfigError
 
-# A policy for stepping: observations (B, F) float32 -> actions (B,) ints.
+# A policy for stepping: observations (B, F) float32 -> actions, (B,) ints or (B, A) floats.
 Actor = Callable[[np.ndarray], np.ndarray]
 
 
@@ -37,15 +37,22 @@ def make_env(env_id: str, field: str = "env.id") -> Any:
         raise ConfigError(f"{field}: {env_id!r} needs a package that is not installed ({exc})") from None
 
 
-def check_spaces(env: Any, field: str = "env.id") -> Tuple[int, int]:
-    """(observation features, discrete actions) of an environment this tool can distil on."""
+def check_spaces(env: Any, field: str = "env.id") -> int:
+    """The observation features of an environment this tool can distil on (a flat Box, and
+    Discrete or flat Box actions)."""
     from gymnasium import spaces
 
     if not isinstance(env.observation_space, spaces.Box) or len(env.observation_space.shape) != 1:
         raise ConfigError(f"{field}: observations must be a flat Box, got {env.observation_space}")
-    if not isinstance(env.action_space, spaces.Discrete):
-        raise ConfigError(f"{field}: only discrete action spaces are distilled so far, got {env.action_space}")
-    return int(env.observation_space.shape[0]), int(env.action_space.n)
+    discrete = isinstance(env.action_space, spaces.Discrete)
+    if not (discrete or (isinstance(env.action_space, spaces.Box) and len(env.action_space.shape) == 1)):
+        raise ConfigError(f"{field}: actions must be Discrete or a flat Box, got {env.action_space}")
+    return int(env.observation_space.shape[0])
+
+
+def env_action(action: np.ndarray) -> Any:
+    """One env's action as gymnasium wants it: an int for Discrete, the array for a Box."""
+    return int(action) if np.ndim(action) == 0 else action
 
 
 @dataclass
@@ -78,7 +85,7 @@ def run_episodes(env_id: str, actor: Actor, episodes: int, seed: int, lockstep: 
                 actions = actor(np.stack([obs[j] for j in active]).astype(np.float32))
                 still = []
                 for j, action in zip(active, actions):
-                    obs[j], reward, terminated, truncated, _ = envs[j].step(int(action))
+                    obs[j], reward, terminated, truncated, _ = envs[j].step(env_action(action))
                     returns[batch[j]] += float(reward)
                     lengths[batch[j]] += 1
                     if not (terminated or truncated):
@@ -115,9 +122,10 @@ class Collector:
             if beta < 1.0:
                 use_student = self.rng.random(len(self.envs)) >= beta
                 if use_student.any():
-                    actions = np.where(use_student, student(obs), actions)
+                    mask = use_student.reshape(-1, *([1] * (np.ndim(actions) - 1)))
+                    actions = np.where(mask, student(obs), actions)
             for i, (env, action) in enumerate(zip(self.envs, actions)):
-                self.obs[i], _, terminated, truncated, _ = env.step(int(action))
+                self.obs[i], _, terminated, truncated, _ = env.step(env_action(action))
                 if terminated or truncated:
                     self.obs[i] = env.reset()[0]
         return np.stack(visited[:steps]).astype(np.float32)
@@ -127,13 +135,17 @@ class Collector:
             env.close()
 
 
-def greedy(network: Callable[[torch.Tensor], Any], device: str = "cpu") -> Actor:
-    """An actor taking the argmax action of a network's logits (a student's tempered logits)."""
-    from tempdistill.student import logits_of
+def greedy(network: Callable[[torch.Tensor], Any], head: Any, device: str = "cpu") -> Actor:
+    """An actor taking a network's deterministic action under ``head`` (an ``ActionHead``):
+    the argmax action, or the Gaussian's mean squashed into the action box. A student's
+    output object and a teacher's plain tensor are both understood."""
+    from tempdistill.student import StudentOutput
 
     def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            logits = logits_of(network(torch.as_tensor(obs, device=device)))
-        return logits.argmax(dim=-1).cpu().numpy()
+            out = network(torch.as_tensor(obs, device=device))
+        if isinstance(out, StudentOutput):
+            return head.student_actions(out)
+        return head.teacher_actions(out)
 
     return act

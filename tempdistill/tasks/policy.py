@@ -25,7 +25,9 @@ from pydantic import Field
 
 from tempdistill.config import ConfigError, DaggerConfig, RunConfig, Strict, validate_section
 from tempdistill.student import Student, StudentOutput
+from tempdistill.temperature import Temperature
 from tempdistill.tasks.base import Batch, RecordGroup, Task
+from tempdistill.tasks.actions import ActionHead, action_head
 from tempdistill.tasks.envs import Collector, Episodes, check_spaces, greedy, make_env, run_episodes
 from tempdistill.tasks.sb3_teacher import SB3Teacher, load_teacher, read_algorithm
 from tempdistill.teacher import TeacherOrigin
@@ -39,7 +41,7 @@ class PolicyTeacherOptions(Strict):
     """The ``teacher`` section of a policy config: an SB3 ``.zip`` and how ``teach`` trains one."""
 
     checkpoint: Optional[str] = None
-    algo: Literal["ppo", "a2c", "dqn"] = "ppo"
+    algo: Literal["ppo", "a2c", "dqn", "sac"] = "ppo"
     timesteps: int = Field(100_000, ge=1)
     n_envs: int = Field(8, ge=1)
     hyperparams: Dict[str, Any] = Field(default_factory=dict)
@@ -60,13 +62,15 @@ class PolicyTask(Task):
         self.env_id = config.env.id
         self.device = config.device
         env = make_env(self.env_id)
-        self.input_dim, self.num_outputs = check_spaces(env)
+        self.input_dim = check_spaces(env)
+        self.head: ActionHead = action_head(env.action_space, teacher.algorithm)
+        self.num_outputs = self.head.student_outputs
         env.close()
         self.teacher = teacher
         self.eval_config = config.eval
         self.dagger = config.distill.dagger or DaggerConfig()
         self.epochs = config.distill.epochs
-        self.teacher_actor = greedy(teacher, self.device)
+        self.teacher_actor = greedy(teacher, self.head, self.device)
         self.collector = Collector(self.env_id, config.env.n_envs, config.seed)
         obs = self.collector.collect(self.dagger.steps_per_epoch, self.teacher_actor, self.teacher_actor, 1.0)
         self.buffer_obs, self.buffer_logits = self._label(obs)
@@ -85,7 +89,12 @@ class PolicyTask(Task):
         if not options.checkpoint:
             raise ConfigError("teacher.checkpoint: required when task is 'policy' (an SB3 .zip; "
                               "train one with `tempdistill teach CONFIG`)")
-        read_algorithm(options.checkpoint)  # a missing, corrupt or non-SB3 file fails before any work
+        algorithm = read_algorithm(options.checkpoint)  # a missing, corrupt or non-SB3 file fails before any work
+        assert config.env is not None
+        env = make_env(config.env.id)
+        check_spaces(env)
+        action_head(env.action_space, algorithm).check_loss(config.distill.loss, config.env.id)
+        env.close()
         return None, options
 
     @classmethod
@@ -120,7 +129,7 @@ class PolicyTask(Task):
             student.eval()
             student.set_temperature(temperature)
             obs = self.collector.collect(self.dagger.steps_per_epoch, self.teacher_actor,
-                                         greedy(student, self.device), self.beta(epoch))
+                                         greedy(student, self.head, self.device), self.beta(epoch))
             student.train(mode)
             x, logits = self._label(obs)
             self.buffer_obs = torch.cat([self.buffer_obs, x])[-self.dagger.buffer_size :]
@@ -128,8 +137,22 @@ class PolicyTask(Task):
         return {"dagger_beta": self.beta(epoch), "buffer_states": float(len(self.buffer_obs))}
 
     # --- the Task interface ----------------------------------------------------------------------
+    def prepare_student(self, student: Student) -> None:
+        self.head.prepare_student(student)
+
+    def check_schedule(self, schedule: Any) -> None:
+        self.head.check_schedule(schedule, self.env_id)
+
+    def objective(self, student: Student, output: StudentOutput, batch: Batch, temperature: Temperature,
+                  alpha: float, loss: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.head.objective(student, output, batch.teacher_logits, temperature, alpha, loss)
+
+    def soft_label_measures(self, student: Student, tempered: torch.Tensor, logits: torch.Tensor, batch: Batch,
+                            temperature: Temperature) -> Dict[str, float]:
+        return self.head.measures(student, tempered, logits, batch.teacher_logits, temperature)
+
     def fitting_logits(self) -> torch.Tensor:
-        return self.buffer_logits
+        return self.head.fitting_logits(self.buffer_logits)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return self.dagger.updates_per_epoch
@@ -139,17 +162,17 @@ class PolicyTask(Task):
             index = torch.randint(len(self.buffer_obs), (batch_size,), generator=generator)
             index = index.to(self.buffer_obs.device)
             logits = self.buffer_logits[index]
-            yield Batch(self.buffer_obs[index], logits, logits.argmax(dim=-1))
+            yield Batch(self.buffer_obs[index], logits, self.head.targets(logits))
 
     def evaluation_batch(self) -> Batch:
-        return Batch(self.val_obs, self.val_logits, self.val_logits.argmax(dim=-1))
+        return Batch(self.val_obs, self.val_logits, self.head.targets(self.val_logits))
 
     def score(self, student: Student, output: StudentOutput, batch: Batch) -> Dict[str, float]:
         """Greedy return over the validation episodes, and agreement with the teacher's action."""
-        episodes = run_episodes(self.env_id, greedy(student, self.device), self.eval_config.val_episodes,
+        episodes = run_episodes(self.env_id, greedy(student, self.head, self.device), self.eval_config.val_episodes,
                                 self.eval_config.val_seed)
-        agreement = float((output.logits.argmax(dim=-1) == batch.targets).float().mean())
-        return {"return_mean": episodes.mean, "return_std": episodes.std, "action_agreement": agreement}
+        return {"return_mean": episodes.mean, "return_std": episodes.std,
+                **self.head.agreement(output, batch.teacher_logits)}
 
     def probe_inputs(self, count: int) -> torch.Tensor:
         return self.val_obs[:count]
@@ -161,7 +184,7 @@ class PolicyTask(Task):
         cfg = self.eval_config
         teacher = run_episodes(self.env_id, self.teacher_actor, cfg.episodes, cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        randomly = run_episodes(self.env_id, lambda obs: rng.integers(self.num_outputs, size=len(obs)),
+        randomly = run_episodes(self.env_id, lambda obs: self.head.random_actions(rng, len(obs)),
                                 cfg.episodes, cfg.seed)
         self.test_episodes = {"teacher": teacher, "random": randomly}
         return {"teacher_return_mean": teacher.mean, "teacher_return_std": teacher.std,
@@ -171,7 +194,7 @@ class PolicyTask(Task):
         student.eval()
         student.set_temperature(temperature)
         cfg = self.eval_config
-        episodes = run_episodes(self.env_id, greedy(student, self.device), cfg.episodes, cfg.seed)
+        episodes = run_episodes(self.env_id, greedy(student, self.head, self.device), cfg.episodes, cfg.seed)
         assert self.test_episodes is not None, "teacher_figures runs first"
         self.test_episodes["student"] = episodes
         teacher, randomly = self.test_episodes["teacher"].mean, self.test_episodes["random"].mean

@@ -7,8 +7,10 @@ action distribution at T, after Rusu et al. (2016):
 * PPO / A2C with discrete actions: the policy's categorical logits (normalised log-probs);
   softmax(logits / T) is the tempered distribution;
 * DQN: the Q-values; softmax(Q / T) (Rusu's τ);
-* Gaussian policies (continuous actions) are not distilled yet: they are refused with a clear
-  message.
+* Gaussian policies (continuous actions; SAC, or PPO/A2C on a Box): ``[μ, log σ]`` of the
+  policy's diagonal Gaussian over pre-squash actions, whose tempered form is N(μ, T·σ²)
+  (``tempdistill.tasks.actions.GaussianActions``). SAC's log σ is its actor's, clamped as SB3
+  clamps it.
 
 ``SB3Teacher`` is an ``nn.Module`` from observations to those logits, so the distillation loop
 treats it like any teacher network; ``actor_parameters`` counts the part that acts (not the
@@ -59,28 +61,43 @@ def algorithm_class(name: str) -> Any:
 
 
 class SB3Teacher(nn.Module):
-    """An SB3 model's discrete action logits: observations (B, F) -> logits (B, K)."""
+    """An SB3 model's action distribution: observations (B, F) -> logits (B, K) for discrete
+    actions, ``[μ, log σ]`` (B, 2A) for a Gaussian policy."""
 
     def __init__(self, model: Any, algorithm: str) -> None:
         super().__init__()
+        from gymnasium import spaces
+
         self.algorithm = algorithm
         self.policy = model.policy
         self.policy.set_training_mode(False)
+        self.action_space = model.action_space
+        self.continuous = not isinstance(model.action_space, spaces.Discrete)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if self.algorithm == "dqn":
             return self.policy.q_net(obs)
-        return self.policy.get_distribution(obs).distribution.logits
+        if self.algorithm == "sac":
+            mean, log_std, _ = self.policy.actor.get_action_dist_params(obs)
+            return torch.cat([mean, log_std], dim=-1)
+        distribution = self.policy.get_distribution(obs).distribution
+        if self.continuous:
+            return torch.cat([distribution.mean, distribution.stddev.log()], dim=-1)
+        return distribution.logits
 
     def actor_parameters(self) -> int:
-        """Parameters that act: Q-network (DQN), or features + policy MLP + action head."""
+        """Parameters that act: Q-network (DQN), SAC's actor, or features + policy MLP + action
+        head (+ log σ) of PPO/A2C."""
         if self.algorithm == "dqn":
             return sum(p.numel() for p in self.policy.q_net.parameters())
+        if self.algorithm == "sac":
+            return sum(p.numel() for p in self.policy.actor.parameters())
         policy = self.policy
         parts = [policy.action_net, policy.mlp_extractor.policy_net]
         extractor = policy.pi_features_extractor if not policy.share_features_extractor else policy.features_extractor
         parts.append(extractor)
-        return sum(p.numel() for part in parts for p in part.parameters())
+        extra = policy.log_std.numel() if self.continuous else 0
+        return sum(p.numel() for part in parts for p in part.parameters()) + extra
 
 
 def load_teacher(path: str | Path, observation_space: Any, action_space: Any, device: str = "cpu",
@@ -93,15 +110,23 @@ def load_teacher(path: str | Path, observation_space: Any, action_space: Any, de
         model = algorithm_class(algorithm).load(str(path), device=device)
     except Exception as exc:  # SB3 raises many kinds for a damaged file
         raise ConfigError(f"{field}: cannot load {path} as an SB3 {algorithm.upper()} model ({type(exc).__name__})") from None
-    if not isinstance(model.action_space, spaces.Discrete):
-        raise ConfigError(f"{field}: {path} has continuous actions ({model.action_space}); only discrete-action "
-                          "teachers are distilled so far")
+    if isinstance(model.action_space, spaces.Box) and _uses_sde(model, algorithm):
+        raise ConfigError(f"{field}: {path} explores with gSDE (use_sde=True); only plain diagonal Gaussian "
+                          "policies are distilled")
     expected = (tuple(observation_space.shape), _actions(action_space))
     found = (tuple(model.observation_space.shape), _actions(model.action_space))
     if found != expected:
         raise ConfigError(f"{field}: {path} was trained on observations {found[0]} with {found[1]} actions; "
                           f"the environment has observations {expected[0]} with {expected[1]} actions")
     return SB3Teacher(model, algorithm).to(device)
+
+
+def _uses_sde(model: Any, algorithm: str) -> bool:
+    if algorithm == "sac":
+        return bool(model.policy.actor.use_sde)
+    from stable_baselines3.common.distributions import DiagGaussianDistribution
+
+    return not isinstance(model.policy.action_dist, DiagGaussianDistribution)
 
 
 def _actions(space: Any) -> Any:
