@@ -87,6 +87,9 @@ class EvalConfig(Strict):
     seed: int = Field(10_000, ge=0)
     val_episodes: int = Field(10, ge=1)
     val_seed: int = Field(5_000, ge=0)
+    # The first ``rollouts`` test episodes of the final student are written whole to
+    # /episodes/<k>/ (observations, actions, rewards, terminations, truncations; Minari's layout).
+    rollouts: int = Field(0, ge=0)
 
 
 def _positive_widths(widths: List[int]) -> List[int]:

@@ -149,7 +149,14 @@ def _last(run: Dict[str, Any], metric: str) -> Any:
 
 
 def _schedule_label(config: Dict[str, Any]) -> str:
-    section = dict(config.get("distill", {}).get("temperature", {}))
+    shared = config.get("distill", {}).get("temperature", {})
+    if config.get("heads"):  # one schedule per head
+        return " ".join(f"{h['name']}:{_section_label(h.get('temperature') or shared)}" for h in config["heads"])
+    return _section_label(shared)
+
+
+def _section_label(temperature: Dict[str, Any]) -> str:
+    section = dict(temperature)
     name = section.pop("schedule", "?")
     return name + "(" + ",".join(f"{k}={v}" for k, v in sorted(section.items())) + ")"
 

@@ -4,7 +4,10 @@ The config's ``teacher`` section names the algorithm (``algo``: ppo, a2c, dqn or
 of environment steps (``timesteps``), parallel environments (``n_envs``) and SB3 keyword
 arguments (``hyperparams``, as in RL Baselines3 Zoo); the model is saved as SB3's standard
 ``.zip`` at ``teacher.checkpoint``, so any SB3 tool loads it, and a distillation run with the
-same config uses it.
+same config uses it. With ``select_every: N`` the model is scored every N steps by its greedy
+return over the config's validation episodes (``eval.val_seed``) and the best one is saved: a
+DQN's return swings between good and collapsed policies during training. The test episodes
+(``eval.seed``) are used once, for the figure printed at the end.
 """
 
 from __future__ import annotations
@@ -34,6 +37,40 @@ def _progress_callback(total: int, show: bool) -> Any:
             self.bar.close()
 
     return TqdmProgress()
+
+
+def _beside_bar(show_progress: bool, log: Callable[[str], None]) -> Callable[[str], None]:
+    """A log that prints above a running progress bar instead of into it."""
+    if not show_progress:
+        return log
+    import sys
+
+    from tqdm import tqdm
+
+    return lambda message: tqdm.write(message, file=sys.stderr)
+
+
+def _selection_callback(every: int, score: Callable[[Any], float], target: Path, log: Callable[[str], None]) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class KeepBest(BaseCallback):
+        """Value-based learners (DQN) swing between good and collapsed policies; keep the
+        checkpoint with the best validation return, never looking at the test seeds."""
+
+        best = float("-inf")
+        last_check = 0
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps - self.last_check >= every:
+                self.last_check = self.num_timesteps
+                value = score(self.model)
+                if value > self.best:
+                    self.best = value
+                    self.model.save(str(target))
+                    log(f"teach: step {self.num_timesteps}: validation return {value:.1f}, kept")
+            return True
+
+    return KeepBest()
 
 
 def teach(config: RunConfig, show_progress: bool = True, log: Callable[[str], None] = lambda _: None) -> Dict[str, Any]:
@@ -70,8 +107,18 @@ def teach(config: RunConfig, show_progress: bool = True, log: Callable[[str], No
     except TypeError as exc:
         raise ConfigError(f"teacher.hyperparams: {exc}") from None
     log(f"teach: {options.algo.upper()} on {config.env.id} for {options.timesteps} steps, {options.n_envs} envs")
-    model.learn(total_timesteps=options.timesteps, callback=_progress_callback(options.timesteps, show_progress))
     target.parent.mkdir(parents=True, exist_ok=True)
-    model.save(str(target))
+    callbacks = [_progress_callback(options.timesteps, show_progress)]
+    if options.select_every:
+        def score(candidate: Any) -> float:
+            actor = greedy(SB3Teacher(candidate, options.algo), head)
+            return run_episodes(config.env.id, actor, config.eval.val_episodes, config.eval.val_seed).mean
+
+        callbacks.append(_selection_callback(options.select_every, score, target, _beside_bar(show_progress, log)))
+    model.learn(total_timesteps=options.timesteps, callback=callbacks)
+    if options.select_every and callbacks[-1].best > float("-inf"):
+        model = algorithm_class(options.algo).load(str(target), device=config.device)
+    else:
+        model.save(str(target))
     episodes = run_episodes(config.env.id, greedy(SB3Teacher(model, options.algo), head), 20, config.eval.seed)
     return {"checkpoint": str(target), "return_mean": episodes.mean, "return_std": episodes.std}

@@ -107,7 +107,8 @@ def test_dagger_with_beta_one_is_teacher_rollouts():
 @pytest.mark.parametrize("backend", ["dense", "snntorch"])
 def test_policy_run_records_returns_episodes_and_per_decision_spikes(tmp_path, backend):
     student = {"backend": backend, "hidden": [16]} if backend == "dense" else {"backend": backend, "hidden": [16], "steps": 8}
-    config = config_from_mapping(policy_config(tmp_path, student=student))
+    config = config_from_mapping(policy_config(tmp_path, student=student, eval={"episodes": 5, "val_episodes": 2,
+                                                                                 "rollouts": 2}))
     run = read_run(execute(config, warn=lambda _: None))
     assert run["status"] == "complete"
     ev = run["eval"]
@@ -119,6 +120,13 @@ def test_policy_run_records_returns_episodes_and_per_decision_spikes(tmp_path, b
     for who in ("student", "teacher", "random"):
         assert run["episodes"][f"{who}_returns"].shape == (5,)
     np.testing.assert_allclose(run["episodes"]["student_returns"].mean(), ev["student_return_mean"])
+    for k in range(2):  # Minari's layout: one more observation than actions, rewards, flags
+        rollout = run["episodes"][str(k)]
+        length = run["episodes"]["student_lengths"][k]
+        assert rollout["observations"].shape == (length + 1, 4) and rollout["actions"].shape == (length,)
+        assert rollout["rewards"].sum() == run["episodes"]["student_returns"][k]
+        assert bool(rollout["terminations"][-1] or rollout["truncations"][-1]) and not rollout["terminations"][:-1].any()
+    assert "2" not in run["episodes"]
     assert len(run["metrics"]["return_mean"]) == 2 and len(run["metrics"]["dagger_beta"]) == 2
     assert run["metrics"]["dagger_beta"][0] == 1.0
     assert run["metrics"]["buffer_states"][1] == 400
@@ -196,9 +204,11 @@ def test_teach_rejects_a_classification_config(make_config, capsys):
 def test_teach_trains_and_saves_an_sb3_zip(tmp_path, capsys):
     mapping = policy_config(tmp_path)
     mapping["teacher"] = {"checkpoint": str(tmp_path / "t" / "tiny.zip"), "algo": "dqn", "timesteps": 300,
-                          "n_envs": 1, "hyperparams": {"learning_starts": 100, "buffer_size": 1000}}
-    assert main(["teach", str(_write(tmp_path, mapping)), "--quiet"]) == 0
-    assert "teacher saved to" in capsys.readouterr().out
+                          "n_envs": 1, "select_every": 100, "hyperparams": {"learning_starts": 100, "buffer_size": 1000}}
+    assert main(["teach", str(_write(tmp_path, mapping))]) == 0
+    printed = capsys.readouterr()
+    assert "validation return" in printed.err  # scored on validation episodes, the best kept
+    assert "teacher saved to" in printed.out
     assert read_algorithm(tmp_path / "t" / "tiny.zip") == "dqn"
     with pytest.raises(ConfigError, match="teacher.checkpoint"):
         read_algorithm(tmp_path / "missing.zip")

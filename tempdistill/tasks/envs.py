@@ -10,8 +10,8 @@ than through ``gymnasium.vector`` so that every evaluation episode has its own f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, List, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 import torch
@@ -57,10 +57,13 @@ def env_action(action: np.ndarray) -> Any:
 
 @dataclass
 class Episodes:
-    """Returns and lengths of finished episodes, in episode order."""
+    """Returns and lengths of finished episodes, in episode order; the first few episodes'
+    whole trajectories when asked for (Minari's layout: ``observations`` has one more row than
+    ``actions``, ``rewards``, ``terminations`` and ``truncations``)."""
 
     returns: np.ndarray
     lengths: np.ndarray
+    trajectories: List[Dict[str, np.ndarray]] = field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -71,15 +74,21 @@ class Episodes:
         return float(self.returns.std())
 
 
-def run_episodes(env_id: str, actor: Actor, episodes: int, seed: int, lockstep: int = 128) -> Episodes:
-    """``episodes`` full episodes, episode i reset with ``seed + i``, ``lockstep`` at a time."""
+def run_episodes(env_id: str, actor: Actor, episodes: int, seed: int, lockstep: int = 128, keep: int = 0) -> Episodes:
+    """``episodes`` full episodes, episode i reset with ``seed + i``, ``lockstep`` at a time;
+    the trajectories of the first ``keep`` episodes are kept whole."""
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
+    steps: Dict[int, Dict[str, list]] = {i: {"observations": [], "actions": [], "rewards": [], "terminations": [],
+                                             "truncations": []} for i in range(min(keep, episodes))}
     envs = [make_env(env_id) for _ in range(min(lockstep, episodes))]
     try:
         for first in range(0, episodes, len(envs)):
             batch = list(range(first, min(first + len(envs), episodes)))
             obs = [envs[j].reset(seed=seed + i)[0] for j, i in enumerate(batch)]
+            for j, i in enumerate(batch):
+                if i in steps:
+                    steps[i]["observations"].append(obs[j])
             active = list(range(len(batch)))
             while active:
                 actions = actor(np.stack([obs[j] for j in active]).astype(np.float32))
@@ -88,13 +97,18 @@ def run_episodes(env_id: str, actor: Actor, episodes: int, seed: int, lockstep: 
                     obs[j], reward, terminated, truncated, _ = envs[j].step(env_action(action))
                     returns[batch[j]] += float(reward)
                     lengths[batch[j]] += 1
+                    if batch[j] in steps:
+                        for key, value in zip(("observations", "actions", "rewards", "terminations", "truncations"),
+                                              (obs[j], action, reward, terminated, truncated)):
+                            steps[batch[j]][key].append(value)
                     if not (terminated or truncated):
                         still.append(j)
                 active = still
     finally:
         for env in envs:
             env.close()
-    return Episodes(returns, lengths)
+    trajectories = [{key: np.asarray(values) for key, values in steps[i].items()} for i in sorted(steps)]
+    return Episodes(returns, lengths, trajectories)
 
 
 class Collector:

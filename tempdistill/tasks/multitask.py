@@ -264,16 +264,20 @@ class MultiTask(Task):
         return figures
 
     def final_groups(self) -> Dict[str, RecordGroup]:
-        groups: Dict[str, RecordGroup] = {}
+        """Each head's episode returns and lengths as ``<array>.<head>`` in ``/episodes``, and
+        its kept trajectories under ``/episodes/<head>/<k>``."""
         arrays: Dict[str, np.ndarray] = {}
         attrs: Dict[str, Any] = {}
+        trajectories: Dict[str, RecordGroup] = {}
         for name, task in self.heads.items():
             for key, (own, own_attrs) in task.final_groups().items():
-                arrays.update({f"{array}.{name}": value for array, value in own.items()})
-                attrs.update({f"{attr}.{name}": value for attr, value in own_attrs.items()})
-        if arrays:
-            groups["episodes"] = (arrays, attrs)
-        return groups
+                if key == "episodes":
+                    arrays.update({f"{array}.{name}": value for array, value in own.items()})
+                    attrs.update({f"{attr}.{name}": value for attr, value in own_attrs.items()})
+                else:
+                    trajectories[f"episodes/{name}/{key.split('/', 1)[1]}"] = (own, own_attrs)
+        # ``/episodes`` first: writing a group replaces it, with any groups inside it
+        return {"episodes": (arrays, attrs), **trajectories} if arrays else {}
 
     def close(self) -> None:
         for task in self.heads.values():

@@ -1,8 +1,10 @@
 """Policy distillation on gymnasium: an SB3 teacher's action distribution into a student policy.
 
 After Rusu et al. (2016), "Policy Distillation": states come from rollouts, the teacher labels
-each with its action logits (or Q-values), and the student learns the teacher's distribution
-at temperature T. Collection is DAgger-style (Ross et al. 2011): epoch 0 uses the teacher's
+each with its action distribution (logits, Q-values, or a Gaussian's [μ, log σ]), and the
+student learns that distribution at temperature T. What the distribution, the objective and an
+action are for the environment's action space is the ``ActionHead``'s (``actions.py``):
+discrete softmax(· / T), or a Gaussian N(μ, T·σ²) with a push-pull student mean. Collection is DAgger-style (Ross et al. 2011): epoch 0 uses the teacher's
 own rollouts; from then on, in each environment step the teacher acts with probability β (a
 linear schedule from ``distill.dagger.beta_start`` to ``beta_end``) and the student otherwise,
 and every visited state is labelled by the teacher. States accumulate in a bounded buffer;
@@ -45,6 +47,9 @@ class PolicyTeacherOptions(Strict):
     timesteps: int = Field(100_000, ge=1)
     n_envs: int = Field(8, ge=1)
     hyperparams: Dict[str, Any] = Field(default_factory=dict)
+    # Every ``select_every`` steps the greedy return over ``eval.val_episodes`` validation
+    # episodes is measured and the best model so far is the one saved (0: save the last).
+    select_every: int = Field(0, ge=0)
 
 
 def policy_teacher_options(config: RunConfig) -> PolicyTeacherOptions:
@@ -194,7 +199,8 @@ class PolicyTask(Task):
         student.eval()
         student.set_temperature(temperature)
         cfg = self.eval_config
-        episodes = run_episodes(self.env_id, greedy(student, self.head, self.device), cfg.episodes, cfg.seed)
+        episodes = run_episodes(self.env_id, greedy(student, self.head, self.device), cfg.episodes, cfg.seed,
+                                keep=cfg.rollouts)
         assert self.test_episodes is not None, "teacher_figures runs first"
         self.test_episodes["student"] = episodes
         teacher, randomly = self.test_episodes["teacher"].mean, self.test_episodes["random"].mean
@@ -208,8 +214,12 @@ class PolicyTask(Task):
         for who, episodes in self.test_episodes.items():
             arrays[f"{who}_returns"] = episodes.returns
             arrays[f"{who}_lengths"] = episodes.lengths
-        return {"episodes": (arrays, {"env": self.env_id, "seed": self.eval_config.seed,
-                                      "episodes": self.eval_config.episodes})}
+        groups: Dict[str, RecordGroup] = {"episodes": (arrays, {"env": self.env_id, "seed": self.eval_config.seed,
+                                                                "episodes": self.eval_config.episodes})}
+        student = self.test_episodes.get("student")
+        for k, trajectory in enumerate(student.trajectories if student else []):
+            groups[f"episodes/{k}"] = (trajectory, {"seed": self.eval_config.seed + k, "actor": "student"})
+        return groups
 
     def close(self) -> None:
         self.collector.close()
