@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ import torch
 from backends import get_backend
 from tempdistill.config import ConfigError
 from tempdistill.data import IDENTITY, Normalizer
-from tempdistill.predict import seeded_argmax
+from tempdistill.predict import seeded_argmax, seeded_logits
 from tempdistill.record import read_run
 from tempdistill.student import Backend, Student
 
@@ -78,6 +78,7 @@ def usage_facts(run: Dict[str, Any], student: Student) -> Dict[str, Any]:
         "normalization": data.get("normalization", IDENTITY.to_json()),
         "eval_temperature": float(run["config"].get("distill", {}).get("eval_temperature", 1.0)),
         "describe": student.describe(),
+        "task_facts": json.loads(run["student_attrs"].get("task_facts", "{}") or "{}"),
     }
 
 
@@ -120,13 +121,45 @@ class Predictor:
     class_labels: np.ndarray
     facts: Dict[str, Any]
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Labels for raw features ``x`` (n, F), normalised as in the run, seeded as in the run."""
+    def predict(self, x: np.ndarray, head: Optional[str] = None) -> np.ndarray:
+        """Labels for raw features ``x`` (n, F), normalised as in the run, seeded as in the run.
+
+        A policy's student gives actions for observations: action indices, or for continuous
+        actions the Gaussian's mean squashed into the action box as the run acted. A multi-task
+        student needs ``head``, the task the observations come from (they are padded and
+        one-hot tagged as in the run)."""
+        task = self.facts.get("task_facts") or {}
         x = np.asarray(x, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.facts["input_dim"]:
-            raise ValueError(f"x: expected shape (n, {self.facts['input_dim']}), got {x.shape}")
+        spec = self._head(task, head)
+        width = spec["input_dim"] if spec else self.facts["input_dim"]
+        if x.ndim != 2 or x.shape[1] != width:
+            raise ValueError(f"x: expected shape (n, {width}), got {x.shape}")
         inputs = torch.as_tensor(self.normalizer.apply(x), dtype=torch.float32)
+        if spec is not None:  # a multi-task student: pad, tag, and read the head's columns
+            padded = torch.zeros(inputs.shape[0], self.facts["input_dim"])
+            padded[:, : inputs.shape[1]] = inputs
+            padded[:, task["features"] + [h["name"] for h in task["heads"]].index(spec["name"])] = 1.0
+            start, stop = spec["columns"]
+            return seeded_logits(self.forward, padded)[:, start:stop].argmax(dim=-1).numpy()
+        actions = task.get("actions", {})
+        if actions.get("kind") == "gaussian":
+            from tempdistill.tasks.actions import GaussianActions
+
+            gaussian = GaussianActions.from_facts(actions)
+            logits = seeded_logits(self.forward, inputs) * self.facts.get("eval_temperature", 1.0)  # at T = 1
+            return gaussian.to_env(gaussian.student_mean(logits))
         return self.class_labels[seeded_argmax(self.forward, inputs)]
+
+    @staticmethod
+    def _head(task: Dict[str, Any], head: Optional[str]) -> Optional[Dict[str, Any]]:
+        if task.get("task") != "multitask":
+            if head is not None:
+                raise ValueError("head: only a multi-task student has heads")
+            return None
+        names = [h["name"] for h in task["heads"]]
+        if head not in names:
+            raise ValueError(f"head: got {head!r}; this multi-task student's heads: {', '.join(names)}")
+        return task["heads"][names.index(head)]
 
 
 def load_predictor(path: str | Path) -> Predictor:
@@ -149,6 +182,8 @@ def load_predictor(path: str | Path) -> Predictor:
         facts = {k: v for k, v in saved.items() if k not in ("state_dict", "config")}
         backend = get_backend(saved["backend"])
         student = backend.build_student(backend.validate(saved["options"], "student"), saved["input_dim"], saved["num_classes"])
+        if "log_std" in saved["state_dict"]:  # a Gaussian policy's learned spread
+            student.enable_log_std(int(saved["state_dict"]["log_std"].numel()))
         student.load_state_dict(saved["state_dict"])
         student.eval()
         student.set_temperature(saved.get("eval_temperature", 1.0))

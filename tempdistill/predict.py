@@ -19,13 +19,17 @@ from tempdistill.student import logits_of
 PREDICTION_SEED = 0
 
 
+def seeded_logits(forward: Callable[[torch.Tensor], Any], x: torch.Tensor, seed: int = PREDICTION_SEED) -> torch.Tensor:
+    """forward(x)'s (tempered) logits, with every random draw inside taken from ``seed``."""
+    devices = [x.device.index or 0] if x.is_cuda else []
+    with torch.no_grad(), torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return logits_of(forward(x))
+
+
 def seeded_argmax(forward: Callable[[torch.Tensor], Any], x: torch.Tensor, seed: int = PREDICTION_SEED) -> np.ndarray:
     """Class indices argmax(forward(x)), with every random draw inside taken from ``seed``.
 
     Ties (equal spike counts) go to the lowest index, as ``torch.argmax`` documents.
     """
-    devices = [x.device.index or 0] if x.is_cuda else []
-    with torch.no_grad(), torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        logits = logits_of(forward(x))
-    return logits.argmax(dim=-1).cpu().numpy()
+    return seeded_logits(forward, x, seed).argmax(dim=-1).cpu().numpy()

@@ -206,6 +206,7 @@ def save_student(recorder: RunRecorder, student: Student, plan: Plan, task: Task
             "describe": json.dumps(student.describe()),
             "input_dim": task.input_dim,
             "num_classes": task.num_outputs,
+            "task_facts": json.dumps(task.export_facts()),
         },
     )
 

@@ -12,7 +12,7 @@ import yaml
 
 from tempdistill.cli import main
 from tempdistill.config import config_from_mapping
-from tempdistill.export import load_student
+from tempdistill.export import export_run, load_predictor, load_student
 from tempdistill.record import read_run
 from tempdistill.runner import execute
 from tempdistill.tasks.actions import GaussianActions, gaussian_kl, tempered_log_std
@@ -113,6 +113,16 @@ def test_a_pendulum_run_distils_the_gaussian_and_exports_its_log_std(tmp_path, b
     _, student, _ = load_student(path)
     assert student.log_std.shape == (1,)
     torch.testing.assert_close(student.log_std.detach(), torch.as_tensor(run["student"]["log_std"]))
+    # an exported student acts as the run's student did: the squashed Gaussian mean
+    obs = np.stack([make_env("Pendulum-v1").observation_space.sample() for _ in range(32)]).astype(np.float32)
+    head = GaussianActions(np.array([-2.0]), np.array([2.0]), squash=True)
+    student.set_temperature(1.0)
+    with torch.no_grad():
+        expected = head.student_actions(student(torch.as_tensor(obs)))
+    predictor = load_predictor(export_run(path, "pt", tmp_path / "pend.pt"))
+    actions = predictor.predict(obs)
+    assert actions.shape == (32, 1) and np.all(np.abs(actions) <= 2.0)
+    np.testing.assert_allclose(actions, expected, atol=1e-5)
     if backend != "dense":
         assert ev["spikes_per_sample"] > 0
 

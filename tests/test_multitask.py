@@ -107,6 +107,19 @@ def test_a_multitask_run_records_per_head_temperature_returns_and_episodes(tmp_p
         assert run["episodes"][f"student_returns.{head}"].shape == (2,)
         assert len(run["metrics"][f"return_mean.{head}"]) == 2 and len(run["metrics"][f"kl.{head}"]) == 2
     assert run["metrics"]["buffer_states"][-1] == 400
+    # the exported student acts per head, from that head's own observations
+    from tempdistill.export import export_run, load_predictor, load_student
+
+    _, student, _ = load_student(run["path"])
+    acrobot_obs = torch.randn(20, 6)
+    padded = torch.cat([acrobot_obs, torch.tensor([[0.0, 1.0]]).expand(20, 2)], dim=1)
+    student.set_temperature(1.0)
+    with torch.no_grad():
+        expected = student(padded).tempered[:, 2:].argmax(dim=-1).numpy()
+    predictor = load_predictor(export_run(run["path"], "pt", tmp_path / "two.pt"))
+    assert (predictor.predict(acrobot_obs.numpy(), head="acrobot") == expected).all()
+    with pytest.raises(ValueError, match="head: got None; this multi-task student's heads: cartpole, acrobot"):
+        predictor.predict(acrobot_obs.numpy())
 
 
 MULTITASK_ERRORS = {
@@ -133,3 +146,16 @@ def test_bad_multitask_input_is_one_line_exit_2(tmp_path, capsys, case):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"tempdistill run: error: {field}"), err
     assert not list((tmp_path / "runs").glob("*.h5")) if (tmp_path / "runs").exists() else True
+
+
+def test_an_adaptive_head_follows_its_own_heads_kl():
+    from tempdistill.config import TemperatureConfig
+    from tempdistill.schedules import PerHead, build_schedule
+
+    adaptive = TemperatureConfig(schedule="adaptive", start=2.0, target_kl=0.1, rate=0.5)
+    schedule = PerHead({"a": build_schedule(adaptive, 4, 1), "b": build_schedule(adaptive, 4, 1)}, {"a": 2, "b": 3})
+    first = schedule(0, 0, {})
+    later = schedule(1, 1, {"kl": 0.1, "kl.a": 1.0, "kl.b": 0.01})  # a far from its teacher, b close
+    assert first.tolist() == [2.0] * 5
+    assert later[0] > 2.0 and later[2] < 2.0  # KL above target raises T, below lowers it
+    assert schedule.named_temperatures(later) == {"a": float(later[0]), "b": float(later[2])}

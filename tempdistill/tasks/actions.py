@@ -79,6 +79,10 @@ class ActionHead(ABC):
     def agreement(self, output: StudentOutput, teacher_logits: torch.Tensor) -> Dict[str, float]:
         """How close the student's actions are to the teacher's on held-out states."""
 
+    @abstractmethod
+    def facts(self) -> Dict[str, Any]:
+        """What an exported student needs to turn its outputs into env actions (JSON-able)."""
+
     def prepare_student(self, student: Student) -> None:
         """Give the student what this action space needs besides its network (nothing here)."""
 
@@ -98,6 +102,9 @@ class DiscreteActions(ActionHead):
 
     def __init__(self, n: int) -> None:
         self.n = self.student_outputs = n
+
+    def facts(self) -> Dict[str, Any]:
+        return {"kind": "discrete", "n": self.n}
 
     def teacher_actions(self, teacher_logits: torch.Tensor) -> np.ndarray:
         return teacher_logits.argmax(dim=-1).cpu().numpy()
@@ -150,6 +157,13 @@ class GaussianActions(ActionHead):
         self.squash = squash
         self.dims = int(self.low.shape[0])
         self.student_outputs = 2 * self.dims  # push–pull pairs
+
+    def facts(self) -> Dict[str, Any]:
+        return {"kind": "gaussian", "low": self.low.tolist(), "high": self.high.tolist(), "squash": self.squash}
+
+    @classmethod
+    def from_facts(cls, facts: Dict[str, Any]) -> "GaussianActions":
+        return cls(np.asarray(facts["low"]), np.asarray(facts["high"]), bool(facts["squash"]))
 
     # --- reading the two sides ------------------------------------------------------------------
     def split(self, teacher_logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

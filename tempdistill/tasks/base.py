@@ -134,6 +134,11 @@ class Task(ABC):
         """The teacher's size a student is compared against (all parameters by default)."""
         return sum(p.numel() for p in self.teacher.parameters())
 
+    def export_facts(self) -> Dict[str, Any]:
+        """What an exported student needs besides its weights to act for this task (saved with
+        the student; ``tempdistill.export.Predictor`` reads it). Nothing for a classifier."""
+        return {}
+
     def record_groups(self) -> Dict[str, RecordGroup]:
         """Extra record groups written when the run starts (e.g. ``/data``); none by default."""
         return {}

@@ -167,6 +167,11 @@ class MultiTask(Task):
             return temperature[columns.start]
         return temperature
 
+    def export_facts(self) -> Dict[str, Any]:
+        heads = [{"name": name, "env": task.env_id, "input_dim": task.input_dim, "actions": task.head.facts(),
+                  "columns": [self.columns[name].start, self.columns[name].stop]} for name, task in self.heads.items()]
+        return {"task": "multitask", "features": self.features, "heads": heads}
+
     # --- the Task interface ----------------------------------------------------------------------
     def build_schedule(self, config: RunConfig) -> PerHead:
         steps = self.steps_per_epoch(config.distill.batch_size)

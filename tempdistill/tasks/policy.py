@@ -142,6 +142,9 @@ class PolicyTask(Task):
         return {"dagger_beta": self.beta(epoch), "buffer_states": float(len(self.buffer_obs))}
 
     # --- the Task interface ----------------------------------------------------------------------
+    def export_facts(self) -> Dict[str, Any]:
+        return {"task": "policy", "env": self.env_id, "actions": self.head.facts()}
+
     def prepare_student(self, student: Student) -> None:
         self.head.prepare_student(student)
 
