@@ -33,7 +33,8 @@ class DataConfig(Strict):
     name: Literal["digits", "npz"] = "digits"
     path: Optional[str] = None
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
-    normalize: Literal["minmax", "standard", "none"] = "minmax"
+    # auto: minmax for the bundled image data, per-feature standard for a user's arrays
+    normalize: Literal["auto", "minmax", "standard", "none"] = "auto"
 
     @model_validator(mode="after")
     def _path_only_for_npz(self) -> "DataConfig":

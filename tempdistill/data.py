@@ -121,6 +121,17 @@ def _load_npz(path: str) -> Tuple[np.ndarray, np.ndarray]:
     return x.astype(np.float64), y.astype(np.int64)
 
 
+# What ``normalize: auto`` means per dataset: one global min–max for the bundled images (every
+# pixel shares a scale), per-feature standardisation for a user's arrays, whose features may
+# have very different scales (one global min–max squashes the small ones toward 0).
+AUTO_NORMALIZATION = {"digits": "minmax", "npz": "standard"}
+
+
+def resolved_normalization(config: DataConfig) -> str:
+    """The normalisation a data config asks for, with ``auto`` resolved for its dataset."""
+    return AUTO_NORMALIZATION[config.name] if config.normalize == "auto" else config.normalize
+
+
 def fit_normalizer(x_train: np.ndarray, how: str) -> Normalizer:
     """Normalisation statistics from the training split only."""
     if how == "minmax":
@@ -159,7 +170,7 @@ def raw_split(config: DataConfig, seed: int) -> Tuple[np.ndarray, np.ndarray, np
 def load_split(config: DataConfig, seed: int) -> Split:
     """The train/held-out split named by the config, as float32/int64 tensors."""
     x_train, y_train, x_test, y_test, class_labels = raw_split(config, seed)
-    normalizer = fit_normalizer(x_train, config.normalize)
+    normalizer = fit_normalizer(x_train, resolved_normalization(config))
     as_x = lambda a: torch.as_tensor(normalizer.apply(a), dtype=torch.float32)  # noqa: E731
     as_y = lambda a: torch.as_tensor(a, dtype=torch.long)  # noqa: E731
     return Split(as_x(x_train), as_y(y_train), as_x(x_test), as_y(y_test), int(class_labels.size), config.name,

@@ -148,7 +148,7 @@ class TwoPhaseParams(Strict):
     schedule: str = "two_phase"
     high: float = _positive(8.0)
     low: float = _positive(1.0)
-    switch_epoch: int = Field(ge=1)
+    switch_epoch: Optional[int] = Field(None, ge=1)  # default: half of distill.epochs
     alpha_phase2: float = Field(0.5, ge=0.0, le=1.0)
 
 
@@ -160,16 +160,19 @@ class TwoPhase(Schedule):
 
     def __init__(self, params: Any, total_epochs: int, steps_per_epoch: int) -> None:
         super().__init__(params, total_epochs, steps_per_epoch)
-        if params.switch_epoch >= total_epochs:
+        given = params.switch_epoch is not None
+        self.switch_epoch = params.switch_epoch if given else max(total_epochs // 2, 1)
+        if self.switch_epoch >= total_epochs:
             raise ConfigError(
-                f"{PATH}.switch_epoch: must be < distill.epochs ({total_epochs}), got {params.switch_epoch}"
+                f"{PATH}.switch_epoch: must be < distill.epochs ({total_epochs}), got {self.switch_epoch}"
+                + ("" if given else " (half of distill.epochs, the default); two phases need distill.epochs >= 2")
             )
 
     def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
-        return self.params.high if epoch < self.params.switch_epoch else self.params.low
+        return self.params.high if epoch < self.switch_epoch else self.params.low
 
     def alpha(self, epoch: int, default: float) -> float:
-        return default if epoch < self.params.switch_epoch else self.params.alpha_phase2
+        return default if epoch < self.switch_epoch else self.params.alpha_phase2
 
 
 class AdaptiveParams(Strict):
@@ -513,6 +516,19 @@ class PerHead(Schedule):
         return names
 
 
+def _with_section_hint(message: str, name: str, cls: Type[Schedule]) -> str:
+    """An unknown key in a schedule's section usually means the schedule was switched with
+    ``--set distill.temperature.schedule=...`` while the old schedule's keys stayed: say which
+    keys this schedule takes and how to replace the whole section."""
+    if not message.endswith(": unknown key"):
+        return message
+    fields = [f for f in cls.Params.model_fields if f != "schedule"]
+    example = ", ".join(f"{f}: ..." for f in fields if cls.Params.model_fields[f].is_required()) or \
+        ", ".join(f"{f}: ..." for f in fields[:2])
+    return (f"{message} for schedule {name!r} (it takes: {', '.join(fields) or 'no parameters'}); to switch "
+            f"schedules, replace the whole section: --set '{PATH}={{schedule: {name}{', ' + example if example else ''}}}'")
+
+
 def build_schedule(
     section: TemperatureConfig, total_epochs: int, steps_per_epoch: int, num_classes: Optional[int] = None
 ) -> Schedule:
@@ -520,7 +536,10 @@ def build_schedule(
     raw: Dict[str, Any] = section.model_dump()
     groups = raw.pop("groups", None)
     cls = schedule_class(section.schedule)
-    params = validate_section(cls.Params, raw, PATH)
+    try:
+        params = validate_section(cls.Params, raw, PATH)
+    except ConfigError as exc:
+        raise ConfigError(_with_section_hint(str(exc), section.schedule, cls)) from None
     schedule = cls(params, total_epochs, steps_per_epoch)
     if num_classes is not None:
         schedule.prepare(num_classes)

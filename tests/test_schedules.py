@@ -664,7 +664,6 @@ BAD_SECTIONS = [
     ({"schedule": "cosine", "start": 8.0, "end": 0.0}, "distill.temperature.end", None),
     ({"schedule": "cosine", "start": 8.0, "end": 1.0, "bogus": 3}, "distill.temperature.bogus", None),
     ({"schedule": "constant", "value": "hot"}, "distill.temperature.value", None),
-    ({"schedule": "two_phase", "high": 8.0, "low": 1.0}, "distill.temperature.switch_epoch", None),
     ({"schedule": "two_phase", "high": 8.0, "low": 1.0, "switch_epoch": EPOCHS}, "distill.temperature.switch_epoch", None),
     ({"schedule": "two_phase", "switch_epoch": 1, "alpha_phase2": 1.5}, "distill.temperature.alpha_phase2", None),
     ({"schedule": "adaptive", "start": 4.0, "min": 10.0, "max": 2.0}, "distill.temperature", "min"),
