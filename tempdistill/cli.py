@@ -69,6 +69,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if not find_runs(args.paths):
         raise FileNotFoundError(f"no run files found in {', '.join(args.paths)}")
     print(compare_runs(args.paths))
+    if args.csv:
+        from tempdistill.report import runs_frame
+
+        runs_frame(args.paths).to_csv(args.csv, index=False)
+        print(f"one row per run written to {args.csv}")
     return 0
 
 
@@ -117,7 +122,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from tempdistill.config import read_yaml
     from tempdistill.interrupt import EXIT_INTERRUPTED
     from tempdistill.runner import echo
-    from tempdistill.sweep import parse_grid, parse_seeds, plan_sweep, run_sweep, summarize, summary_table, verdicts
+    from tempdistill.sweep import difference_text, parse_grid, parse_seeds, plan_sweep, run_sweep, summarize, summary_table
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs: must be >= 1, got {args.jobs}")
@@ -129,7 +134,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     outcome = run_sweep(jobs, out, args.jobs, args.executor, log=(lambda _: None) if args.quiet else echo)
     rows = summarize(outcome.paths)
     text = summary_table(rows) if rows else "no run completed"
-    verdict = verdicts(rows)
+    verdict = difference_text(outcome.paths)
     print(text)
     if verdict:
         print()
@@ -173,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser("compare", help="one table across runs (files or directories)")
     compare.add_argument("paths", nargs="+", help="run files or directories holding them")
+    compare.add_argument("--csv", metavar="FILE", help="also write one row per run (config keys flattened) as CSV")
     compare.set_defaults(handler=_cmd_compare)
 
     report = sub.add_parser("report", help="PNG plots of runs (curves, spike rasters) and a Markdown page")

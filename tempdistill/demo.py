@@ -64,19 +64,23 @@ def _progress(config):
 
 
 def distillation_verdicts(paths: Sequence[Path]) -> str:
-    """Per backend: accuracy with KD minus without, in words a reader cannot misread."""
+    """Per backend: accuracy with KD minus without, paired over seeds, with the verdict only
+    a 95% interval that excludes 0 may give (one seed per backend here cannot give one)."""
+    from tempdistill.statistics import paired_differences
+
     runs = [read_run(p) for p in paths]
-    by_backend: Dict[str, Dict[str, float]] = {}
-    for run in runs:
-        backend = run["config"]["student"]["backend"]
-        key = "kd" if run["config"]["distill"]["alpha"] > 0 else "no-kd"
-        by_backend.setdefault(backend, {})[key] = run["eval"]["student_accuracy"]
+    accuracy = {(r["config"]["student"]["backend"], r["config"]["distill"]["alpha"] > 0): r["eval"]["student_accuracy"]
+                for r in runs}
     rows = []
-    for backend, accs in by_backend.items():
-        if {"kd", "no-kd"} <= accs.keys():
-            delta = accs["kd"] - accs["no-kd"]
-            verdict = "helped" if delta > 0 else ("no difference" if delta == 0 else "hurt")
-            rows.append([backend, accs["kd"], accs["no-kd"], f"{delta:+.4f}", verdict])
+    for diff in paired_differences(runs, lambda r: r["eval"].get("student_accuracy")):
+        if diff.factor != "distill.alpha":
+            continue
+        backend = diff.within.split("=", 1)[-1]
+        low, high = diff.interval
+        interval = f" [{low:+.4f}, {high:+.4f}]" if diff.n > 1 else ""
+        verdict = diff.verdict if diff.n > 1 else "one seed: cannot tell (README's 3-seed table)"
+        rows.append([backend, accuracy.get((backend, True)), accuracy.get((backend, False)),
+                     f"{diff.mean:+.4f}{interval}", verdict])
     return table(["backend", "acc with KD", "acc without", "difference", "distillation"], rows)
 
 
@@ -104,7 +108,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"teacher: dense {first['config']['teacher']['hidden']}, held-out accuracy "
           f"{first['eval']['teacher_accuracy']:.4f}, {first['eval']['teacher_params']} parameters")
     print()
-    print(compare_runs(paths))
+    print(compare_runs(paths, statistics=False))
     print()
     print(distillation_verdicts(paths))
     if policy_paths:
@@ -114,7 +118,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"return {pole['eval']['teacher_return_mean']:.1f} over {pole['config']['eval']['episodes']} episodes, "
               f"{pole['eval']['teacher_params']} actor parameters")
         print()
-        print(compare_runs(policy_paths))
+        print(compare_runs(policy_paths, statistics=False))
     print()
     print(f"HDF5 records: {args.out}/ ({len(paths) + len(policy_paths)} files); "
           "inspect one with: .venv/bin/tempdistill show FILE")

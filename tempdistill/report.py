@@ -214,13 +214,56 @@ def read_runs(paths: Sequence[str | Path]) -> List[Dict[str, Any]]:
     return runs
 
 
-def compare_runs(paths: Sequence[str | Path]) -> str:
-    """One row per run: what a spiking student costs and scores against the dense baseline."""
+def compare_runs(paths: Sequence[str | Path], statistics: bool = True) -> str:
+    """One row per run: what a spiking student costs and scores against the dense baseline;
+    then, where runs repeat over seeds or differ in a two-level factor, the statistics."""
     runs = read_runs(paths)
     if not runs:
         return "no runs found"
     columns = [(name, get) for name, get in COMPARE_COLUMNS if any(get(r) is not None for r in runs)]
-    return table([name for name, _ in columns], [[get(r) for _, get in columns] for r in runs])
+    text = table([name for name, _ in columns], [[get(r) for _, get in columns] for r in runs])
+    extra = statistics_text(runs) if statistics else ""
+    return text + ("\n\n" + extra if extra else "")
+
+
+def runs_frame(paths: Sequence[str | Path]) -> Any:
+    """A pandas DataFrame with one row per run (files, or directories searched for them): the
+    run's path, status and seed, its final figures (``/eval``, prefixed ``eval.``), the last
+    value of every per-epoch metric (``final.``) and every config key flattened
+    (``config.distill.temperature.schedule``), for analysis in a notebook."""
+    import pandas as pd
+
+    from tempdistill.statistics import flatten
+
+    rows = []
+    for run in read_runs(paths):
+        row: Dict[str, Any] = {"path": run["path"], "status": run["status"], "seed": run["config"].get("seed")}
+        row.update({f"config.{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v)
+                    for k, v in flatten(run["config"]).items()})
+        row.update({f"eval.{k}": v for k, v in run["eval"].items() if not hasattr(v, "shape") or v.shape == ()})
+        row.update({f"final.{k}": float(v[-1]) for k, v in run["metrics"].items() if len(v)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def statistics_text(runs: Sequence[Dict[str, Any]]) -> str:
+    """Groups of seeds (mean ± std and 95% bootstrap interval of the final figures) and the
+    paired differences of every two-level factor, with verdicts (``tempdistill.statistics``)."""
+    from tempdistill.statistics import difference_table, group_table
+
+    complete = [r for r in runs if r["status"] == "complete" and r["eval"]]
+    if len(complete) < 2:
+        return ""
+    parts = []
+    header, rows = group_table(complete)
+    if any(row[1] > 1 for row in rows):
+        parts.append("per group of seeds (final figures; 95% percentile bootstrap interval of the mean):\n"
+                     + table(header, rows))
+    header, rows = difference_table(complete)
+    if rows:
+        parts.append("paired differences over matching seeds (second level minus first; a verdict needs the 95% "
+                     "interval to exclude 0):\n" + table(header, rows))
+    return "\n\n".join(parts)
 
 
 def entropy_table(rows: Sequence[Dict[str, float]], num_classes: int) -> str:

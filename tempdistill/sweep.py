@@ -369,36 +369,19 @@ def summary_table(rows: Sequence[Dict[str, Any]]) -> str:
     )
 
 
-def verdicts(rows: Sequence[Dict[str, Any]], reference: str = "constant") -> str:
-    """Per backend, each schedule's accuracy against the reference schedule, in plain words.
+def difference_text(paths: Sequence[Path]) -> str:
+    """The sweep's paired differences over seeds with their verdicts (``tempdistill.statistics``):
+    "helped"/"hurt" only where the 95% bootstrap interval excludes 0."""
+    from tempdistill.statistics import difference_table
 
-    A difference smaller than the larger of the two seed standard deviations is reported as
-    'no clear difference': three seeds cannot resolve it.
-    """
-    lines = []
-    by_backend: Dict[str, List[Dict[str, Any]]] = {}
-    for row in rows:
-        by_backend.setdefault(row["backend"], []).append(row)
-    for backend, group in by_backend.items():
-        refs = [r for r in group if r["schedule"] == reference]
-        if len(refs) != 1 or len(group) < 2:
-            continue  # nothing to compare, or several reference runs (the sweep varies something else)
-        ref = refs[0]
-        better, undecided = [], False
-        for row in group:
-            if row is ref:
-                continue
-            delta = row["accuracy"][0] - ref["accuracy"][0]
-            noise = max(row["accuracy"][1], ref["accuracy"][1])
-            if min(row["seeds"], ref["seeds"]) < 2:
-                lines.append(f"{backend}: {row['schedule']:<12} vs {reference}: {delta:+.4f} "
-                             "(cannot tell: one seed has no spread; run --seeds 0-4)")
-                undecided = True
-                continue
-            if delta > noise:
-                better.append(f"{row['schedule']} (+{delta:.4f})")
-            word = "better" if delta > noise else ("worse" if -delta > noise else "no clear difference")
-            lines.append(f"{backend}: {row['schedule']:<12} vs {reference}: {delta:+.4f} ({word}; seed std {noise:.4f})")
-        if not better and not undecided:
-            lines.append(f"{backend}: no schedule beat {reference} by more than the seed-to-seed spread.")
-    return "\n".join(lines)
+    runs = [run for run in (read_run(p) for p in paths) if run["status"] == "complete" and run["eval"]]
+    if len(runs) < 2:
+        return ""
+    header, rows = difference_table(runs)
+    if not rows:
+        return ""
+    undecided = sum(row[-1] != "helped" and row[-1] != "hurt" for row in rows)
+    note = (f"{undecided} of {len(rows)} differences are not resolved by these seeds (run more with --seeds)"
+            if undecided else "")
+    return "paired differences over matching seeds (a verdict needs the 95% interval to exclude 0):\n" + \
+        table(header, rows) + ("\n" + note if note else "")

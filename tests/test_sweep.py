@@ -9,7 +9,7 @@ import pytest
 
 from tempdistill.cli import main
 from tempdistill.config import ConfigError
-from tempdistill.sweep import epochs_to_fraction, parse_grid, parse_seeds, plan_sweep, split_top_level, verdicts
+from tempdistill.sweep import epochs_to_fraction, parse_grid, parse_seeds, plan_sweep, split_top_level
 
 
 def test_seed_ranges_and_lists() -> None:
@@ -61,24 +61,6 @@ def test_epochs_to_fraction() -> None:
     assert epochs_to_fraction(np.array([-500.0, -120.0, -83.0, -80.0])) == 3.0  # returns below zero
 
 
-def test_verdicts_say_when_nothing_beats_the_reference() -> None:
-    rows = [
-        {"backend": "dense", "schedule": "constant", "accuracy": (0.95, 0.01), "seeds": 3},
-        {"backend": "dense", "schedule": "cosine", "accuracy": (0.955, 0.01), "seeds": 3},
-        {"backend": "dense", "schedule": "linear", "accuracy": (0.90, 0.01), "seeds": 3},
-    ]
-    text = verdicts(rows)
-    assert "cosine" in text and "no clear difference" in text
-    assert "linear" in text and "worse" in text
-    assert "no schedule beat constant" in text
-    rows[1]["accuracy"] = (0.99, 0.005)
-    assert "no schedule beat" not in verdicts(rows)
-    for row in rows:
-        row["seeds"] = 1
-    one_seed = verdicts(rows)
-    assert "cannot tell" in one_seed and "better" not in one_seed and "no schedule beat" not in one_seed
-
-
 def test_sweep_command_runs_and_summarizes(make_config, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     config = make_config({"distill": {"epochs": 2}})
     out = tmp_path / "sweep"
@@ -91,6 +73,11 @@ def test_sweep_command_runs_and_summarizes(make_config, tmp_path: Path, capsys: 
     names = sorted(p.name for p in out.glob("*.h5"))
     assert all(n.startswith(("tiny-alpha=0.9-dense-s", "tiny-alpha=0-dense-s")) for n in names), names
     assert (out / "summary.txt").read_text().startswith("run")
+    # the paired difference of the two-level factor, over the two matching seeds, with a verdict
+    assert "paired differences over matching seeds" in printed
+    line = next(line for line in printed.splitlines() if line.startswith("distill.alpha"))
+    assert "alpha=0.0 -> alpha=0.9" in line and (line.split()[-1] in ("helped", "hurt") or line.endswith("no clear difference"))
+    assert "paired differences" in (out / "summary.txt").read_text()
 
 
 def test_sweep_bad_input_exits_2(make_config, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
