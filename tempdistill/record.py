@@ -28,7 +28,7 @@ import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import h5py
 import numpy as np
@@ -312,3 +312,17 @@ def read_run(path: str | Path) -> Dict[str, Any]:
         traces = f["traces"] if "traces" in f else {}
         run["traces"] = {int(k): _arrays(v) for k, v in traces.items()} if traces else {}
     return run
+
+
+def run_identity(path: str | Path) -> Optional[Tuple[str, Dict[str, Any]]]:
+    """(status, config) of a run file, read without its arrays; None if it is not a readable run
+    (a sweep resuming over a directory of hundreds of files opens each once)."""
+    try:
+        with h5py.File(path, "r") as f:
+            if not is_run_file(f):
+                return None
+            text = f["config"][()] if "config" in f else b"{}"
+            status = _plain(f.attrs.get("status", "unknown"))
+        return str(status), json.loads(text.decode() if isinstance(text, bytes) else text)
+    except (OSError, ValueError, KeyError):
+        return None

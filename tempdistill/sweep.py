@@ -8,12 +8,19 @@ of epochs the student needed to reach 95% of its final accuracy.
 One failing run never stops the others: its error is listed at the end. SIGINT/SIGTERM stops
 the sweep: queued runs are dropped, running ones end their current epoch and record
 themselves as ``interrupted``, and the summary covers what completed.
+
+A sweep is resumable: the directory holds ``manifest.json`` (every planned run's name, seed
+and config digest), and launching the same command again keeps the runs whose file is
+``complete`` and runs the others again (``resume_plan``), so a crashed or stopped sweep of
+thousands of runs loses only the runs in flight.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
+import json
 import math
 import os
 import re
@@ -34,7 +41,7 @@ from tempdistill.config import (
     validate_section,
 )
 from tempdistill.interrupt import Interrupted, StopRequest, stop_on_signals
-from tempdistill.record import read_run
+from tempdistill.record import read_run, run_identity
 from tempdistill.runner import execute, plan_run
 from tempdistill.report import table
 
@@ -58,6 +65,9 @@ class SweepOutcome:
     interrupted: bool = False
     not_started: int = 0
     reason: str = ""
+    kept: List[Path] = field(default_factory=list)       # complete runs found from an earlier launch
+    resumed: Dict[str, int] = field(default_factory=dict)
+    planned: int = 0
 
     def describe(self) -> str:
         lines = []
@@ -173,6 +183,84 @@ def plan_sweep(
     return jobs
 
 
+MANIFEST = "manifest.json"
+SUPERSEDED = "superseded"
+
+
+def job_digest(job: Job) -> str:
+    """What makes a planned run the same run on a second launch: its whole config."""
+    return hashlib.sha256(json.dumps(job.mapping, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class ResumePlan:
+    """What a launch into an existing sweep directory does with each planned run."""
+
+    todo: List[Job]
+    kept: List[Path]                               # complete runs of this plan, not run again
+    counts: Dict[str, int]                         # complete / running / failed / interrupted / missing
+
+    def describe(self) -> str:
+        found = ", ".join(f"{n} {what}" for what, n in self.counts.items() if n)
+        return f"sweep: resuming ({found}); {len(self.todo)} to run"
+
+
+def resume_plan(jobs: Sequence[Job], out: str | Path) -> ResumePlan:
+    """Match the planned jobs with the run files already in ``out`` (by name and seed) and with
+    its manifest. Complete runs are kept; a job whose file is running (a killed sweep), failed,
+    interrupted or missing runs again, and its unfinished files move to ``superseded/``. A
+    job the manifest planned with another config is an error: the directory holds another
+    sweep. The manifest is written (merged) before anything runs."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} exists and is not a directory")
+    manifest_path = out / MANIFEST
+    planned = {(job.name, job.seed): job_digest(job) for job in jobs}
+    previous: Dict[Tuple[str, int], str] = {}
+    if manifest_path.is_file():
+        try:
+            entries = json.loads(manifest_path.read_text())["runs"]
+            previous = {(e["name"], int(e["seed"])): e["digest"] for e in entries}
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"--out: {manifest_path} is not a sweep manifest; use another --out") from None
+    changed = [key for key, digest in planned.items() if key in previous and previous[key] != digest]
+    if changed:
+        name, seed = changed[0]
+        raise ConfigError(f"--out: {out} holds a sweep whose run {name!r} (seed {seed}) had another config "
+                          f"({len(changed)} such runs); resume with the same command, or use another --out")
+    files: Dict[Tuple[str, int], List[Tuple[str, Path]]] = {}
+    for path in sorted(out.glob("*.h5")) if out.is_dir() else []:
+        identity = run_identity(path)
+        if identity is not None:
+            status, config = identity
+            files.setdefault((str(config.get("name")), int(config.get("seed", -1))), []).append((status, path))
+    counts = {"complete": 0, "running": 0, "failed": 0, "interrupted": 0, "missing": 0}
+    todo: List[Job] = []
+    kept: List[Path] = []
+    for job in jobs:
+        found = files.get((job.name, job.seed), [])
+        complete = [path for status, path in found if status == "complete"]
+        if complete:
+            counts["complete"] += 1
+            kept.append(complete[-1])
+            continue
+        todo.append(job)
+        if not found:
+            counts["missing"] += 1
+            continue
+        for status, path in found:
+            counts[status if status in counts else "failed"] += 1
+            (out / SUPERSEDED).mkdir(parents=True, exist_ok=True)
+            os.replace(path, out / SUPERSEDED / path.name)
+    out.mkdir(parents=True, exist_ok=True)
+    merged = {**previous, **planned}
+    manifest = {"format": 1, "runs": [{"name": n, "seed": s, "digest": d} for (n, s), d in merged.items()]}
+    tmp = manifest_path.with_name(f".{MANIFEST}.{os.getpid()}")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, manifest_path)
+    return ResumePlan(todo, kept, counts)
+
+
 _WORKER_STOP: Optional[StopRequest] = None
 
 
@@ -223,8 +311,13 @@ def run_sweep(
     failed. SIGINT/SIGTERM stop the sweep as the module docstring says."""
     if executor not in EXECUTORS:
         raise ConfigError(f"--executor: got {executor!r}; allowed: {', '.join(EXECUTORS)} (ray is not implemented yet)")
+    plan = resume_plan(jobs, out)
+    if plan.counts["complete"] or any(plan.counts[k] for k in ("running", "failed", "interrupted")):
+        log(plan.describe())
+    planned = len(jobs)
+    jobs = plan.todo
     stop = StopRequest()
-    outcome = SweepOutcome()
+    outcome = SweepOutcome(kept=list(plan.kept), resumed=dict(plan.counts))
     with stop_on_signals(stop):
         try:
             if workers <= 1:
@@ -236,6 +329,8 @@ def run_sweep(
     if stop.requested():
         outcome.interrupted, outcome.reason = True, stop.reason
         outcome.not_started = len(jobs) - len(outcome.paths) - len(outcome.failures)
+    outcome.paths = outcome.kept + outcome.paths  # the summary covers the whole plan
+    outcome.planned = planned
     return outcome
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from tempdistill.cli import main
 from tempdistill.config import ConfigError
+from tempdistill.record import read_run
 from tempdistill.sweep import epochs_to_fraction, parse_grid, parse_seeds, plan_sweep, split_top_level
 
 
@@ -111,3 +112,32 @@ def test_grid_sections_get_distinct_names_and_clashes_are_refused(tiny_config_da
     clash = parse_grid(["distill.alpha=0.5,0.50"])
     with pytest.raises(ConfigError, match="^sweep: two runs"):
         plan_sweep(dict(tiny_config_data), clash, [0])
+
+
+def test_a_sweep_resumes_keeping_complete_runs_and_redoing_the_rest(make_config, tmp_path: Path, capsys) -> None:
+    import h5py
+
+    config = make_config({"distill": {"epochs": 1}})
+    out = tmp_path / "sweep"
+    command = ["sweep", str(config), "--grid", "distill.alpha=0,0.9", "--seeds", "0-1", "--out", str(out)]
+    assert main(command) == 0
+    first = sorted(out.glob("*.h5"))
+    assert len(first) == 4 and (out / "manifest.json").is_file()
+    # a killed sweep leaves a run 'running'; another run's file is lost
+    with h5py.File(first[0], "a") as f:
+        f.attrs["status"] = "running"
+    first[1].unlink()
+    capsys.readouterr()
+    assert main(command) == 0
+    err = capsys.readouterr().err
+    assert "sweep: resuming (2 complete, 1 running, 1 missing); 2 to run" in err
+    assert len(list(out.glob("*.h5"))) == 4 and all(read_run(p)["status"] == "complete" for p in out.glob("*.h5"))
+    assert [p.name for p in (out / "superseded").iterdir()] == [first[0].name]
+    # the same command once more runs nothing; more seeds run only the new ones
+    assert main(command) == 0
+    assert "4 complete); 0 to run" in capsys.readouterr().err
+    assert main(command[:-4] + ["--seeds", "0-2", "--out", str(out), "--quiet"]) == 0
+    assert len(list(out.glob("*.h5"))) == 6
+    # another config into the same directory is refused, naming --out
+    assert main(command + ["--set", "distill.lr=0.1"]) == 2
+    assert "--out" in capsys.readouterr().err.strip().splitlines()[-1]
