@@ -9,7 +9,7 @@ DEMO_OUT ?= runs/demo
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,ray]'
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -131,7 +131,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     out = args.out or str(Path(raw.get("record", {}).get("dir", "runs")) / f"sweep-{raw.get('name', 'sweep')}")
     if not args.quiet:
         echo(f"sweep: {len(jobs)} runs into {out}")
-    outcome = run_sweep(jobs, out, args.jobs, args.executor, log=(lambda _: None) if args.quiet else echo)
+    ray_flags = {"address": args.address, "cpus_per_run": args.cpus_per_run, "gpus_per_run": args.gpus_per_run,
+                 "storage": args.storage}
+    if args.executor != "ray" and (args.address or args.storage or args.cpus_per_run != 1 or args.gpus_per_run):
+        raise ConfigError("--address/--storage/--cpus-per-run/--gpus-per-run: only used with --executor ray")
+    outcome = run_sweep(jobs, out, args.jobs, args.executor, log=(lambda _: None) if args.quiet else echo,
+                        ray_options=ray_flags if args.executor == "ray" else None)
     rows = summarize(outcome.paths)
     text = summary_table(rows) if rows else "no run completed"
     verdict = difference_text(outcome.paths)
@@ -193,7 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override the base config")
     sweep.add_argument("--out", help="directory for the run files and summary.txt")
     sweep.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
-    sweep.add_argument("--executor", default="local", help="local (default; ray is not implemented yet)")
+    sweep.add_argument("--executor", default="local", help="local (a process pool; default) or ray (Ray Tune trials)")
+    sweep.add_argument("--address", help="ray: join this Ray cluster (default: start a local Ray with --jobs CPUs)")
+    sweep.add_argument("--cpus-per-run", type=float, default=1, help="ray: CPUs (and torch threads) per run")
+    sweep.add_argument("--gpus-per-run", type=float, default=0, help="ray: GPUs per run")
+    sweep.add_argument("--storage", help="ray: where trials hand run files over (a path all nodes reach, or a "
+                                         "cloud URI); default: a temporary directory on this machine")
     sweep.add_argument("--quiet", action="store_true")
     sweep.set_defaults(handler=_cmd_sweep)
 

@@ -326,3 +326,22 @@ def run_identity(path: str | Path) -> Optional[Tuple[str, Dict[str, Any]]]:
         return str(status), json.loads(text.decode() if isinstance(text, bytes) else text)
     except (OSError, ValueError, KeyError):
         return None
+
+
+def place_run_file(source: str | Path, directory: str | Path) -> Path:
+    """Copy a finished run file into ``directory`` under its own name (``-1``, ``-2``, ... on a
+    clash), atomically, as a run recorded there would have been named; returns the new path."""
+    import shutil
+
+    source, directory = Path(source), Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    first = directory / source.name
+    tmp = _private_tmp(first)
+    try:
+        shutil.copyfile(source, tmp)
+        stem = first.stem
+        candidates = itertools.chain([first], (directory / f"{stem}-{n}.h5" for n in itertools.count(1)))
+        return _claim(tmp, itertools.islice(candidates, 1000))
+    finally:
+        if tmp.exists():
+            tmp.unlink()

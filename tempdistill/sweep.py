@@ -45,7 +45,7 @@ from tempdistill.record import read_run, run_identity
 from tempdistill.runner import execute, plan_run
 from tempdistill.report import table
 
-EXECUTORS = ("local",)
+EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def parse_grid(items: Sequence[str]) -> Dict[str, List[Any]]:
 def _label(value: Any) -> str:
     """A short, distinct name part for a grid value; a section is named by all its items."""
     if isinstance(value, dict):
-        items = [str(value["schedule"])] if "schedule" in value else []
+        items = [_label(str(value["schedule"]))] if "schedule" in value else []  # 'pkg.mod:Class' too
         items += [f"{k}{_label(v)}" for k, v in sorted(value.items()) if k != "schedule"]
         return "_".join(items)
     if isinstance(value, list):
@@ -285,32 +285,38 @@ def _run_job(job: Job, out: str, threads: int) -> Optional[str]:
         return str(exc.path) if exc.path else None
 
 
-def _prepare_teachers(jobs: Sequence[Job], log: Callable[[str], None]) -> None:
-    """Make each distinct teacher ready once, here, so parallel workers only read the cache."""
+def prepare_teachers(jobs: Sequence[Job], log: Callable[[str], None]) -> List[Path]:
+    """Make each distinct teacher ready once, here, so parallel workers only read the cache;
+    returns the cache files (an executor on several machines ships them)."""
     from tempdistill.tasks import get_task_class
 
     seen = set()
+    files: List[Path] = []
     for job in jobs:
         config = config_from_mapping(job.mapping)
         key = (config.task, config.teacher.model_dump_json(), config.data.model_dump_json(), config.seed)
         if key not in seen:
             seen.add(key)
             plan = plan_run(config)
-            get_task_class(config.task).prepare_teacher(config, plan.teacher_backend, plan.teacher_options, log)
+            cached = get_task_class(config.task).prepare_teacher(config, plan.teacher_backend, plan.teacher_options, log)
+            if cached is not None:
+                files.append(cached)
+    return files
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def run_sweep(
-    jobs: Sequence[Job], out: str, workers: int = 1, executor: str = "local", log: Callable[[str], None] = print
+    jobs: Sequence[Job], out: str, workers: int = 1, executor: str = "local", log: Callable[[str], None] = print,
+    ray_options: Optional[Dict[str, Any]] = None,
 ) -> SweepOutcome:
     """Run every job (in ``workers`` processes); returns the run files in job order and what
     failed. SIGINT/SIGTERM stop the sweep as the module docstring says."""
     if executor not in EXECUTORS:
-        raise ConfigError(f"--executor: got {executor!r}; allowed: {', '.join(EXECUTORS)} (ray is not implemented yet)")
+        raise ConfigError(f"--executor: got {executor!r}; allowed: {', '.join(EXECUTORS)}")
     plan = resume_plan(jobs, out)
     if plan.counts["complete"] or any(plan.counts[k] for k in ("running", "failed", "interrupted")):
         log(plan.describe())
@@ -320,7 +326,11 @@ def run_sweep(
     outcome = SweepOutcome(kept=list(plan.kept), resumed=dict(plan.counts))
     with stop_on_signals(stop):
         try:
-            if workers <= 1:
+            if executor == "ray":
+                from tempdistill.ray_executor import run_on_ray
+
+                run_on_ray(jobs, out, workers, stop, outcome, log, **(ray_options or {}))
+            elif workers <= 1:
                 _run_in_process(jobs, out, stop, outcome, log)
             else:
                 _run_in_pool(jobs, out, workers, stop, outcome, log)
@@ -345,8 +355,8 @@ def _run_in_process(jobs: Sequence[Job], out: str, stop: StopRequest, outcome: S
                 outcome.paths.append(Path(exc.path))
             return
         except Exception as exc:  # one run's failure is reported, not fatal to the sweep
-            outcome.failures.append((job, _one_line(exc)))
-            log(f"[{i}/{len(jobs)}] {job.name} seed {job.seed}: failed: {_one_line(exc)}")
+            outcome.failures.append((job, one_line(exc)))
+            log(f"[{i}/{len(jobs)}] {job.name} seed {job.seed}: failed: {one_line(exc)}")
             continue
         outcome.paths.append(Path(path))
         log(f"[{i}/{len(jobs)}] {job.name} seed {job.seed}: {path}")
@@ -357,7 +367,7 @@ def _run_in_pool(
 ) -> None:
     import multiprocessing
 
-    _prepare_teachers(jobs, log)
+    prepare_teachers(jobs, log)
     threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
     context = multiprocessing.get_context("spawn")
     event = context.Event()
@@ -382,8 +392,8 @@ def _run_in_pool(
                     try:
                         path = future.result()
                     except Exception as exc:
-                        outcome.failures.append((job, _one_line(exc)))
-                        log(f"[{i}/{len(jobs)}] {job.name} seed {job.seed}: failed: {_one_line(exc)}")
+                        outcome.failures.append((job, one_line(exc)))
+                        log(f"[{i}/{len(jobs)}] {job.name} seed {job.seed}: failed: {one_line(exc)}")
                         continue
                     if path is not None:
                         results[i] = Path(path)

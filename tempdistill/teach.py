@@ -106,6 +106,9 @@ def teach(config: RunConfig, show_progress: bool = True, log: Callable[[str], No
                                                verbose=0, **options.hyperparams)
     except TypeError as exc:
         raise ConfigError(f"teacher.hyperparams: {exc}") from None
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default makes a /tmp/SB3-<date> folder
     log(f"teach: {options.algo.upper()} on {config.env.id} for {options.timesteps} steps, {options.n_envs} envs")
     target.parent.mkdir(parents=True, exist_ok=True)
     callbacks = [_progress_callback(options.timesteps, show_progress)]

@@ -87,7 +87,7 @@ def test_sweep_bad_input_exits_2(make_config, tmp_path: Path, capsys: pytest.Cap
     assert main(["sweep", str(config), "--grid", "distill.alpha=2", "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "distill.alpha" in err and len(err.splitlines()) == 1
-    assert main(["sweep", str(config), "--executor", "ray", "--out", str(out), "--quiet"]) == 2
+    assert main(["sweep", str(config), "--executor", "dask", "--out", str(out), "--quiet"]) == 2
     assert "--executor" in capsys.readouterr().err
     assert not list(out.glob("*.h5"))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
@@ -59,9 +60,11 @@ class Task(ABC):
         """The task for a config, with its teacher ready: (task, ``TeacherOrigin``)."""
 
     @classmethod
-    def prepare_teacher(cls, config: Any, teacher_backend: Any, teacher_options: Any, log: Any) -> None:
-        """Make the teacher ready once before parallel runs start (train and cache it); a
-        teacher loaded from a file needs nothing."""
+    def prepare_teacher(cls, config: Any, teacher_backend: Any, teacher_options: Any, log: Any) -> Optional[Path]:
+        """Make the teacher ready once before parallel runs start (train and cache it); returns
+        the cache file it made or found (an executor ships it to other machines), or None for a
+        teacher loaded from the user's file."""
+        return None
 
     def prepare_student(self, student: Student) -> None:
         """Give a freshly built student what the task needs besides its network (a Gaussian

@@ -9,7 +9,8 @@ exports need.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -67,8 +68,9 @@ class ClassificationTask(Task):
 
     @classmethod
     def prepare_teacher(cls, config: RunConfig, teacher_backend: Backend, teacher_options: Any,
-                        log: Callable[[str], None]) -> None:
-        prepare_teacher(config, teacher_backend, teacher_options, log)
+                        log: Callable[[str], None]) -> Optional[Path]:
+        _, _, origin = prepare_teacher(config, teacher_backend, teacher_options, log)
+        return Path(origin.file) if origin.kind in ("cache", "trained") else None
 
     def fitting_logits(self) -> torch.Tensor:
         return self.teacher_train_logits
