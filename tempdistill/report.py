@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence
 
+import numpy as np
+
 from tempdistill.record import read_run
 
 EPOCH_COLUMNS = ("epoch", "temperature", "loss", "kd_loss", "ce_loss", "kl", "teacher_entropy", "student_entropy",
@@ -220,10 +222,15 @@ def compare_runs(paths: Sequence[str | Path], statistics: bool = True) -> str:
     runs = read_runs(paths)
     if not runs:
         return "no runs found"
-    columns = [(name, get) for name, get in COMPARE_COLUMNS if any(get(r) is not None for r in runs)]
-    text = table([name for name, _ in columns], [[get(r) for _, get in columns] for r in runs])
+    text = table(*comparison_rows(runs))
     extra = statistics_text(runs) if statistics else ""
     return text + ("\n\n" + extra if extra else "")
+
+
+def comparison_rows(runs: Sequence[Dict[str, Any]]) -> tuple[List[str], List[List[Any]]]:
+    """The comparison's columns (those some run has) and one row per run."""
+    columns = [(name, get) for name, get in COMPARE_COLUMNS if any(get(r) is not None for r in runs)]
+    return [name for name, _ in columns], [[get(r) for _, get in columns] for r in runs]
 
 
 def runs_frame(paths: Sequence[str | Path]) -> Any:
@@ -379,10 +386,129 @@ def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
         fig.savefig(out / name, dpi=110)
         plt.close(fig)
         figures.append(name)
+    figures += group_figures(runs, out)
+    comparison = compare_runs(files)
     lines = ["# tempdistill report", "", f"{len(runs)} runs:", ""]
     lines += [f"- `{r['path']}` ({r['status']})" for r in runs]
-    lines += ["", "```", compare_runs(files), "```", ""]
+    lines += ["", "```", comparison, "```", ""]
     lines += [f"![{name}]({name})" for name in figures]
     page = out / "index.md"
     page.write_text("\n".join(lines) + "\n")
+    write_html(runs, statistics_text(runs), figures, out / "index.html")
     return page
+
+
+def _score_series(runs: Sequence[Dict[str, Any]]) -> str:
+    return "val_accuracy" if any("val_accuracy" in r["metrics"] for r in runs) else "return_mean"
+
+
+GROUP_SERIES = (("temperature", "temperature T (epoch mean)"),
+                ("teacher_entropy", "teacher soft-label entropy at T (nats)"))
+
+
+def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
+    """Figures over groups of seeds (``tempdistill.statistics.group_runs``): the score, T and
+    the teacher's soft-label entropy per epoch as mean ± sd over seeds, and the final score
+    against the estimated energy per sample, dense and spiking students marked apart."""
+    import matplotlib.pyplot as plt
+
+    from tempdistill.statistics import group_runs, score_of
+
+    complete = [r for r in runs if r["metrics"].get("epoch") is not None and len(r["metrics"]["epoch"])]
+    if not complete:
+        return []
+    _, groups = group_runs(complete)
+    names: List[str] = []
+    score = _score_series(complete)
+    series = [(score, "held-out accuracy (eval T)" if score == "val_accuracy" else "validation return"), *GROUP_SERIES]
+    for metric, title in series:
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        drawn = False
+        for group in groups:
+            curves = [np.asarray(r["metrics"][metric], dtype=float) for r in group.runs if len(r["metrics"].get(metric, []))]
+            if not curves:
+                continue
+            length = min(len(c) for c in curves)
+            stack = np.stack([c[:length] for c in curves])
+            mean, sd = stack.mean(axis=0), stack.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(length)
+            epochs = np.arange(1, length + 1)
+            line, = ax.plot(epochs, mean, label=f"{group.label} (n={len(curves)})")
+            ax.fill_between(epochs, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
+            drawn = True
+        if drawn:
+            ax.set_xlabel("epoch")
+            ax.set_title(f"{title}: mean ± sd over seeds")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="best")
+            fig.tight_layout()
+            name = f"groups-{metric}.png"
+            fig.savefig(out / name, dpi=110)
+            names.append(name)
+        plt.close(fig)
+    points = [(r, score_of(r)[1], r["eval"].get("energy_nj_per_sample")) for r in complete]
+    points = [(r, y, x) for r, y, x in points if y is not None and x is not None]
+    if points:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for kind, marker in (("dense", "s"), ("spiking", "o")):
+            chosen = [(x, y) for r, y, x in points if (r["config"]["student"]["backend"] == "dense") == (kind == "dense")]
+            if chosen:
+                ax.scatter(*zip(*chosen), marker=marker, label=f"{kind} students", alpha=0.8)
+        ax.set_xlabel("estimated energy per sample (nJ, 45 nm model)")
+        ax.set_ylabel(score_of(points[0][0])[0])
+        ax.set_title("final score against estimated energy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "score-vs-energy.png", dpi=110)
+        plt.close(fig)
+        names.append("score-vs-energy.png")
+    return names
+
+
+def write_html(runs: Sequence[Dict[str, Any]], statistics: str, figures: Sequence[str], path: Path) -> Path:
+    """The report as one page next to its figures (relative links only): the comparison as an
+    HTML table, the statistics over seeds, every figure."""
+    import html
+
+    headers, rows = comparison_rows(runs)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(format_value(v))}</td>" for v in row) + "</tr>" for row in rows)
+    comparison = f'<table id="comparison"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>'
+    if statistics:
+        comparison += f'\n<pre id="statistics">{html.escape(statistics)}</pre>'
+
+    items = "\n".join(f"<li><code>{html.escape(r['path'])}</code> ({html.escape(r['status'])})</li>" for r in runs)
+    images = "\n".join(
+        f'<figure><img src="{html.escape(name)}" alt="{html.escape(name)}"><figcaption>{html.escape(name)}'
+        "</figcaption></figure>" for name in figures)
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>tempdistill report</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; max-width: 1200px; }}
+pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 12px; }}
+figure {{ display: inline-block; margin: 0.5em; }}
+img {{ max-width: 560px; border: 1px solid #ddd; }}
+figcaption {{ font-size: 11px; color: #555; }}
+table {{ border-collapse: collapse; font-size: 12px; }}
+th, td {{ border: 1px solid #ddd; padding: 2px 6px; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+</style>
+</head>
+<body>
+<h1>tempdistill report</h1>
+<p>{len(runs)} runs:</p>
+<ul>
+{items}
+</ul>
+<h2>Comparison</h2>
+{comparison}
+<h2>Figures</h2>
+{images}
+</body>
+</html>
+"""
+    path.write_text(page, encoding="utf-8")
+    return path
