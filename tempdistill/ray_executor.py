@@ -9,7 +9,8 @@ Where files go. A trial records its run in a temporary directory on the node it 
 hands the file to Tune as the trial's checkpoint; Tune persists checkpoints to its storage
 (a temporary directory here, or ``--storage``: a directory every node can reach, or a cloud URI
 such as ``s3://bucket/path``), and this process copies each run file from there into the sweep
-directory on the machine that launched the sweep, then removes Tune's temporary storage. So
+directory on the machine that launched the sweep as soon as its trial ends (so a sweep killed
+half-way keeps what finished, and a rerun skips it), then removes Tune's temporary storage. So
 the sweep directory fills the same way with shared storage or without it; only a multi-node
 cluster without a shared file system needs ``--storage`` on cloud storage.
 
@@ -105,14 +106,27 @@ def run_on_ray(
     total = len(jobs)
     done: List[int] = []
 
+    placed: Dict[int, Path] = {}
+
     class Progress(tune.Callback):
-        """One line per finished run, instead of Tune's trial table."""
+        """Each run file into the sweep directory as soon as its trial hands it over (a sweep
+        killed later keeps it, and a rerun skips it), and one line per finished run instead of
+        Tune's trial table."""
+
+        def on_checkpoint(self, iteration: int, trials: List[Any], trial: Any, checkpoint: Any, **info: Any) -> None:
+            index = int(trial.config["job"]["index"])
+            with checkpoint.as_directory() as folder:
+                for run_file in Path(folder).glob("*.h5"):
+                    placed[index] = place_run_file(run_file, out)
+            job = jobs[index]
+            done.append(1)
+            log(f"[{len(done)}/{total}] {job.name} seed {job.seed}: {placed[index].name}")
 
         def on_trial_result(self, iteration: int, trials: List[Any], trial: Any, result: Dict[str, Any], **info: Any) -> None:
-            job = jobs[int(result["index"])]
-            done.append(1)
-            what = result.get("run_file") if result.get("status") == "complete" else f"failed: {result.get('error')}"
-            log(f"[{len(done)}/{total}] {job.name} seed {job.seed}: {what}")
+            if result.get("status") == "failed":
+                job = jobs[int(result["index"])]
+                done.append(1)
+                log(f"[{len(done)}/{total}] {job.name} seed {job.seed}: failed: {result.get('error')}")
 
     trainable = tune.with_resources(tune.with_parameters(_trial, teachers=teachers),
                                     {"cpu": cpus_per_run, "gpu": gpus_per_run})
@@ -127,17 +141,13 @@ def run_on_ray(
     )
     try:
         results = tuner.fit()
-        placed: Dict[int, Path] = {}
         for result in results:
             metrics = result.metrics or {}
             if "index" not in metrics:
                 continue
-            job = jobs[int(metrics["index"])]
-            if result.error is not None or metrics.get("status") != "complete":
-                outcome.failures.append((job, metrics.get("error") or str(result.error).splitlines()[0]))
-                continue
-            with result.checkpoint.as_directory() as folder:
-                placed[int(metrics["index"])] = place_run_file(Path(folder) / metrics["run_file"], out)
+            index = int(metrics["index"])
+            if index not in placed:
+                outcome.failures.append((jobs[index], metrics.get("error") or str(result.error).splitlines()[0]))
         outcome.paths.extend(placed[i] for i in sorted(placed))
     except KeyboardInterrupt:
         stop.request("interrupted")

@@ -85,3 +85,35 @@ def test_compare_prints_groups_and_differences_and_writes_csv(make_config, tmp_p
     assert len(frame) == 6 and sorted(frame["seed"].tolist()) == [0, 0, 1, 1, 2, 2]
     assert set(frame["config.distill.alpha"]) == {0.0, 0.9} and "eval.student_accuracy" in frame
     assert (tmp_path / "runs.csv").read_text().splitlines()[0].startswith("path,status,seed,")
+
+
+def write_run(directory, seed: int, alpha: float, accuracy: float) -> None:
+    """A hand-made complete run file whose final accuracy is known."""
+    import json
+
+    from tempdistill.record import RunRecorder
+
+    config = {"name": "made", "seed": seed, "student": {"backend": "dense"}, "distill": {"alpha": alpha}}
+    recorder = RunRecorder.create(directory, f"made-a{alpha}-s{seed}", json.dumps(config), {"name": "made"})
+    recorder.append_epoch({"epoch": 0.0, "val_accuracy": accuracy, "kl": 0.1})
+    recorder.write_eval({"student_accuracy": accuracy})
+    recorder.finish("complete")
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("clear effect", "helped"),
+    ("no effect", "no clear difference"),
+    ("too few seeds", "cannot tell (fewer than 2 paired seeds)"),
+])
+def test_compare_gives_the_known_answer_on_hand_made_run_files(tmp_path, capsys, case, expected):
+    rng = np.random.default_rng(0)
+    seeds = 1 if case == "too few seeds" else 6
+    for seed in range(seeds):
+        base = 0.90 + 0.02 * rng.standard_normal()  # the seed moves both runs alike
+        effect = 0.03 if case != "no effect" else 0.002 * rng.standard_normal()
+        write_run(tmp_path, seed, 0.0, base)
+        write_run(tmp_path, seed, 0.9, base + effect)
+    assert main(["compare", str(tmp_path)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("distill.alpha"))
+    assert line.endswith(expected), line
+    assert f"  {seeds}  " in line  # the number of paired seeds is shown
