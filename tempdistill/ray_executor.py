@@ -135,7 +135,9 @@ def run_on_ray(
     tuner = tune.Tuner(
         trainable,
         param_space=space,
-        tune_config=tune.TuneConfig(num_samples=1),
+        # one worker process per slot for the whole sweep: a fresh process per trial would pay
+        # the import of torch and the spiking libraries (about 8 s here) for every run
+        tune_config=tune.TuneConfig(num_samples=1, reuse_actors=True),
         run_config=tune.RunConfig(name="sweep", storage_path=tune_storage, verbose=0, callbacks=[Progress()],
                                   failure_config=tune.FailureConfig(max_failures=0), log_to_file=False),
     )

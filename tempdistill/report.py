@@ -163,15 +163,11 @@ def _section_label(temperature: Dict[str, Any]) -> str:
     return name + "(" + ",".join(f"{k}={v}" for k, v in sorted(section.items())) + ")"
 
 
-def _flatten_config(config: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
-    flat: Dict[str, str] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(_flatten_config(value, name + "."))
-        else:
-            flat[name] = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return flat
+def _flatten_config(config: Dict[str, Any]) -> Dict[str, str]:
+    """Dotted config keys with their values as JSON text (comparable across runs)."""
+    from tempdistill.statistics import flatten
+
+    return {key: json.dumps(value, sort_keys=True, separators=(",", ":")) for key, value in flatten(config).items()}
 
 
 # Keys that never tell runs apart for a reader (where files went, how often traces were taken).
@@ -356,15 +352,7 @@ def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for run, values in series:
             ax.plot(range(1, len(values) + 1), values, label=run["label"], color=colours[run["path"]])
-        ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
-        name = f"{metric}.png"
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
-        figures.append(name)
+        figures.append(_save_epoch_figure(fig, ax, title, out / f"{metric}.png"))
     for run in runs:
         if not run["traces"]:
             continue
@@ -406,6 +394,20 @@ GROUP_SERIES = (("temperature", "temperature T (epoch mean)"),
                 ("teacher_entropy", "teacher soft-label entropy at T (nats)"))
 
 
+def _save_epoch_figure(fig: Any, ax: Any, title: str, path: Path) -> str:
+    """Label a per-epoch figure, save it and close it; returns its file name."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel("epoch")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
 def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
     """Figures over groups of seeds (``tempdistill.statistics.group_runs``): the score, T and
     the teacher's soft-label entropy per epoch as mean ± sd over seeds, and the final score
@@ -436,14 +438,7 @@ def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
             ax.fill_between(epochs, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
             drawn = True
         if drawn:
-            ax.set_xlabel("epoch")
-            ax.set_title(f"{title}: mean ± sd over seeds")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="best")
-            fig.tight_layout()
-            name = f"groups-{metric}.png"
-            fig.savefig(out / name, dpi=110)
-            names.append(name)
+            names.append(_save_epoch_figure(fig, ax, f"{title}: mean ± sd over seeds", out / f"groups-{metric}.png"))
         plt.close(fig)
     points = [(r, score_of(r)[1], r["eval"].get("energy_nj_per_sample")) for r in complete]
     points = [(r, y, x) for r, y, x in points if y is not None and x is not None]

@@ -120,11 +120,26 @@ def level_of(config: Mapping[str, Any], keys: Sequence[str]) -> Tuple[str, ...]:
 
 
 def describe_level(keys: Sequence[str], values: Sequence[str]) -> str:
-    """'backend=snntorch alpha=0.9' (the last part of each key where unambiguous; unset keys left out)."""
+    """'backend=snntorch alpha=0.9' (the last part of each key where unambiguous; unset keys left
+    out; a schedule's name before its parameters)."""
     short = [k.split(".")[-1] for k in keys]
     names = short if len(set(short)) == len(short) else list(keys)
-    parts = [f"{n}={json.loads(v)}" for n, v in zip(names, values) if v != "null"]
+    pairs = sorted(zip(names, values), key=lambda pair: pair[0] != "schedule")
+    parts = [f"{n}={json.loads(v)}" for n, v in pairs if v != "null"]
     return " ".join(parts) or "all runs"
+
+
+def factor_name(keys: Sequence[str]) -> str:
+    """A factor's name: its key, or the section its joined keys share ('distill.temperature')."""
+    if len(keys) == 1:
+        return keys[0]
+    parts = [k.split(".") for k in keys]
+    common = []
+    for level in zip(*parts):
+        if len(set(level)) > 1:
+            break
+        common.append(level[0])
+    return ".".join(common) if common else " ".join(keys)
 
 
 @dataclass
@@ -188,7 +203,7 @@ def paired_differences(runs: Sequence[Mapping[str, Any]], measure: Callable[[Map
                     continue
                 diffs = [second[s] - first[s] for s in seeds]
                 interval = bootstrap_interval(diffs)
-                out.append(PairedDifference(" ".join(factor), describe_level(factor, reference),
+                out.append(PairedDifference(factor_name(factor), describe_level(factor, reference),
                                             describe_level(factor, level), describe_level(others, rest), len(seeds),
                                             float(np.mean(diffs)), interval, verdict(interval, higher_is_better)))
     return out
