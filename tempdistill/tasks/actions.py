@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -259,5 +259,3 @@ def action_head(action_space: Any, algorithm: str, field: str = "env.id") -> Act
         return GaussianActions(action_space.low, action_space.high, squash=algorithm == "sac")
     raise ConfigError(f"{field}: actions must be Discrete or a flat Box, got {action_space}")
 
-
-Actor = Callable[[np.ndarray], np.ndarray]
