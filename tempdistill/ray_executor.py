@@ -145,11 +145,11 @@ def run_on_ray(
         results = tuner.fit()
         for result in results:
             metrics = result.metrics or {}
-            if "index" not in metrics:
-                continue
-            index = int(metrics["index"])
-            if index not in placed:
-                outcome.failures.append((jobs[index], metrics.get("error") or str(result.error).splitlines()[0]))
+            # a trial that died before reporting (its worker crashed) has only its config
+            index = int(metrics.get("index", (result.config or {}).get("job", {}).get("index", -1)))
+            if index >= 0 and index not in placed:
+                error = metrics.get("error") or (str(result.error).strip().splitlines() or ["no result"])[-1]
+                outcome.failures.append((jobs[index], error))
         outcome.paths.extend(placed[i] for i in sorted(placed))
     except KeyboardInterrupt:
         stop.request("interrupted")
