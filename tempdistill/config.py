@@ -30,7 +30,7 @@ class Strict(BaseModel):
 
 
 class DataConfig(Strict):
-    name: Literal["digits", "npz"] = "digits"
+    name: Literal["digits", "mnist1d", "npz"] = "digits"  # mnist1d: generated offline, its own 4000/1000 split
     path: Optional[str] = None
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
     # auto: minmax for the bundled image data, per-feature standard for a user's arrays
