@@ -30,3 +30,25 @@ def test_a_run_on_mnist1d_learns_above_chance(tmp_path):
     run = read_run(execute(config, warn=lambda _: None))
     assert run["status"] == "complete" and run["data_attrs"]["n_train"] == 4000
     assert run["eval"]["teacher_accuracy"] > 0.15 and run["eval"]["student_accuracy"] > 0.15  # chance: 0.1
+
+
+def test_a_conv1d_teacher_beats_an_mlp_teacher_on_mnist1d(tmp_path):
+    """MNIST-1D separates architectures (published: CNN 94%, MLP 68%): at the same 8 epochs a
+    small conv1d teacher is already far ahead of an MLP teacher."""
+    accuracy = {}
+    for arch in ("mlp", "conv1d"):
+        config = config_from_mapping({
+            "name": f"m1d-{arch}", "data": {"name": "mnist1d"},
+            "teacher": {"arch": arch, "hidden": [128], "channels": 32, "epochs": 8, "lr": 0.003},
+            "student": {"backend": "dense", "hidden": [8]}, "distill": {"epochs": 1},
+            "record": {"dir": str(tmp_path), "traces": {"every": 0}},
+        })
+        accuracy[arch] = read_run(execute(config, warn=lambda _: None))["eval"]["teacher_accuracy"]
+    assert accuracy["conv1d"] > accuracy["mlp"] + 0.1, accuracy
+
+
+def test_conv1d_is_refused_for_a_student(make_config, capsys):
+    from tempdistill.cli import main
+
+    assert main(["run", str(make_config({"student": {"arch": "conv1d"}})), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().startswith("tempdistill run: error: student.arch: 'conv1d' is for teachers")
