@@ -209,17 +209,22 @@ def paired_differences(runs: Sequence[Mapping[str, Any]], measure: Callable[[Map
     return out
 
 
-# A run's final score, per task: (name, /eval key). Higher is better for each.
-SCORES = (("accuracy", "student_accuracy"), ("return", "student_return_mean"), ("retained", "return_retained"))
+# A run's score, per task: (name, final figure in /eval, per-epoch series in /metrics or None).
+# Higher is better for each.
+SCORES = (("accuracy", "student_accuracy", "val_accuracy"), ("return", "student_return_mean", "return_mean"),
+          ("retained", "return_retained", None))
+
+
+def score_spec(run: Mapping[str, Any]) -> Tuple[str, str, Optional[str]]:
+    """Which of ``SCORES`` a run is scored by: the first whose final figure it has."""
+    return next((spec for spec in SCORES if spec[1] in run["eval"]), SCORES[0])
 
 
 def score_of(run: Mapping[str, Any]) -> Tuple[str, Optional[float]]:
     """(score name, value) of a run: test accuracy, test return, or a multi-task run's
     smallest return_retained; (name, None) when the run has no final figures."""
-    for name, key in SCORES:
-        if key in run["eval"]:
-            return name, float(run["eval"][key])
-    return SCORES[0][0], None
+    name, key, _ = score_spec(run)
+    return name, (float(run["eval"][key]) if key in run["eval"] else None)
 
 
 # Final measures summarised per group besides the score: (column, /eval key, digits).

@@ -42,6 +42,7 @@ from tempdistill.config import (
 )
 from tempdistill.interrupt import Interrupted, StopRequest, stop_on_signals
 from tempdistill.record import read_run, run_identity
+from tempdistill.statistics import score_spec
 from tempdistill.runner import execute, plan_run
 from tempdistill.report import table
 
@@ -419,15 +420,6 @@ def _mean_std(values: List[float]) -> Tuple[float, float]:
     return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
 
 
-# What a run is scored by, per task: (final figure in /eval, per-epoch series, column name).
-SCORES = (("student_accuracy", "val_accuracy", "accuracy"), ("student_return_mean", "return_mean", "return"))
-
-
-def score_keys(run: Dict[str, Any]) -> Tuple[str, str, str]:
-    """The score of a run's task: held-out accuracy for a classifier, test return for a policy."""
-    return next((keys for keys in SCORES if keys[0] in run["eval"]), SCORES[0])
-
-
 def summarize(paths: Sequence[Path]) -> List[Dict[str, Any]]:
     """One row per run name: mean ± std over seeds of the score (accuracy or return), final
     KL, epochs to 95% of the final score."""
@@ -439,17 +431,18 @@ def summarize(paths: Sequence[Path]) -> List[Dict[str, Any]]:
         groups.setdefault(run["config"]["name"], []).append(run)
     rows = []
     for name, runs in groups.items():
-        final, series, label = score_keys(runs[0])
+        label, final, series = score_spec(runs[0])  # accuracy, return, or a multitask's retained
         acc = _mean_std([r["eval"][final] for r in runs])
         kl = _mean_std([float(r["metrics"]["kl"][-1]) for r in runs])
         kl_t1 = _mean_std([float(r["metrics"].get("kl_t1", [math.nan])[-1]) for r in runs])
-        to95 = _mean_std([epochs_to_fraction(np.asarray(r["metrics"][series])) for r in runs])
+        to95 = _mean_std([epochs_to_fraction(np.asarray(r["metrics"].get(series, []) if series else []))
+                          for r in runs])
         rows.append({
             "name": name,
             "backend": runs[0]["config"]["student"]["backend"],
             "schedule": runs[0]["config"]["distill"]["temperature"]["schedule"],
             "seeds": len(runs),
-            "accuracy": acc,  # the task's score (see SCORES); named for the classifier
+            "accuracy": acc,  # the task's score (statistics.SCORES); named for the classifier
             "score_name": label,
             "final_kl": kl,
             "final_kl_t1": kl_t1,
