@@ -31,6 +31,7 @@ with warnings.catch_warnings():
     from norse.torch.functional.reset import reset_subtract
 
 from backends.spiking_base import SpikingBackend
+from spiking.functional import neuron_step
 from spiking.network import SpikingStudentMixin
 from spiking.encoders import encode
 from spiking.nir_graph import NIR_DT, metadata_text, normalise_graph
@@ -48,11 +49,9 @@ class NorseOptions(SpikingOptions, Strict):
 def theta_step(
     x: torch.Tensor, state: NamedTuple, p: NamedTuple, dt: float, *, spike_fn: SpikeFn, beta: Any, zero_reset: bool
 ) -> Tuple[torch.Tensor, NamedTuple]:
-    """A Norse feed-forward activation: integrate, fire on the shared surrogate, reset."""
-    v = state.v + x if beta is None else beta * state.v + x
-    z = spike_fn(v, p.v_th)
-    fired = z.detach()
-    v = v * (1.0 - fired) if zero_reset else v - fired * p.v_th
+    """A Norse feed-forward activation running the project's one neuron equation
+    (``spiking.functional.neuron_step``) on Norse's state and parameter tuples."""
+    z, v = neuron_step(state.v, x, p.v_th, beta, spike_fn, zero_reset)
     return z, state._replace(v=v)
 
 

@@ -3,9 +3,10 @@
 The neuron is ``ThetaLeaky``, a subclass of ``snn.Leaky`` (so snnTorch's NIR exporter knows
 it) whose ``forward`` is replaced: snnTorch 1.0's stock reset is decided from the previous
 step's membrane (with ``reset_delay=True`` it subtracts θ after the decay, which NIR and Norse
-cannot express; with ``reset_delay=False`` a neuron can stay stuck above θ). The override is
-v = β·v + I, s = H(v − θ) through the shared ``spiking`` surrogate on (v − θ)/θ, then an
-immediate, detached reset (subtract θ, or to zero). β and θ stay snnTorch's own per-neuron
+cannot express; with ``reset_delay=False`` a neuron can stay stuck above θ). The override
+calls the project's one neuron equation, ``spiking.functional.neuron_step``: v = β·v + I,
+s = H(v − θ) through the shared surrogate on (v − θ)/θ, then an immediate, detached reset
+(subtract θ, or to zero). β and θ stay snnTorch's own per-neuron
 buffers. Everything temperature-related (threshold plasticity, readout, statistics) is the
 shared code in ``spiking/``; this module only adapts the library.
 """
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from backends.spiking_base import SpikingBackend
+from spiking.functional import neuron_step
 from spiking.network import SpikingStudentMixin
 from spiking.nir_graph import normalise_graph
 from spiking.options import SpikingOptions
@@ -57,11 +59,8 @@ class ThetaLeaky(snn.Leaky):
     def _integrate(self, input_: torch.Tensor, mem: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         if mem is None or mem.shape != input_.shape:
             mem = torch.zeros_like(input_)
-        v = mem + input_ if self.non_leaky else self.beta.clamp(0, 1) * mem + input_
-        spk = self.spike_fn(v, self.threshold)
-        fired = spk.detach()
-        mem = v * (1.0 - fired) if self.zero_reset else v - fired * self.threshold
-        return spk, mem
+        beta = None if self.non_leaky else self.beta.clamp(0, 1)
+        return neuron_step(mem, input_, self.threshold, beta, self.spike_fn, self.zero_reset)
 
     def forward(self, input_: torch.Tensor, mem: Optional[torch.Tensor] = None):  # type: ignore[override]
         """snnTorch's calling conventions: ``(spk, mem) = f(I, mem)``, or hidden state if init_hidden."""

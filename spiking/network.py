@@ -21,6 +21,7 @@ from torch import nn
 
 from spiking.encoders import encode, is_spiking
 from spiking.energy import spiking_energy_nj
+from spiking.functional import neuron_sequence
 from spiking.options import SpikingOptions
 from spiking.readout import readout
 from spiking.surrogate import SpikeFn, make_spike_fn
@@ -135,6 +136,40 @@ class SpikingStudentMixin(nn.Module):
 
     # --- simulation ----------------------------------------------------------------------
     def _simulate(self, x: torch.Tensor, record: bool = False) -> Simulation:
+        """One pass through the time loop. The fused engine runs it unless traces are recorded:
+        recording keeps every step's membrane, which is what the per-step loop has anyway."""
+        if self.options.engine == "fused" and not record:
+            return self._simulate_fused(x)
+        return self._simulate_loop(x, record)
+
+    def _simulate_fused(self, x: torch.Tensor) -> Simulation:
+        """Layer by layer, all steps at once: each layer's input currents for every step in one
+        matrix product, then its recurrence in ``spiking.functional.neuron_sequence``."""
+        o = self.options
+        steps = o.steps
+        inputs = encode(x, steps, o.encoder)
+        direct = not is_spiking(o.encoder)
+        beta = None if o.beta == 1.0 else torch.tensor(o.beta, dtype=x.dtype, device=x.device)
+        slope = o.surrogate_slope()
+        counts: List[torch.Tensor] = []
+        signal = inputs
+        membrane = x
+        for i, (linear, trace) in enumerate(zip(self.linears, self.thresholds)):
+            held = i == 0 and direct  # constant input: W·x once, held for every step
+            current = linear(x if held else signal)
+            signal, membrane = neuron_sequence(
+                current, trace.theta(), beta, o.surrogate, slope, o.reset == "zero", steps if held else None
+            )
+            counts.append(signal.sum(dim=0))
+        out = self.thresholds[-1]
+        logits = readout(counts[-1], membrane, out.theta(), out.theta0, steps, o.readout)
+        sim = Simulation(logits=logits, counts=[c.detach() for c in counts])
+        if not direct:
+            sim.input_events = inputs.detach().sum(dim=(0, 2))
+        return sim
+
+    def _simulate_loop(self, x: torch.Tensor, record: bool = False) -> Simulation:
+        """The reference path: step by step through the library's own neuron modules."""
         steps = self.options.steps
         inputs = encode(x, steps, self.options.encoder)
         direct = not is_spiking(self.options.encoder)
@@ -255,6 +290,7 @@ class SpikingStudentMixin(nn.Module):
             "surrogate": f"{o.surrogate}(slope={o.surrogate_slope()}) on (v-θ)/θ",
             "encoder": o.encoder,
             "readout": o.readout,
+            "engine": o.engine,
             "theta0": float(self.thresholds[-1].theta0.mean()),
             "theta0_source": "auto (teacher logit spread)" if o.theta0 == "auto" else "config",
             "hidden_threshold": o.hidden_threshold,

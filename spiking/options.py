@@ -39,6 +39,10 @@ class SpikingOptions(BaseModel):
     temperature_on_hidden: bool = False
     homeostasis: Optional[Homeostasis] = None
     readout: Literal["count", "count_membrane"] = "count"
+    # How the time loop runs: "fused" (every layer's T steps at once, hand-written backward
+    # through time; same spikes, gradients equal to rounding) or "loop" (step by step through
+    # the library's own neuron modules, the reference). Trace capture always uses the loop.
+    engine: Literal["loop", "fused"] = "fused"
 
     @field_validator("theta0")
     @classmethod

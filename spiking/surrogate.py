@@ -21,16 +21,17 @@ SpikeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def fast_sigmoid_grad(x: torch.Tensor, slope: float) -> torch.Tensor:
-    """SuperSpike / snnTorch fast_sigmoid derivative: 1/(slope·|x|+1)²."""
-    return 1.0 / (slope * x.abs() + 1.0) ** 2
+    """SuperSpike / snnTorch fast_sigmoid derivative: 1/(slope·|x|+1)². Overwrites ``x``
+    (the fused engine's backward calls it once per step on a scratch tensor)."""
+    return x.abs_().mul_(slope).add_(1.0).square_().reciprocal_()
 
 
 def atan_grad(x: torch.Tensor, slope: float) -> torch.Tensor:
-    """snnTorch atan derivative with alpha=slope: (α/2)/(1+(π/2·α·x)²)."""
-    return (slope / 2.0) / (1.0 + (math.pi / 2.0 * slope * x) ** 2)
+    """snnTorch atan derivative with alpha=slope: (α/2)/(1+(π/2·α·x)²). Overwrites ``x``."""
+    return x.mul_(math.pi / 2.0 * slope).square_().add_(1.0).reciprocal_().mul_(slope / 2.0)
 
 
-_GRADS = {"fast_sigmoid": fast_sigmoid_grad, "atan": atan_grad}
+SURROGATE_GRADS = {"fast_sigmoid": fast_sigmoid_grad, "atan": atan_grad}
 
 
 class NormSpike(torch.autograd.Function):
@@ -46,14 +47,14 @@ class NormSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         v, theta = ctx.saved_tensors
-        x = (v - theta) / theta
-        return grad * _GRADS[ctx.kind](x, ctx.slope) / theta, None, None, None
+        x = (v - theta) / theta  # a fresh tensor: the gradient functions work in place
+        return grad * SURROGATE_GRADS[ctx.kind](x, ctx.slope) / theta, None, None, None
 
 
 def make_spike_fn(kind: str = "fast_sigmoid", slope: float = 25.0) -> SpikeFn:
     """A spike function ``f(v, theta)`` for the configured surrogate."""
-    if kind not in _GRADS:
-        raise ValueError(f"unknown surrogate {kind!r}; allowed: {sorted(_GRADS)}")
+    if kind not in SURROGATE_GRADS:
+        raise ValueError(f"unknown surrogate {kind!r}; allowed: {sorted(SURROGATE_GRADS)}")
 
     def spike(v: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         return NormSpike.apply(v, theta, kind, float(slope))

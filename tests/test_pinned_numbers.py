@@ -32,11 +32,17 @@ PINNED_METRICS = ("loss", "kd_loss", "ce_loss", "kl", "kl_t1", "temperature", "v
 CASES: Dict[str, Dict[str, Any]] = {
     "dense-learnable": {"student": {"backend": "dense", "hidden": [16]},
                         "temperature": {"schedule": "learnable", "init": 4.0}},
-    "snntorch-direct": {"student": {"backend": "snntorch", "hidden": [16], "steps": 8}},
+    # The reference (per-step loop) engine, pinned before the fused engine existed.
+    "snntorch-direct": {"student": {"backend": "snntorch", "hidden": [16], "steps": 8, "engine": "loop"}},
     "norse-poisson-homeostasis": {"student": {"backend": "norse", "hidden": [16], "steps": 8, "encoder": "poisson",
-                                              "homeostasis": {"target_rate": 0.2, "strength": 0.01}}},
-    "snntorch-instance": {"student": {"backend": "snntorch", "hidden": [16], "steps": 8},
+                                              "homeostasis": {"target_rate": 0.2, "strength": 0.01}, "engine": "loop"}},
+    "snntorch-instance": {"student": {"backend": "snntorch", "hidden": [16], "steps": 8, "engine": "loop"},
                           "temperature": {"schedule": "instance", "init": 4.0}},
+    # The fused engine (the default): same spikes, gradients equal to rounding, so its own pins.
+    "snntorch-direct-fused": {"student": {"backend": "snntorch", "hidden": [16], "steps": 8, "engine": "fused"}},
+    "norse-poisson-homeostasis-fused": {"student": {"backend": "norse", "hidden": [16], "steps": 8, "encoder": "poisson",
+                                                    "homeostasis": {"target_rate": 0.2, "strength": 0.01},
+                                                    "engine": "fused"}},
 }
 
 
