@@ -187,7 +187,8 @@ class SpikingStudentMixin(nn.Module):
             for i, (linear, neuron) in enumerate(zip(self.linears, self.neurons)):
                 current = first_current if (i == 0 and direct) else linear(signal)
                 signal, membrane, states[i] = neuron.step(current, states[i])
-                counts[i] = counts[i] + signal
+                # Only the output count is differentiated (the readout); the others are statistics.
+                counts[i] = counts[i] + (signal if i == n_layers - 1 else signal.detach())
                 if record:
                     spikes[i].append(signal.detach())
                     membranes[i].append(membrane.detach())

@@ -33,7 +33,9 @@ def temperature_squared(temperature: Temperature, like: torch.Tensor) -> torch.T
     A scalar gives T²; a per-sample T (B, 1) gives T_i²; a per-class T (K,) gives the mean of
     T_k² over classes, which keeps soft-gradient magnitudes comparable across groups.
     """
-    t = torch.as_tensor(temperature, dtype=like.dtype, device=like.device)
+    if not isinstance(temperature, torch.Tensor):
+        return like.new_full(like.shape[:-1], float(temperature) ** 2)
+    t = temperature.to(dtype=like.dtype, device=like.device)
     return (t**2).expand_as(like).mean(dim=-1)
 
 
@@ -48,6 +50,8 @@ def soft_term(
     """
     teacher_log_probs = log_softmax(teacher_logits, temperature)
     kl = kl_per_sample(teacher_log_probs, student_log_probs_T)
+    if not isinstance(temperature, torch.Tensor):  # one T for the batch: scale the mean
+        return kl.mean() * (float(temperature) ** 2)
     return (temperature_squared(temperature, teacher_logits) * kl).mean()
 
 
@@ -95,9 +99,11 @@ def distillation_objective(
     Q-values) at T = 1. ce = cross-entropy with ``labels`` at T = 1 (zero when labels is
     None); total = alpha·kd + (1 - alpha)·ce. A term whose weight is 0 is not computed.
     """
-    zero = student_logits_T1.new_zeros(())
-    kd = teacher_term(student_log_probs_T, student_logits_T1, teacher_logits, temperature, loss) if alpha > 0 else zero
-    ce = hard_ce(student_logits_T1, labels) if (labels is not None and alpha < 1) else zero
+    kd = teacher_term(student_log_probs_T, student_logits_T1, teacher_logits, temperature, loss) if alpha > 0 else None
+    ce = hard_ce(student_logits_T1, labels) if (labels is not None and alpha < 1) else None
+    zero = student_logits_T1.new_zeros(()) if kd is None or ce is None else None
+    kd = zero if kd is None else kd
+    ce = zero if ce is None else ce
     total = alpha * kd + (1.0 - alpha) * ce if labels is not None else alpha * kd
     return total, kd, ce
 
