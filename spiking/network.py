@@ -23,6 +23,7 @@ from spiking.encoders import encode, is_spiking
 from spiking.energy import spiking_energy_nj
 from spiking.functional import neuron_sequence
 from spiking.options import SpikingOptions
+from spiking.output_fit import FIT_SAMPLES, fit_output_layer
 from spiking.readout import readout
 from spiking.surrogate import SpikeFn, make_spike_fn
 from spiking.theta0 import auto_theta0
@@ -129,10 +130,20 @@ class SpikingStudentMixin(nn.Module):
         """θ/θ0 of the output neurons as applied in the forward passes, (K,)."""
         return self.thresholds[-1].effective_temperature().detach()
 
-    def fit_to_teacher(self, teacher_logits: torch.Tensor) -> None:
-        """With ``theta0: auto``, size θ0 to the teacher's logit spread (``spiking.theta0``)."""
+    def fit_to_teacher(self, teacher_logits: torch.Tensor, inputs: Optional[torch.Tensor] = None) -> None:
+        """With ``theta0: auto``, size θ0 to the teacher's logit spread (``spiking.theta0``);
+        with ``output_fit: teacher`` and the teacher's inputs, start the output current at the
+        teacher's scale (``spiking.output_fit``)."""
         if self.options.theta0 == "auto":
             self.thresholds[-1].rescale_base(auto_theta0(teacher_logits))
+        if self.options.output_fit == "teacher" and inputs is not None:
+            rows = torch.randperm(inputs.shape[0], generator=torch.Generator().manual_seed(0))[:FIT_SAMPLES]
+            rows = rows.to(inputs.device)
+            with torch.no_grad():
+                sim = self._simulate(inputs[rows])
+            presynaptic = sim.counts[-2] / self.options.steps if len(sim.counts) > 1 else inputs[rows]
+            theta0 = float(self.thresholds[-1].theta0.mean())
+            fit_output_layer(self.linears[-1], presynaptic, teacher_logits[rows], theta0)
 
     # --- simulation ----------------------------------------------------------------------
     def _simulate(self, x: torch.Tensor, record: bool = False) -> Simulation:
@@ -292,6 +303,7 @@ class SpikingStudentMixin(nn.Module):
             "encoder": o.encoder,
             "readout": o.readout,
             "engine": o.engine,
+            "output_fit": o.output_fit,
             "theta0": float(self.thresholds[-1].theta0.mean()),
             "theta0_source": "auto (teacher logit spread)" if o.theta0 == "auto" else "config",
             "hidden_threshold": o.hidden_threshold,

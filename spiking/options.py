@@ -43,6 +43,9 @@ class SpikingOptions(BaseModel):
     # through time; same spikes, gradients equal to rounding) or "loop" (step by step through
     # the library's own neuron modules, the reference). Trace capture always uses the loop.
     engine: Literal["loop", "fused"] = "fused"
+    # Start the output layer's current at the teacher's logit scale ("teacher", given the
+    # teacher's inputs; see spiking.output_fit) or leave PyTorch's initialisation ("none").
+    output_fit: Literal["teacher", "none"] = "none"
 
     @field_validator("theta0")
     @classmethod

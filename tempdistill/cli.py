@@ -229,7 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from tempdistill.hugepages import prefer_huge_pages
     from tempdistill.interrupt import EXIT_INTERRUPTED, Interrupted, interruption_line
+
+    prefer_huge_pages()
 
     parser = build_parser()
     args = parser.parse_args(argv)

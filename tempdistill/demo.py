@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from tempdistill.config import ConfigError, load_config
+from tempdistill.hugepages import prefer_huge_pages
 from tempdistill.interrupt import EXIT_INTERRUPTED, Interrupted, interruption_line
 from tempdistill.record import read_run
 from tempdistill.report import compare_runs, table
@@ -40,13 +41,15 @@ def run_demo(config_path: Path, backends: Sequence[str], out: str, quiet: bool =
     return paths
 
 
-def run_policy_demo(config_path: Path, backends: Sequence[str], out: str, quiet: bool = False) -> List[Path]:
+def run_policy_demo(
+    config_path: Path, backends: Sequence[str], out: str, quiet: bool = False, extra: Sequence[str] = ()
+) -> List[Path]:
     """Each backend distils the policy config's teacher once."""
     from tempdistill.runner import echo, execute
 
     paths: List[Path] = []
     for backend in backends:
-        config = load_config(config_path, [f"student.backend={backend}"])
+        config = load_config(config_path, [f"student.backend={backend}", *extra])
         if not quiet:
             echo(f"== {config.name}: student {backend}, {config.env.id if config.env else ''}")
         paths.append(execute(config, out, log=(lambda _: None) if quiet else echo, on_epoch=None if quiet else _progress(config)))
@@ -94,6 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--no-policy", action="store_true", help="skip the policy part")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    prefer_huge_pages()
     try:
         paths = run_demo(args.config, args.backends, args.out, args.quiet, args.set)
         policy_paths = [] if args.no_policy else run_policy_demo(args.policy_config, args.backends, args.out, args.quiet)
