@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any, Dict
 
 import h5py
 import numpy as np
@@ -15,6 +17,34 @@ CONFIG_JSON = json.dumps({"name": "unit", "distill": {"epochs": 3}})
 
 def epoch_metrics(i: int) -> dict:
     return {"epoch": float(i), "loss": 1.0 / (i + 1), "temperature": 4.0, "val_accuracy": 0.5 + 0.1 * i}
+
+
+def record_reference_run(path: Path) -> None:
+    """One run through every writing call: late series, traces on some epochs, a per-class T
+    group, warnings, eval, arrays. ``tests/data/run_v2_reference.h5`` is what the recorder that
+    copied the whole file for every commit wrote for these calls."""
+    rng = np.random.default_rng(7)
+    rec = RunRecorder(path, CONFIG_JSON, {"name": "unit", "student_backend": "snntorch"})
+    rec.write_arrays("data", {"class_labels": np.arange(3)}, {"normalization": '{"kind": "none"}'})
+    for i in range(3):
+        metrics = {**epoch_metrics(i), **({"silent.output": float(i == 1)} if i else {})}
+        steps = {"step": np.arange(4 * i, 4 * i + 4, dtype=float), "temperature": np.full(4, 4.0 - i)}
+        if i == 2:
+            steps["threshold_mean"] = np.full(3, 0.5)
+        traces = None if i == 1 else {
+            "hidden0.spikes": (rng.random((4, 25, 16)) > 0.8).astype(np.uint8),
+            "hidden0.membrane": rng.standard_normal((4, 25, 16)).astype(np.float32),
+            "output.spikes": (rng.random((4, 25, 3)) > 0.5).astype(np.uint8),
+        }
+        groups = {"temperature": {"class0": 4.0 - i, "class1": 3.0}}
+        rec.append_epoch(metrics, steps=steps, traces=traces, groups=groups)
+        if i == 0:
+            rec.add_warning("warning: epoch 1: output layer silent")
+    rec.add_warning("note: epoch 3: output layer no longer silent (it was from epoch 2)")
+    rec.write_eval({"student_accuracy": 0.7, "teacher_source": "trained", "confusion": np.eye(3),
+                    "test_predictions": np.array([0, 2, 1, 1])})
+    rec.write_arrays("student", {"net.0.weight": np.ones((3, 2), dtype=np.float32)}, {"backend": "snntorch"})
+    rec.finish("complete")
 
 
 def test_new_record_is_running_and_readable(tmp_path):
@@ -158,3 +188,45 @@ def test_show_and_compare_survive_partial_files(tmp_path):
     text = compare_runs([tmp_path])
     assert "running" in text and "unknown" in text
     assert len(text.splitlines()) == 2 + 2  # header, rule, two runs: weights.h5 is not one
+
+
+# ---------------------------------------------------------------- the finished file
+REFERENCE = Path(__file__).resolve().parent / "data" / "run_v2_reference.h5"
+VOLATILE_ATTRS = {"created", "finished"}
+
+
+def h5_content(path: Path) -> Dict[str, Any]:
+    """Every object of a file but ``/env`` (this machine's versions): attrs, and for datasets
+    dtype, shape, maxshape, chunks, compression and values."""
+    content: Dict[str, Any] = {}
+
+    def visit(name: str, obj: Any) -> None:
+        if name == "env" or name.startswith("env/"):
+            return
+        item: Dict[str, Any] = {"attrs": {k: v for k, v in obj.attrs.items() if k not in VOLATILE_ATTRS}}
+        if isinstance(obj, h5py.Dataset):
+            item.update(dtype=obj.dtype, shape=obj.shape, maxshape=obj.maxshape, chunks=obj.chunks,
+                        compression=obj.compression, opts=obj.compression_opts, values=obj[()])
+        content[name] = item
+
+    with h5py.File(path, "r") as f:
+        visit("/", f)
+        f.visititems(visit)
+    return content
+
+
+def test_finished_file_is_what_the_copying_recorder_wrote(tmp_path):
+    path = tmp_path / "run.h5"
+    record_reference_run(path)
+    new, old = h5_content(path), h5_content(REFERENCE)
+    assert sorted(new) == sorted(old)
+    for name, item in old.items():
+        got = new[name]
+        assert set(got) == set(item) and set(got["attrs"]) == set(item["attrs"]), name
+        for key, value in item["attrs"].items():
+            np.testing.assert_array_equal(got["attrs"][key], value, err_msg=f"{name} attr {key}")
+        for key in set(item) - {"attrs", "values"}:
+            assert got[key] == item[key], (name, key)
+        if "values" in item:
+            np.testing.assert_array_equal(got["values"], item["values"], err_msg=name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.h5"]  # no journal, no temporary
