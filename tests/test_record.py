@@ -267,8 +267,7 @@ def killed_run(directory: Path, epochs: int = 5) -> RunRecorder:
         rec.append_epoch(epoch_metrics(i), steps={"temperature": np.full(5, 4.0)}, groups={"temperature": {"c0": 4.0}})
         if i == 1:
             rec.add_warning("warning: epoch 2: output layer silent")
-    entry = {"kind": "epoch", "epoch": epochs, "step": 5 * epochs, "names": [["epoch", "metrics", "loss"]]}
-    record = journal.encode(entry, [np.ones(1)])
+    record = journal.encode({"kind": "epoch", "epoch": epochs, "step": 5 * epochs}, [np.ones(10)])  # same series
     with open(rec.journal.path, "ab") as f:
         f.write(record[: len(record) // 2])
     (directory / f".run.h5.{os.getpid() + 1}.writing").write_bytes(rec.path.read_bytes()[:500])
