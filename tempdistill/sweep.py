@@ -41,7 +41,7 @@ from tempdistill.config import (
     validate_section,
 )
 from tempdistill.interrupt import Interrupted, StopRequest, stop_on_signals
-from tempdistill.record import read_run, run_identity
+from tempdistill.record import consolidate, read_run, run_identity
 from tempdistill.statistics import score_spec
 from tempdistill.runner import execute, plan_run
 from tempdistill.report import table
@@ -252,6 +252,7 @@ def resume_plan(jobs: Sequence[Job], out: str | Path) -> ResumePlan:
         for status, path in found:
             counts[status if status in counts else "failed"] += 1
             (out / SUPERSEDED).mkdir(parents=True, exist_ok=True)
+            consolidate(path)  # a killed run's epochs are in its journal: they move with the file
             os.replace(path, out / SUPERSEDED / path.name)
     out.mkdir(parents=True, exist_ok=True)
     merged = {**previous, **planned}

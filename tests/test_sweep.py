@@ -141,3 +141,22 @@ def test_a_sweep_resumes_keeping_complete_runs_and_redoing_the_rest(make_config,
     # another config into the same directory is refused, naming --out
     assert main(command + ["--set", "distill.lr=0.1"]) == 2
     assert "--out" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_resuming_moves_a_killed_run_aside_with_its_epochs(tiny_config_data: dict, tmp_path: Path) -> None:
+    import json
+
+    from tempdistill.record import RunRecorder
+    from tempdistill.sweep import resume_plan
+
+    [job] = plan_sweep(dict(tiny_config_data), {}, [0])
+    out = tmp_path / "sweep"
+    killed = RunRecorder(out / "killed.h5", json.dumps({"name": job.name, "seed": job.seed}))
+    for epoch in range(3):
+        killed.append_epoch({"epoch": float(epoch)})
+    plan = resume_plan([job], out)
+    assert plan.counts["running"] == 1 and plan.todo == [job]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "superseded"]  # no journal left behind
+    run = read_run(out / "superseded" / "killed.h5")
+    assert run["status"] == "running"
+    np.testing.assert_array_equal(run["metrics"]["epoch"], [0.0, 1.0, 2.0])
