@@ -11,6 +11,8 @@ otherwise, so figures compare across machines with different core counts.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List
@@ -27,6 +29,13 @@ import epochs  # noqa: E402
 from bench_common import machine_facts  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+
+
+def script_output(script: str, arguments: List[str]) -> str:
+    """A standalone benchmark's printout, as a code block (it prints its own ratios)."""
+    result = subprocess.run([sys.executable, str(HERE / script), *arguments], capture_output=True, text=True)
+    text = result.stdout.strip() if result.returncode == 0 else f"failed (exit {result.returncode}):\n{result.stderr[-2000:]}"
+    return f"```\n{text}\n```"
 
 
 def targets(small: Dict[str, float], large: Dict[str, float]) -> List[str]:
@@ -78,6 +87,11 @@ def main() -> None:
         section("Dense distillation epoch against a hand-written loop", epochs.dense_against_hand_written(10 if args.quick else 40))
         section("Recording: what an epoch's record costs", epochs.recording_tables(6 if args.quick else 20, 40 if args.quick else 300))
         section("The demo end to end, and peak memory", demo_speed.demo_tables())
+        section("Recording: the journal against copying the file per commit (benchmarks/recording.py)",
+                script_output("recording.py", ["--epochs", "60" if args.quick else "300"]))
+        if not args.quick:
+            section("Sweeps: Ray against the local process pool (benchmarks/sweep_overhead.py)",
+                    script_output("sweep_overhead.py", []))
     summary = "\n".join(targets(small, large))
     minutes = (time.perf_counter() - started) / 60
     header = ["# Benchmark results", "",
