@@ -13,7 +13,7 @@ its result with the host's ``output(tempered, measured)``. This module imports n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
 
 import numpy as np
 import torch
@@ -66,6 +66,29 @@ class EpochActivity:
     def rate(self, layer: int, steps: int) -> float:
         """Spikes per neuron per step, averaged over the epoch's samples."""
         return float(self.spikes[layer]) / max(self.samples * self.neurons[layer] * steps, 1)
+
+
+class DeferredMeasures(Mapping[str, torch.Tensor]):
+    """A pass's measures, computed when first read: evaluation reads them, training never
+    does, and on a small student they are a fifth of a training step's operations."""
+
+    def __init__(self, compute: Callable[[], Dict[str, torch.Tensor]]) -> None:
+        self._compute: Optional[Callable[[], Dict[str, torch.Tensor]]] = compute
+        self._values: Dict[str, torch.Tensor] = {}
+
+    def _loaded(self) -> Dict[str, torch.Tensor]:
+        if self._compute is not None:
+            self._values, self._compute = self._compute(), None
+        return self._values
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self._loaded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
 
 
 @dataclass
@@ -221,7 +244,7 @@ class SpikingStudentMixin(nn.Module):
         if self.training:
             self._last_train = sim
             self._epoch_activity.add(sim.counts, x.shape[0])
-        return self.output(sim.logits, self._measure(sim))
+        return self.output(sim.logits, DeferredMeasures(lambda: self._measure(sim)))
 
     def activity_check(self) -> Tuple[Dict[str, float], List[Tuple[str, str]]]:
         """Silent or saturated layers over this epoch's training passes, with what to change."""

@@ -31,7 +31,7 @@ class StudentOutput:
 
     tempered: torch.Tensor
     logits: torch.Tensor
-    measured: Dict[str, Any] = field(default_factory=dict)  # scalar tensors, or floats once averaged
+    measured: Mapping[str, Any] = field(default_factory=dict)  # scalar tensors, or floats once averaged
 
 
 def logits_of(output: Union[StudentOutput, torch.Tensor]) -> torch.Tensor:
@@ -75,12 +75,13 @@ class Student(nn.Module):
         """
         return self._temperature
 
-    def output(self, tempered: torch.Tensor, measured: Dict[str, torch.Tensor] | None = None) -> StudentOutput:
-        """Wrap a pass's tempered logits with their T = 1 form and its measurements."""
+    def output(self, tempered: torch.Tensor, measured: Mapping[str, torch.Tensor] | None = None) -> StudentOutput:
+        """Wrap a pass's tempered logits with their T = 1 form and its measurements (any
+        mapping: a spiking student's are computed only if read)."""
         temperature = self.effective_temperature()
         if isinstance(temperature, torch.Tensor):
             temperature = temperature.to(tempered.device, tempered.dtype)
-        return StudentOutput(tempered, tempered * temperature, measured or {})
+        return StudentOutput(tempered, tempered * temperature, measured if measured is not None else {})
 
     def enable_log_std(self, dims: int) -> None:
         """Give the student a learned, state-independent log σ per action dimension (``log_std``).
