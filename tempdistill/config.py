@@ -32,9 +32,20 @@ class Strict(BaseModel):
 class DataConfig(Strict):
     name: Literal["digits", "mnist1d", "npz"] = "digits"  # mnist1d: generated offline, its own 4000/1000 split
     path: Optional[str] = None
-    test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
+    test_fraction: float = Field(0.3, gt=0.0, lt=1.0)  # of all samples, when the data has no test part of its own
+    # Of the training part, held out for per-epoch measures and the choices made from them
+    # (schedule signals); a share in (0, 1): validation is never empty.
+    val_fraction: float = 0.15
     # auto: minmax for the bundled image data, per-feature standard for a user's arrays
     normalize: Literal["auto", "minmax", "standard", "none"] = "auto"
+
+    @field_validator("val_fraction")
+    @classmethod
+    def _val_fraction_is_a_share(cls, value: float) -> float:
+        if not 0.0 < value < 1.0:
+            raise ValueError("must be > 0 and < 1: the share of the training part held out for "
+                             "validation, which every run needs")
+        return value
 
     @model_validator(mode="after")
     def _path_only_for_npz(self) -> "DataConfig":

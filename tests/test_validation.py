@@ -1,0 +1,133 @@
+"""Train, validation and test are different rows, carved seeded and stratified (or brought by
+the user's file), and normalisation statistics come from the training rows only."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tempdistill.config import ConfigError, DataConfig
+from tempdistill.data import load_split, raw_split
+
+N, FEATURES, CLASSES = 300, 6, 3
+
+
+def id_data(path: Path, n: int = N, seed: int = 0, **extra: np.ndarray) -> Path:
+    """A user's .npz whose feature 0 is a unique row id (i / n) and whose class shows in feature 1."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % CLASSES
+    x = rng.normal(size=(n, FEATURES))
+    x[:, 0] = np.arange(n) / n
+    x[:, 1] += 2.0 * y
+    np.savez(path, X=x, y=y, **extra)
+    return path
+
+
+def ids(x: Any) -> set:
+    return set(np.round(np.asarray(x)[:, 0] * N).astype(int).tolist())
+
+
+# ---------------------------------------------------------------- the three parts
+@pytest.mark.parametrize("seed", [0, 3])
+def test_validation_and_test_never_overlap_and_cover_the_data(tmp_path, seed):
+    config = DataConfig(name="npz", path=str(id_data(tmp_path / "d.npz")), test_fraction=0.3, val_fraction=0.15)
+    raw = raw_split(config, seed)
+    train, val, test = ids(raw.x_train), ids(raw.x_val), ids(raw.x_test)
+    assert not train & val and not train & test and not val & test
+    assert train | val | test == set(range(N))
+    assert (len(test), len(val)) == (90, 32)  # 30% of 300; 15% of the 210 left for training, rounded up
+    # stratified: each class keeps its share in every part
+    for part in (raw.y_train, raw.y_val, raw.y_test):
+        counts = np.bincount(part, minlength=CLASSES)
+        assert counts.max() - counts.min() <= 1, counts
+    again = raw_split(config, seed)
+    assert ids(again.x_val) == val and ids(again.x_test) == test  # seeded
+
+
+def test_digits_test_rows_are_unchanged_by_carving_validation():
+    """Validation comes out of the training part only: the test rows are the ones a run without
+    validation had, so test figures stay comparable."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    _, x_test, _, _ = train_test_split(digits.data, digits.target, test_size=0.3, random_state=0, stratify=digits.target)
+    raw = raw_split(DataConfig(), 0)
+    np.testing.assert_array_equal(raw.x_test, x_test)
+    assert len(raw.x_train) + len(raw.x_val) + len(raw.x_test) == len(digits.data)
+    assert len(raw.x_val) == math.ceil(0.15 * (len(digits.data) - len(x_test)))  # as scikit-learn rounds
+    assert np.bincount(raw.y_val, minlength=10).min() >= 15  # every class in validation
+
+
+def test_a_users_npz_brings_its_own_test_and_validation(tmp_path):
+    rng = np.random.default_rng(1)
+    x_test, x_val = rng.normal(size=(40, FEATURES)) + 100.0, rng.normal(size=(20, FEATURES)) - 100.0
+    y_test, y_val = np.arange(40) % CLASSES, np.arange(20) % CLASSES
+    path = id_data(tmp_path / "own.npz", X_test=x_test, y_test=y_test, X_val=x_val, y_val=y_val)
+    raw = raw_split(DataConfig(name="npz", path=str(path)), 0)
+    np.testing.assert_array_equal(raw.x_test, x_test)
+    np.testing.assert_array_equal(raw.x_val, x_val)
+    assert len(raw.x_train) == N and ids(raw.x_train) == set(range(N))  # nothing carved from X
+    only_test = id_data(tmp_path / "test-only.npz", X_test=x_test, y_test=y_test)
+    raw = raw_split(DataConfig(name="npz", path=str(only_test), val_fraction=0.2), 0)
+    np.testing.assert_array_equal(raw.x_test, x_test)
+    assert (len(raw.x_train), len(raw.x_val)) == (240, 60) and not ids(raw.x_train) & ids(raw.x_val)
+
+
+def test_labels_of_every_part_share_one_mapping(tmp_path):
+    """Labels {2, 5, 9} in X and a label 7 only the test part has: one sorted mapping for all."""
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(60, 3)), np.array([2, 5, 9] * 20)
+    path = tmp_path / "labels.npz"
+    np.savez(path, X=x, y=y, X_test=rng.normal(size=(4, 3)), y_test=np.array([2, 5, 7, 9]))
+    split = load_split(DataConfig(name="npz", path=str(path)), 0)
+    assert split.class_labels.tolist() == [2, 5, 7, 9] and split.num_classes == 4
+    assert split.y_test.tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("arrays,names", [
+    ({"X_test": np.zeros((10, FEATURES + 1)), "y_test": np.zeros(10, dtype=int)}, ("X_test", "features")),
+    ({"y_test": np.zeros(10, dtype=int)}, ("y_test", "X_test")),
+    ({"X_val": np.zeros((10, FEATURES)), "y_val": np.zeros(9, dtype=int)}, ("y_val", "X_val")),
+    ({"X_val": np.zeros((10, FEATURES)), "y_val": np.full(10, 0.5)}, ("y_val", "integer")),
+    ({"X_val": np.zeros((0, FEATURES)), "y_val": np.zeros(0, dtype=int)}, ("X_val", "no samples")),
+], ids=["test-features", "y-test-alone", "val-rows", "val-labels", "val-empty"])
+def test_a_bad_own_part_names_the_array(tmp_path, arrays, names):
+    path = id_data(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ConfigError) as caught:
+        raw_split(DataConfig(name="npz", path=str(path)), 0)
+    message = str(caught.value)
+    assert message.startswith("data.path: ") and "\n" not in message
+    assert all(name in message for name in names), message
+
+
+# ---------------------------------------------------------------- normalisation
+@pytest.mark.parametrize("normalize", ["standard", "minmax"])
+def test_normalisation_statistics_come_from_training_rows_only(tmp_path, normalize):
+    """Validation and test rows far outside the training range must not move the statistics."""
+    rng = np.random.default_rng(3)
+    far = dict(X_test=rng.normal(size=(30, FEATURES)) * 50 + 500, y_test=np.arange(30) % CLASSES,
+               X_val=rng.normal(size=(30, FEATURES)) * 50 - 500, y_val=np.arange(30) % CLASSES)
+    config = DataConfig(name="npz", path=str(id_data(tmp_path / "far.npz", **far)), normalize=normalize)
+    raw, split = raw_split(config, 0), load_split(config, 0)
+    if normalize == "standard":
+        np.testing.assert_allclose(split.normalizer.offset, raw.x_train.mean(axis=0))
+        np.testing.assert_allclose(split.normalizer.scale, raw.x_train.std(axis=0))
+        np.testing.assert_allclose(split.x_train.mean(0).numpy(), 0.0, atol=1e-5)
+    else:
+        assert float(split.normalizer.offset) == raw.x_train.min()
+        assert float(split.normalizer.scale) == raw.x_train.max() - raw.x_train.min()
+        assert float(split.x_train.min()) == 0.0 and float(split.x_train.max()) == 1.0
+    assert float(split.x_test.mean()) > 5 and float(split.x_val.mean()) < -5  # left outside, not folded in
+
+
+def test_carved_validation_is_outside_the_statistics_too(tmp_path):
+    config = DataConfig(name="npz", path=str(id_data(tmp_path / "d.npz")), normalize="standard")
+    raw, split = raw_split(config, 0), load_split(config, 0)
+    everything_but_test = np.concatenate([raw.x_train, raw.x_val])
+    np.testing.assert_allclose(split.normalizer.offset, raw.x_train.mean(axis=0))
+    assert not np.allclose(split.normalizer.offset, everything_but_test.mean(axis=0))
