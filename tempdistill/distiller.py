@@ -2,10 +2,10 @@
 
 It asks the task for an epoch's batches, the schedule for T at every step, hands T to the
 student (which applies it its own way), trains on the shared objective, and after every
-epoch measures the student on the task's held-out batch (the task scores it) and commits the
-epoch to the record. Between epochs it reads a stop request (``tempdistill.interrupt``): a run
-asked to stop ends after the epoch it is in, recorded. It holds no label, argmax or
-environment code: that is the task's.
+epoch measures the student on the task's validation batch (the task scores it) and commits
+the epoch to the record; it never sees test data. Between epochs it reads a stop request
+(``tempdistill.interrupt``): a run asked to stop ends after the epoch it is in, recorded. It
+holds no label, argmax or environment code: that is the task's.
 """
 
 from __future__ import annotations
@@ -133,23 +133,23 @@ class Distiller:
 
     @torch.no_grad()
     def evaluate(self) -> Dict[str, float]:
-        """Held-out measures: the task's score (and what the student measured) at the
+        """Validation measures: the task's score (and what the student measured) at the
         evaluation T, then the information in its soft labels at the current training T.
 
         The "T = 1" side of the information record is the student's real output at the
         evaluation temperature (1 unless configured), not a rescaled tempered output: for a
         spiking student those differ, because saturation depends on the threshold.
         """
-        held_out = self.task.evaluation_batch()
-        x, teacher_logits = held_out.x, held_out.teacher_logits
+        validation = self.task.evaluation_batch()
+        x, teacher_logits = validation.x, validation.teacher_logits
         self.student.eval()
         self.student.set_temperature(self.config.eval_temperature)
         at_eval = collect_outputs(self.student, x)
         measures: Dict[str, float] = dict(at_eval.measured)
-        measures.update(self.task.score(self.student, at_eval, held_out))
+        measures.update(self.task.score(self.student, at_eval, validation))
         temperature = detached(self.batch_temperature(self.last_base_temperature, teacher_logits, x))
         tempered = self._tempered_outputs(x, temperature)
-        measures.update(self.task.soft_label_measures(self.student, tempered, at_eval.logits, held_out, temperature))
+        measures.update(self.task.soft_label_measures(self.student, tempered, at_eval.logits, validation, temperature))
         if isinstance(temperature, torch.Tensor) and temperature.numel() > 1:
             measures["effective_temperature_std"] = float(temperature.float().std())
         measures["effective_temperature_mean"] = temperature_value(temperature)

@@ -13,7 +13,13 @@ byte. Temporary copies carry the process id, so two processes never write the sa
 Format history: 1, the first layout; 2 adds ``/data`` (class labels, input normalisation),
 ``status=interrupted``, the root attrs ``overrides`` and ``warnings``, per-epoch
 ``silent.<layer>``/``saturated.<layer>`` flags, ``/eval`` teacher file and hash and
-``/eval/test_predictions``. Readers take both; a field a version lacks reads as absent.
+``/eval/test_predictions``. 3 separates validation from test: per-epoch measures
+(``/metrics/val_accuracy``, ``kl``, ..., and the spike traces' probe inputs) are on validation
+rows (``data.val_fraction`` of the training part; ``/data`` attr ``n_val``), where 1 and 2
+measured a classifier's epochs on its test rows; ``/eval`` holds the test figures of the final
+student (``student_accuracy``, now from the same seeded pass as ``test_predictions``), the last
+epoch's validation figures under their per-epoch names (``val_accuracy``). Readers take
+every version; a field a version lacks reads as absent.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import numpy as np
 
 from tempdistill import __version__
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 STATUSES = ("running", "complete", "failed", "interrupted")
 _ENV_PACKAGES = ("torch", "snntorch", "norse", "gymnasium", "numpy", "h5py", "nir")
 

@@ -292,7 +292,7 @@ def entropy_plot(rows: Sequence[Dict[str, float]], num_classes: int, path: str |
     ax.axhline(math.log(num_classes), color="grey", linestyle="--", label=f"log K = {math.log(num_classes):.2f} (uniform)")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("temperature T")
-    ax.set_ylabel("entropy (nats), held-out split")
+    ax.set_ylabel("entropy (nats), validation split")
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -304,7 +304,7 @@ def entropy_plot(rows: Sequence[Dict[str, float]], num_classes: int, path: str |
 
 
 REPORT_SERIES = (
-    ("val_accuracy", "held-out accuracy (eval T)"),
+    ("val_accuracy", "validation accuracy (eval T)"),
     ("return_mean", "validation return (greedy, eval T)"),
     ("temperature", "temperature T (epoch mean)"),
     ("kl", "teacher-student KL at T"),
@@ -422,7 +422,7 @@ def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
     _, groups = group_runs(complete)
     names: List[str] = []
     score = _score_series(complete)
-    series = [(score, "held-out accuracy (eval T)" if score == "val_accuracy" else "validation return"), *GROUP_SERIES]
+    series = [(score, "validation accuracy (eval T)" if score == "val_accuracy" else "validation return"), *GROUP_SERIES]
     for metric, title in series:
         fig, ax = plt.subplots(figsize=(6.5, 4))
         drawn = False

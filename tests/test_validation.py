@@ -1,17 +1,25 @@
-"""Train, validation and test are different rows, carved seeded and stratified (or brought by
-the user's file), and normalisation statistics come from the training rows only."""
+"""Validation and test are different rows: carved seeded and stratified (or brought by the
+user's file), normalisation statistics from the training rows only, per-epoch measures on
+validation, and the test data looked at once per reported model."""
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, List
 
 import numpy as np
 import pytest
+import torch
 
-from tempdistill.config import ConfigError, DataConfig
+from backends.dense import DenseBackend
+from tempdistill.config import ConfigError, DataConfig, config_from_mapping
 from tempdistill.data import load_split, raw_split
+from tempdistill.record import read_run
+from tempdistill.runner import execute, prepare_teacher
+from tempdistill.student import Student
+from tempdistill.tasks.classification import ClassificationTask
 
 N, FEATURES, CLASSES = 300, 6, 3
 
@@ -131,3 +139,88 @@ def test_carved_validation_is_outside_the_statistics_too(tmp_path):
     everything_but_test = np.concatenate([raw.x_train, raw.x_val])
     np.testing.assert_allclose(split.normalizer.offset, raw.x_train.mean(axis=0))
     assert not np.allclose(split.normalizer.offset, everything_but_test.mean(axis=0))
+
+
+def test_the_student_is_fitted_and_measured_on_the_right_rows(tiny_config_data):
+    """θ0 is sized from the teacher's logits on training rows; each epoch is measured on validation."""
+    config = config_from_mapping(tiny_config_data)
+    split, teacher, _ = prepare_teacher(config)
+    task = ClassificationTask(split, teacher)
+    assert task.fitting_logits().shape[0] == split.x_train.shape[0]
+    batch = task.evaluation_batch()
+    assert torch.equal(batch.x, split.x_val) and torch.equal(batch.targets, split.y_val)
+    assert torch.equal(task.probe_inputs(5), split.x_val[:5])
+
+
+# ---------------------------------------------------------------- the test data is looked at once
+class RowCounter:
+    """Counts, per outermost module call (a student's forward, the teacher network's, or any
+    module called on its own, as a trace capture calls a student's first layer), how many test
+    rows (recognised by their id feature) it was given. Calls nested in another are not
+    counted again."""
+
+    def __init__(self, test_ids: torch.Tensor) -> None:
+        self.test_ids = test_ids
+        self.depth = 0
+        self.calls: Dict[str, List[int]] = {"student": [], "teacher": [], "other": []}
+
+    def before(self, module: torch.nn.Module, args: Any) -> None:
+        self.depth += 1
+        if self.depth > 1 or not args or not isinstance(args[0], torch.Tensor) or args[0].dim() != 2:
+            return
+        who = "student" if isinstance(module, Student) else "teacher" if getattr(module, "_counted_teacher", False) else "other"
+        self.calls[who].append(int(torch.isin(args[0][:, 0], self.test_ids).sum()))
+
+    def after(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        self.depth -= 1
+
+    def test_passes(self, who: str) -> List[int]:
+        return [n for n in self.calls[who] if n]
+
+
+def test_the_test_split_is_evaluated_exactly_once_per_run(tmp_path, tiny_config_data, monkeypatch):
+    """The rule: each model the run reports sees the test rows in exactly one pass over all of
+    them — the teacher once, the final student once; no training step, per-epoch measure,
+    probe or latency timing sees any."""
+    data = id_data(tmp_path / "ids.npz")
+    mapping = copy.deepcopy(tiny_config_data)
+    mapping["name"] = "count"
+    mapping["data"] = {"name": "npz", "path": str(data), "normalize": "none"}  # ids stay readable
+    mapping["distill"]["epochs"] = 3
+    mapping["student"] = {"backend": "snntorch", "hidden": [8], "steps": 4}
+    mapping["record"]["traces"] = {"every": 1, "samples": 4}
+    config = config_from_mapping(mapping)
+    raw = raw_split(config.data, config.seed)
+    counter = RowCounter(torch.as_tensor(raw.x_test[:, 0], dtype=torch.float32))
+
+    build_teacher = DenseBackend.build_teacher
+
+    def marked_teacher(self, *args, **kwargs):
+        network = build_teacher(self, *args, **kwargs)
+        network._counted_teacher = True
+        return network
+
+    monkeypatch.setattr(DenseBackend, "build_teacher", marked_teacher)
+    test_figures = ClassificationTask.test_figures
+    asked: List[str] = []
+
+    def counted_test_figures(self, student, temperature):
+        asked.append("final")
+        return test_figures(self, student, temperature)
+
+    monkeypatch.setattr(ClassificationTask, "test_figures", counted_test_figures)
+    monkeypatch.setenv("TEMPDISTILL_CACHE", str(tmp_path / "fresh-cache"))  # the teacher trains here, counted too
+    hooks = [torch.nn.modules.module.register_module_forward_pre_hook(counter.before),
+             torch.nn.modules.module.register_module_forward_hook(counter.after)]
+    try:
+        run = read_run(execute(config, warn=lambda _: None))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert run["status"] == "complete" and run["eval"]["teacher_source"] == "trained"
+    n_test = len(raw.x_test)
+    assert asked == ["final"]
+    assert counter.test_passes("student") == [n_test] * len(asked)
+    assert counter.test_passes("teacher") == [n_test]
+    assert counter.test_passes("other") == [] and counter.calls["other"]  # trace captures looked elsewhere
+    assert len(counter.calls["student"]) >= 3 * 3  # it did count: every training batch went through the hook

@@ -1,10 +1,14 @@
 """The task interface: the part of distillation that differs between a classifier and a policy.
 
 The ``Distiller`` asks a task for an epoch's batches (each with the teacher's logits and, where
-there are any, hard targets), for the held-out batch that per-epoch measures use, for a score
-of the student on it, for probe inputs whose spike traces are recorded, and at the end for the
-figures of the final student and the teacher and the extra groups of the record. It never
-looks at labels, argmaxes or environments itself.
+there are any, hard targets), for the validation batch that per-epoch measures use, for a score
+of the student on it, for probe inputs whose spike traces are recorded, and at the end the
+runner asks for the figures of the teacher and of the student on the test data and for the
+extra groups of the record. It never looks at labels, argmaxes or environments itself.
+
+Validation and test never meet: everything measured per epoch, and every choice made from it
+(schedule signals), uses validation data; the test data is looked at once per model the run
+reports (``teacher_figures`` for the teacher, ``test_figures`` for the final student).
 """
 
 from __future__ import annotations
@@ -89,7 +93,7 @@ class Task(ABC):
 
     def soft_label_measures(self, student: Student, tempered: torch.Tensor, logits: torch.Tensor, batch: Batch,
                             temperature: Temperature) -> Dict[str, float]:
-        """The information record of the held-out batch (``tempdistill.information``); it must
+        """The information record of the validation batch (``tempdistill.information``); it must
         hold ``kl``, the adaptive schedule's signal."""
         assert batch.targets is not None
         return information_metrics(tempered, logits, batch.teacher_logits, batch.targets, temperature)
@@ -113,7 +117,8 @@ class Task(ABC):
 
     @abstractmethod
     def evaluation_batch(self) -> Batch:
-        """The held-out inputs, teacher logits and targets every epoch is measured on."""
+        """The validation inputs, teacher logits and targets every epoch is measured on (never
+        test data)."""
 
     @abstractmethod
     def score(self, student: Student, output: StudentOutput, batch: Batch) -> Dict[str, float]:
@@ -122,16 +127,16 @@ class Task(ABC):
 
     @abstractmethod
     def probe_inputs(self, count: int) -> torch.Tensor:
-        """Fixed inputs whose spike traces are recorded."""
+        """Fixed validation inputs whose spike traces are recorded."""
 
     @abstractmethod
     def teacher_figures(self) -> Dict[str, Any]:
         """The teacher's figures on the test data (asked once, before training)."""
 
     @abstractmethod
-    def final_figures(self, student: Student, temperature: float, last_epoch: Dict[str, float]) -> Dict[str, Any]:
-        """The final student's figures on the test data at ``temperature`` (asked once),
-        given the last epoch's measures."""
+    def test_figures(self, student: Student, temperature: float) -> Dict[str, Any]:
+        """The final student's figures on the test data at ``temperature``: one pass over the
+        test data, asked once. The only place a task shows the test data to a student."""
 
     def teacher_parameter_count(self) -> int:
         """The teacher's size a student is compared against (all parameters by default)."""

@@ -198,7 +198,8 @@ class PolicyTask(Task):
         return {"teacher_return_mean": teacher.mean, "teacher_return_std": teacher.std,
                 "random_return_mean": randomly.mean}
 
-    def final_figures(self, student: Student, temperature: float, last_epoch: Dict[str, float]) -> Dict[str, Any]:
+    def test_figures(self, student: Student, temperature: float) -> Dict[str, Any]:
+        """Greedy return over the test episodes; the first ``eval.rollouts`` are kept whole."""
         student.eval()
         student.set_temperature(temperature)
         cfg = self.eval_config
