@@ -33,8 +33,8 @@ class DataConfig(Strict):
     name: Literal["digits", "mnist1d", "npz"] = "digits"  # mnist1d: generated offline, its own 4000/1000 split
     path: Optional[str] = None
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)  # of all samples, when the data has no test part of its own
-    # Of the training part, held out for per-epoch measures and the choices made from them
-    # (schedule signals); a share in (0, 1): validation is never empty.
+    # Of the training part, held out for per-epoch measures and choices (schedule signals,
+    # ``distill.select: best_val``); a share in (0, 1): validation is never empty.
     val_fraction: float = 0.15
     # auto: minmax for the bundled image data, per-feature standard for a user's arrays
     normalize: Literal["auto", "minmax", "standard", "none"] = "auto"
@@ -159,6 +159,9 @@ class DistillConfig(Strict):
     eval_temperature: float = Field(1.0, gt=0.0, allow_inf_nan=False)
     loss: Literal["kl", "nll", "mse"] = "kl"
     dagger: Optional[DaggerConfig] = None
+    # Which student the run reports and exports: the last epoch's ("final"), or the weights of
+    # the epoch with the best validation score ("best_val"; the final one is tested too).
+    select: Literal["final", "best_val"] = "final"
 
 
 HeadConfig.model_rebuild()

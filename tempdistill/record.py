@@ -18,8 +18,13 @@ Format history: 1, the first layout; 2 adds ``/data`` (class labels, input norma
 rows (``data.val_fraction`` of the training part; ``/data`` attr ``n_val``), where 1 and 2
 measured a classifier's epochs on its test rows; ``/eval`` holds the test figures of the final
 student (``student_accuracy``, now from the same seeded pass as ``test_predictions``), the last
-epoch's validation figures under their per-epoch names (``val_accuracy``). Readers take
-every version; a field a version lacks reads as absent.
+epoch's validation figures under their per-epoch names (``val_accuracy``), ``select``
+(``final`` or ``best_val``: which figure is the run's score and which weights ``/student``
+holds, its attr ``weights`` says the same) and, with ``best_val``, ``best_val_epoch``
+(0-based, as ``/metrics/epoch``), ``best_val_score`` and the best-validation weights' test
+figures suffixed ``_best_val`` (``student_accuracy_best_val``, ``test_predictions_best_val``;
+``student_return_mean_best_val`` ...). Readers take every version; a field a version lacks
+reads as absent (a file without ``select`` is scored by its final figure).
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ CASES: List[tuple] = [
     ("test-fraction-zero", {"data": {"test_fraction": 0.0}}, [], "data.test_fraction"),
     ("val-fraction-zero", {"data": {"val_fraction": 0.0}}, [], "data.val_fraction"),
     ("val-fraction-one", {"data": {"val_fraction": 1.0}}, [], "data.val_fraction"),
+    ("select-unknown", {"distill": {"select": "best"}}, [], "distill.select"),
     ("unknown-dataset", {"data": {"name": "mnist"}}, [], "data.name"),
     ("device-gpu", {"device": "gpu"}, [], "device"),
     ("task-regression", {"task": "regression"}, [], "task"),
@@ -250,4 +251,6 @@ def test_val_fraction_message_says_what_is_allowed():
     with pytest.raises(ConfigError, match=r"^data.val_fraction: must be > 0 and < 1: the share of the training part "
                                           r"held out for validation, which every run needs \(got 0\)$"):
         config_from_mapping({"data": {"val_fraction": 0}})
-    assert config_from_mapping({}).data.val_fraction == 0.15
+    with pytest.raises(ConfigError, match=r"^distill.select: got 'last'; allowed: 'final' or 'best_val'$"):
+        config_from_mapping({"distill": {"select": "last"}})
+    assert config_from_mapping({}).data.val_fraction == 0.15 and config_from_mapping({}).distill.select == "final"

@@ -1,6 +1,5 @@
-"""Validation and test are different rows: carved seeded and stratified (or brought by the
-user's file), normalisation statistics from the training rows only, per-epoch measures on
-validation, and the test data looked at once per reported model."""
+"""Validation and test are different rows: per-epoch measures and choices use validation, the
+test data is looked at once per reported model, and ``best_val`` reports the right epoch."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from backends.dense import DenseBackend
 from tempdistill.config import ConfigError, DataConfig, config_from_mapping
 from tempdistill.data import load_split, raw_split
 from tempdistill.record import read_run
-from tempdistill.runner import execute, prepare_teacher
+from tempdistill.runner import execute, plan_run, prepare_teacher
 from tempdistill.student import Student
 from tempdistill.tasks.classification import ClassificationTask
 
@@ -118,8 +117,8 @@ def test_a_bad_own_part_names_the_array(tmp_path, arrays, names):
 def test_normalisation_statistics_come_from_training_rows_only(tmp_path, normalize):
     """Validation and test rows far outside the training range must not move the statistics."""
     rng = np.random.default_rng(3)
-    far = dict(X_test=rng.normal(size=(30, FEATURES)) * 50 + 500, y_test=np.arange(30) % CLASSES,
-               X_val=rng.normal(size=(30, FEATURES)) * 50 - 500, y_val=np.arange(30) % CLASSES)
+    far = {"X_test": rng.normal(size=(30, FEATURES)) * 50 + 500, "y_test": np.arange(30) % CLASSES,
+           "X_val": rng.normal(size=(30, FEATURES)) * 50 - 500, "y_val": np.arange(30) % CLASSES}
     config = DataConfig(name="npz", path=str(id_data(tmp_path / "far.npz", **far)), normalize=normalize)
     raw, split = raw_split(config, 0), load_split(config, 0)
     if normalize == "standard":
@@ -178,15 +177,16 @@ class RowCounter:
         return [n for n in self.calls[who] if n]
 
 
-def test_the_test_split_is_evaluated_exactly_once_per_run(tmp_path, tiny_config_data, monkeypatch):
+@pytest.mark.parametrize("select", ["final", "best_val"])
+def test_the_test_split_is_evaluated_exactly_once_per_run(tmp_path, tiny_config_data, monkeypatch, select):
     """The rule: each model the run reports sees the test rows in exactly one pass over all of
-    them — the teacher once, the final student once; no training step, per-epoch measure,
-    probe or latency timing sees any."""
+    them — the teacher once, the final student once, and with best_val the best-validation
+    weights once more; no training step, per-epoch measure, probe or latency timing sees any."""
     data = id_data(tmp_path / "ids.npz")
     mapping = copy.deepcopy(tiny_config_data)
-    mapping["name"] = "count"
+    mapping["name"] = f"count-{select}"
     mapping["data"] = {"name": "npz", "path": str(data), "normalize": "none"}  # ids stay readable
-    mapping["distill"]["epochs"] = 3
+    mapping["distill"].update(epochs=3, select=select)
     mapping["student"] = {"backend": "snntorch", "hidden": [8], "steps": 4}
     mapping["record"]["traces"] = {"every": 1, "samples": 4}
     config = config_from_mapping(mapping)
@@ -204,9 +204,9 @@ def test_the_test_split_is_evaluated_exactly_once_per_run(tmp_path, tiny_config_
     test_figures = ClassificationTask.test_figures
     asked: List[str] = []
 
-    def counted_test_figures(self, student, temperature):
-        asked.append("final")
-        return test_figures(self, student, temperature)
+    def counted_test_figures(self, student, temperature, weights="final"):
+        asked.append(weights)
+        return test_figures(self, student, temperature, weights)
 
     monkeypatch.setattr(ClassificationTask, "test_figures", counted_test_figures)
     monkeypatch.setenv("TEMPDISTILL_CACHE", str(tmp_path / "fresh-cache"))  # the teacher trains here, counted too
@@ -219,8 +219,70 @@ def test_the_test_split_is_evaluated_exactly_once_per_run(tmp_path, tiny_config_
             hook.remove()
     assert run["status"] == "complete" and run["eval"]["teacher_source"] == "trained"
     n_test = len(raw.x_test)
-    assert asked == ["final"]
+    assert asked == (["final", "best_val"] if select == "best_val" else ["final"])
     assert counter.test_passes("student") == [n_test] * len(asked)
     assert counter.test_passes("teacher") == [n_test]
     assert counter.test_passes("other") == [] and counter.calls["other"]  # trace captures looked elsewhere
     assert len(counter.calls["student"]) >= 3 * 3  # it did count: every training batch went through the hook
+    assert run["eval"]["select"] == select
+
+
+# ---------------------------------------------------------------- best_val
+class ScriptedScore:
+    """A classification score replaced by a script: epoch e's validation score is scores[e]."""
+
+    def __init__(self, scores: List[float]) -> None:
+        self.scores = scores
+        self.calls = 0
+
+    def __call__(self, student, output, batch) -> Dict[str, float]:
+        score = self.scores[self.calls]
+        self.calls += 1
+        return {"val_accuracy": score}
+
+
+def _spiking_run(tiny_config_data, name: str, epochs: int, select: str) -> Dict[str, Any]:
+    mapping = copy.deepcopy(tiny_config_data)
+    mapping["name"] = name
+    mapping["student"] = {"backend": "norse", "hidden": [16], "steps": 6}
+    mapping["distill"].update(epochs=epochs, select=select)
+    return read_run(execute(config_from_mapping(mapping), warn=lambda _: None))
+
+
+@pytest.mark.parametrize("scores,best", [([0.2, 0.9, 0.5, 0.4], 1), ([float("nan"), 0.3, 0.6, 0.6], 2)],
+                         ids=["peak", "nan-then-tie"])
+def test_best_val_restores_the_best_epochs_weights(tiny_config_data, monkeypatch, scores, best):
+    """The run's best-validation weights (parameters and threshold buffers) are exactly those a
+    run stopped after that epoch ends with; ties keep the earlier epoch, NaN never wins."""
+    monkeypatch.setattr(ClassificationTask, "score", ScriptedScore(scores))
+    selected = _spiking_run(tiny_config_data, "best", len(scores), "best_val")
+    monkeypatch.undo()
+    stopped = _spiking_run(tiny_config_data, "stopped", best + 1, "final")
+    ev = selected["eval"]
+    assert ev["select"] == "best_val" and ev["best_val_epoch"] == best
+    assert ev["best_val_score"] == scores[best]
+    assert selected["student_attrs"]["weights"] == "best_val" and stopped["student_attrs"]["weights"] == "final"
+    assert sorted(selected["student"]) == sorted(stopped["student"])
+    assert any(name.startswith("thresholds") for name in selected["student"])  # buffers are part of it
+    for name, array in stopped["student"].items():
+        np.testing.assert_array_equal(selected["student"][name], array, err_msg=name)
+    assert ev["student_accuracy_best_val"] == stopped["eval"]["student_accuracy"]
+    np.testing.assert_array_equal(ev["test_predictions_best_val"], stopped["eval"]["test_predictions"])
+    # the final student is tested and recorded too
+    assert "student_accuracy" in ev and "test_predictions" in ev
+
+
+def test_final_select_keeps_the_last_epoch_and_records_no_best(tiny_config_data):
+    run = _spiking_run(tiny_config_data, "final", 2, "final")
+    ev = run["eval"]
+    assert ev["select"] == "final" and run["student_attrs"]["weights"] == "final"
+    assert not {"best_val_epoch", "best_val_score", "student_accuracy_best_val"} & set(ev)
+    assert ev["val_accuracy"] == pytest.approx(float(run["metrics"]["val_accuracy"][-1]))  # a validation figure
+
+
+def test_best_val_is_refused_where_a_task_has_no_single_validation_score(tmp_path):
+    heads = [{"name": n, "env": "CartPole-v1", "checkpoint": str(tmp_path / f"{n}.zip")} for n in ("a", "b")]
+    config = config_from_mapping({"task": "multitask", "heads": heads, "distill": {"select": "best_val"}})
+    with pytest.raises(ConfigError, match=r"^distill.select: 'best_val' needs one validation score per epoch.*"
+                                          r"'multitask'.*allowed here: 'final'$"):
+        plan_run(config)

@@ -7,8 +7,9 @@ runner asks for the figures of the teacher and of the student on the test data a
 extra groups of the record. It never looks at labels, argmaxes or environments itself.
 
 Validation and test never meet: everything measured per epoch, and every choice made from it
-(schedule signals), uses validation data; the test data is looked at once per model the run
-reports (``teacher_figures`` for the teacher, ``test_figures`` for the final student).
+(schedule signals, the ``best_val`` epoch), uses validation data; the test data is looked at
+once per model the run reports (``teacher_figures`` for the teacher, ``test_figures`` once for
+the final student and once for the best-validation weights when ``distill.select: best_val``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class Task(ABC):
     input_dim: int
     num_outputs: int
     teacher: nn.Module
+    # The per-epoch measure (higher is better) that ``distill.select: best_val`` picks the epoch
+    # by; None where the task has no single validation score (then only ``final`` is allowed).
+    validation_score: Optional[str] = None
 
     @classmethod
     @abstractmethod
@@ -134,9 +138,11 @@ class Task(ABC):
         """The teacher's figures on the test data (asked once, before training)."""
 
     @abstractmethod
-    def test_figures(self, student: Student, temperature: float) -> Dict[str, Any]:
-        """The final student's figures on the test data at ``temperature``: one pass over the
-        test data, asked once. The only place a task shows the test data to a student."""
+    def test_figures(self, student: Student, temperature: float, weights: str = "final") -> Dict[str, Any]:
+        """The student's figures on the test data at ``temperature``: one pass over the test
+        data, asked once per weight set the run reports (``weights``: ``final``, or
+        ``best_val`` for the best-validation epoch's weights, whose keys the runner suffixes
+        ``_best_val``). The only place a task shows the test data to a student."""
 
     def teacher_parameter_count(self) -> int:
         """The teacher's size a student is compared against (all parameters by default)."""

@@ -2,8 +2,9 @@
 
 Batches are minibatches of the training rows in a seeded order, each with the teacher's
 logits (computed once) and the true labels; every epoch is measured on the validation rows,
-scored by top-1 accuracy (``val_accuracy``). The test rows are shown to the final student
-once, at the end: its accuracy (``student_accuracy``) and its predictions in the user's own class labels (``test_predictions``) come from that one
+scored by top-1 accuracy (``val_accuracy``, the ``best_val`` choice's score). The test rows
+are shown to each reported student once, at the end: its accuracy (``student_accuracy``) and
+its predictions in the user's own class labels (``test_predictions``) come from that one
 seeded pass. ``/data`` keeps the label mapping and input normalisation that exports need.
 """
 
@@ -43,6 +44,7 @@ class ClassificationTask(Task):
     """Distil a classifier on a fixed train/validation/test split."""
 
     name = "classification"
+    validation_score = "val_accuracy"
 
     def __init__(self, split: Split, teacher: nn.Module) -> None:
         self.split = split
@@ -96,7 +98,7 @@ class ClassificationTask(Task):
     def teacher_figures(self) -> Dict[str, Any]:
         return {"teacher_accuracy": accuracy(self.teacher, self.split.x_test, self.split.y_test)}
 
-    def test_figures(self, student: Student, temperature: float) -> Dict[str, Any]:
+    def test_figures(self, student: Student, temperature: float, weights: str = "final") -> Dict[str, Any]:
         """Test accuracy and the test predictions in the user's labels, from one seeded pass.
 
         The pass is ``tempdistill.predict``'s, so an exported student given the same raw
