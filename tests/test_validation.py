@@ -17,6 +17,7 @@ from tempdistill.config import ConfigError, DataConfig, config_from_mapping
 from tempdistill.data import load_split, raw_split
 from tempdistill.record import read_run
 from tempdistill.runner import execute, plan_run, prepare_teacher
+from tempdistill.statistics import score_of
 from tempdistill.student import Student
 from tempdistill.tasks.classification import ClassificationTask
 
@@ -268,8 +269,9 @@ def test_best_val_restores_the_best_epochs_weights(tiny_config_data, monkeypatch
         np.testing.assert_array_equal(selected["student"][name], array, err_msg=name)
     assert ev["student_accuracy_best_val"] == stopped["eval"]["student_accuracy"]
     np.testing.assert_array_equal(ev["test_predictions_best_val"], stopped["eval"]["test_predictions"])
-    # the final student is tested and recorded too
+    # the final student is tested and recorded too, and the run is scored by the selected weights
     assert "student_accuracy" in ev and "test_predictions" in ev
+    assert score_of(selected) == ("accuracy", ev["student_accuracy_best_val"])
 
 
 def test_final_select_keeps_the_last_epoch_and_records_no_best(tiny_config_data):
@@ -278,6 +280,7 @@ def test_final_select_keeps_the_last_epoch_and_records_no_best(tiny_config_data)
     assert ev["select"] == "final" and run["student_attrs"]["weights"] == "final"
     assert not {"best_val_epoch", "best_val_score", "student_accuracy_best_val"} & set(ev)
     assert ev["val_accuracy"] == pytest.approx(float(run["metrics"]["val_accuracy"][-1]))  # a validation figure
+    assert score_of(run) == ("accuracy", ev["student_accuracy"])
 
 
 def test_best_val_is_refused_where_a_task_has_no_single_validation_score(tmp_path):
