@@ -103,6 +103,16 @@ class EvalConfig(Strict):
     # /episodes/<k>/ (observations, actions, rewards, terminations, truncations; Minari's layout).
     rollouts: int = Field(0, ge=0)
 
+    @model_validator(mode="after")
+    def _validation_is_not_test(self) -> "EvalConfig":
+        val_end, test_end = self.val_seed + self.val_episodes, self.seed + self.episodes
+        if self.val_seed < test_end and self.seed < val_end:
+            raise ValueError(
+                f"eval.val_seed: validation episodes (seeds {self.val_seed}–{val_end - 1}) overlap the test "
+                f"episodes (seeds {self.seed}–{test_end - 1}); choose seed ranges that do not meet"
+            )
+        return self
+
 
 def _positive_widths(widths: List[int]) -> List[int]:
     if any(w < 1 for w in widths):

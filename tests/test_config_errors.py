@@ -50,6 +50,7 @@ CASES: List[tuple] = [
     ("val-fraction-zero", {"data": {"val_fraction": 0.0}}, [], "data.val_fraction"),
     ("val-fraction-one", {"data": {"val_fraction": 1.0}}, [], "data.val_fraction"),
     ("select-unknown", {"distill": {"select": "best"}}, [], "distill.select"),
+    ("eval-seeds-overlap", {"eval": {"val_seed": 10000}}, [], "eval.val_seed"),
     ("unknown-dataset", {"data": {"name": "mnist"}}, [], "data.name"),
     ("device-gpu", {"device": "gpu"}, [], "device"),
     ("task-regression", {"task": "regression"}, [], "task"),

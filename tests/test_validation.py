@@ -289,3 +289,9 @@ def test_best_val_is_refused_where_a_task_has_no_single_validation_score(tmp_pat
     with pytest.raises(ConfigError, match=r"^distill.select: 'best_val' needs one validation score per epoch.*"
                                           r"'multitask'.*allowed here: 'final'$"):
         plan_run(config)
+
+
+def test_policy_validation_and_test_episodes_never_share_a_seed():
+    with pytest.raises(ConfigError, match=r"^eval.val_seed: validation episodes \(seeds 10090–10099\) overlap"):
+        config_from_mapping({"eval": {"episodes": 100, "seed": 10000, "val_seed": 10090}})
+    config_from_mapping({"eval": {"episodes": 100, "seed": 10000, "val_seed": 10100, "val_episodes": 5}})
