@@ -107,7 +107,7 @@ def _cmd_entropy(args: argparse.Namespace) -> int:
             raise ConfigError(f"--temperatures: every T must be a finite number > 0, got {t}")
     config = load_config(args.config, args.set or [])
     split, teacher, _ = prepare_teacher(config, log=echo)
-    logits = batched_forward(teacher, split.x_test)
+    logits = batched_forward(teacher, split.x_val)  # a choice of T is made on validation, never test
     rows = [{"temperature": t, **entropy_summary(logits, t)} for t in args.temperatures]
     print(entropy_table(rows, split.num_classes))
     plot = entropy_plot(rows, split.num_classes, args.plot or f"{config.record.dir}/{config.name}-entropy.png",

@@ -32,9 +32,20 @@ class Strict(BaseModel):
 class DataConfig(Strict):
     name: Literal["digits", "mnist1d", "npz"] = "digits"  # mnist1d: generated offline, its own 4000/1000 split
     path: Optional[str] = None
-    test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
+    test_fraction: float = Field(0.3, gt=0.0, lt=1.0)  # of all samples, when the data has no test part of its own
+    # Of the training part, held out for per-epoch measures and choices (schedule signals,
+    # ``distill.select: best_val``); a share in (0, 1): validation is never empty.
+    val_fraction: float = 0.15
     # auto: minmax for the bundled image data, per-feature standard for a user's arrays
     normalize: Literal["auto", "minmax", "standard", "none"] = "auto"
+
+    @field_validator("val_fraction")
+    @classmethod
+    def _val_fraction_is_a_share(cls, value: float) -> float:
+        if not 0.0 < value < 1.0:
+            raise ValueError("must be > 0 and < 1: the share of the training part held out for "
+                             "validation, which every run needs")
+        return value
 
     @model_validator(mode="after")
     def _path_only_for_npz(self) -> "DataConfig":
@@ -92,6 +103,16 @@ class EvalConfig(Strict):
     # /episodes/<k>/ (observations, actions, rewards, terminations, truncations; Minari's layout).
     rollouts: int = Field(0, ge=0)
 
+    @model_validator(mode="after")
+    def _validation_is_not_test(self) -> "EvalConfig":
+        val_end, test_end = self.val_seed + self.val_episodes, self.seed + self.episodes
+        if self.val_seed < test_end and self.seed < val_end:
+            raise ValueError(
+                f"eval.val_seed: validation episodes (seeds {self.val_seed}–{val_end - 1}) overlap the test "
+                f"episodes (seeds {self.seed}–{test_end - 1}); choose seed ranges that do not meet"
+            )
+        return self
+
 
 def _positive_widths(widths: List[int]) -> List[int]:
     if any(w < 1 for w in widths):
@@ -148,6 +169,9 @@ class DistillConfig(Strict):
     eval_temperature: float = Field(1.0, gt=0.0, allow_inf_nan=False)
     loss: Literal["kl", "nll", "mse"] = "kl"
     dagger: Optional[DaggerConfig] = None
+    # Which student the run reports and exports: the last epoch's ("final"), or the weights of
+    # the epoch with the best validation score ("best_val"; the final one is tested too).
+    select: Literal["final", "best_val"] = "final"
 
 
 HeadConfig.model_rebuild()

@@ -1,8 +1,13 @@
 """Array datasets for classification distillation: scikit-learn's bundled digits, MNIST-1D as
 its package generates it, or a user's .npz.
 
-Splits are stratified and seeded; normalisation statistics come from the training split only
-so the held-out score is honest.
+A run's data has three parts that share no row: **train** (what the teacher and the student
+learn from), **validation** (``data.val_fraction`` of the training part, carved out stratified
+and seeded: every per-epoch measure, the adaptive schedule's signal and the ``best_val`` choice
+use it) and **test** (``data.test_fraction`` of all samples, or a dataset's own test split:
+evaluated once, at the end). Normalisation statistics come from the training rows only, so
+neither held-out score has seen its own rows. A user's ``.npz`` may bring its own parts
+(``X_test``/``y_test``, ``X_val``/``y_val``); a part it does not bring is carved as above.
 
 Class labels may be any integers (iris labelled 1–3, labels {0, 1, 9}, {-1, 1}): they are
 mapped, in sorted order, to the indices 0…K−1 the networks use, and the mapping
@@ -16,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
@@ -49,12 +54,17 @@ class Normalizer:
 
 
 IDENTITY = Normalizer("none", np.zeros(()), np.ones(()))
+_TENSORS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
 
 @dataclass(frozen=True)
 class Split:
+    """Train, validation and test rows (inputs (n, F) float32 normalised, class indices (n,))."""
+
     x_train: torch.Tensor
     y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
@@ -67,10 +77,7 @@ class Split:
         return int(self.x_train.shape[1])
 
     def to(self, device: str) -> "Split":
-        return Split(
-            self.x_train.to(device), self.y_train.to(device), self.x_test.to(device), self.y_test.to(device),
-            self.num_classes, self.name, self.normalizer, self.class_labels,
-        )
+        return replace(self, **{name: getattr(self, name).to(device) for name in _TENSORS})
 
     def record(self) -> Dict[str, Any]:
         """What a run keeps of its data (``/data``): enough to feed and read its student later."""
@@ -79,6 +86,7 @@ class Split:
             "class_labels": np.asarray(self.class_labels, dtype=np.int64),
             "normalization": self.normalizer.to_json(),
             "n_train": int(self.x_train.shape[0]),
+            "n_val": int(self.x_val.shape[0]),
             "n_test": int(self.x_test.shape[0]),
             "input_dim": self.input_dim,
         }
@@ -115,7 +123,13 @@ def _load_mnist1d() -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return arrays["x"], arrays["y"], arrays["x_test"], arrays["y_test"]
 
 
-def _load_npz(path: str) -> Tuple[np.ndarray, np.ndarray]:
+# The arrays a user's .npz may hold: the samples, and optionally its own test and validation parts.
+NPZ_PARTS = (("X", "y"), ("X_test", "y_test"), ("X_val", "y_val"))
+
+
+def _load_npz(path: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """A user's arrays as {"X": (X, y), "X_test": (X_test, y_test), "X_val": (X_val, y_val)},
+    the optional parts only where the file has them; labels as given (integers)."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"data.path: file not found: {file}")
@@ -125,25 +139,47 @@ def _load_npz(path: str) -> Tuple[np.ndarray, np.ndarray]:
         raise ConfigError(f"data.path: cannot read {file} as .npz ({exc})") from None
     if not isinstance(arrays, np.lib.npyio.NpzFile):
         raise ConfigError(f"data.path: {file} is a single array (.npy); expected a .npz with arrays X and y")
+    parts: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
     with arrays:
         missing = [k for k in ("X", "y") if k not in arrays.files]
         if missing:
             raise ConfigError(f"data.path: {file} lacks array(s) {', '.join(missing)}; it has {arrays.files}")
-        try:
-            x, y = np.asarray(arrays["X"]), np.asarray(arrays["y"])
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"data.path: cannot read arrays X and y from {file} ({exc})") from None
+        for x_name, y_name in NPZ_PARTS:
+            present = [k for k in (x_name, y_name) if k in arrays.files]
+            if not present:
+                continue
+            if len(present) == 1:
+                absent = y_name if present[0] == x_name else x_name
+                raise ConfigError(f"data.path: {file} has array {present[0]} but not {absent}; "
+                                  f"give both or neither")
+            try:
+                x, y = np.asarray(arrays[x_name]), np.asarray(arrays[y_name])
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"data.path: cannot read arrays {x_name} and {y_name} from {file} ({exc})") from None
+            parts[x_name] = _checked_part(x, y, x_name, y_name)
+    features = parts["X"][0].shape[1]
+    for x_name, (x, _) in parts.items():
+        if x.shape[1] != features:
+            raise ConfigError(f"data.path: {x_name} has {x.shape[1]} features per sample, X has {features}; "
+                              "they must match")
+    return parts
+
+
+def _checked_part(x: np.ndarray, y: np.ndarray, x_name: str, y_name: str) -> Tuple[np.ndarray, np.ndarray]:
+    """One (inputs, labels) pair of a user's file, checked: float64 (n, F) and int64 (n,)."""
     if x.ndim != 2:
-        raise ConfigError(f"data.path: X must have shape (n, features), got {x.shape}")
+        raise ConfigError(f"data.path: {x_name} must have shape (n, features), got {x.shape}")
+    if x.shape[0] == 0:
+        raise ConfigError(f"data.path: {x_name} holds no samples")
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
-        raise ConfigError(f"data.path: y must have shape ({x.shape[0]},) to match X, got {y.shape}")
+        raise ConfigError(f"data.path: {y_name} must have shape ({x.shape[0]},) to match {x_name}, got {y.shape}")
     if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
-        raise ConfigError("data.path: X must hold finite numbers")
+        raise ConfigError(f"data.path: {x_name} must hold finite numbers")
     if not np.issubdtype(y.dtype, np.integer):
         if np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0):
             y = y.astype(np.int64)
         else:
-            raise ConfigError(f"data.path: y must hold integer class labels, got dtype {y.dtype}")
+            raise ConfigError(f"data.path: {y_name} must hold integer class labels, got dtype {y.dtype}")
     return x.astype(np.float64), y.astype(np.int64)
 
 
@@ -170,40 +206,77 @@ def fit_normalizer(x_train: np.ndarray, how: str) -> Normalizer:
     return IDENTITY
 
 
-def load_arrays(config: DataConfig) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All samples as (X, class indices 0…K−1, the user's label of each index)."""
-    x, y = _load_digits() if config.name == "digits" else _load_npz(config.path)
-    class_labels, indices = np.unique(y, return_inverse=True)
+@dataclass(frozen=True)
+class RawSplit:
+    """A run's train, validation and test rows before normalisation (inputs float64 (n, F),
+    class indices 0…K−1 (n,)), and the user's label of each index."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_labels: np.ndarray
+
+
+def _carve(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, field: str) -> Tuple[np.ndarray, ...]:
+    """(x_kept, y_kept, x_carved, y_carved): ``fraction`` of the rows carved out, seeded, and
+    stratified by class where every class has at least two rows."""
+    stratify = y if np.unique(y, return_counts=True)[1].min() >= 2 else None
+    try:
+        x_kept, x_carved, y_kept, y_carved = train_test_split(x, y, test_size=fraction, random_state=seed,
+                                                              stratify=stratify)
+    except ValueError as exc:
+        raise ConfigError(f"{field}: cannot split {len(y)} samples ({exc})") from None
+    return x_kept, y_kept, x_carved, y_carved
+
+
+def _as_indices(parts: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> Tuple[Dict[str, Tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Every part's labels mapped, in sorted order over all parts, to indices 0…K−1."""
+    class_labels = np.unique(np.concatenate([y for _, y in parts.values()]))
     if class_labels.size < 2:
         raise ConfigError(f"data.path: y holds a single class label {class_labels.tolist()}; classification needs at least 2")
-    return x, indices.astype(np.int64), class_labels.astype(np.int64)
+    indexed = {name: (x, np.searchsorted(class_labels, y).astype(np.int64)) for name, (x, y) in parts.items()}
+    return indexed, class_labels.astype(np.int64)
 
 
-def raw_split(config: DataConfig, seed: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train, y_train, x_test, y_test, class_labels) before normalisation, as the run splits them."""
+def raw_split(config: DataConfig, seed: int) -> RawSplit:
+    """The run's train/validation/test rows before normalisation, as the run splits them.
+
+    Test: the dataset's own test part (MNIST-1D's, a user's ``X_test``), else
+    ``data.test_fraction`` of all samples. Validation: a user's ``X_val``, else
+    ``data.val_fraction`` of what is left for training. Both carvings are stratified and
+    seeded by the run's seed, so one seed always gives the same three parts.
+    """
     if config.name == "mnist1d":  # the dataset's own split, the one its published figures use
-        x_train, y_train, x_test, y_test = _load_mnist1d()
-        return x_train, y_train, x_test, y_test, np.arange(10, dtype=np.int64)
-    x, y, class_labels = load_arrays(config)
-    counts = np.bincount(y, minlength=class_labels.size)
-    stratify = y if counts.min() >= 2 else None
-    try:
-        x_train, x_test, y_train, y_test = train_test_split(
-            x, y, test_size=config.test_fraction, random_state=seed, stratify=stratify
-        )
-    except ValueError as exc:
-        raise ConfigError(f"data.test_fraction: cannot split {len(y)} samples ({exc})") from None
-    return x_train, y_train, x_test, y_test, class_labels
+        x, y, x_test, y_test = _load_mnist1d()
+        parts, class_labels = {"X": (x, y), "X_test": (x_test, y_test)}, np.arange(10, dtype=np.int64)
+    elif config.name == "digits":
+        parts, class_labels = _as_indices({"X": _load_digits()})
+    else:
+        parts, class_labels = _as_indices(_load_npz(config.path or ""))
+    x, y = parts["X"]
+    if "X_test" in parts:
+        x_test, y_test = parts["X_test"]
+    else:
+        x, y, x_test, y_test = _carve(x, y, config.test_fraction, seed, "data.test_fraction")
+    if "X_val" in parts:
+        x_val, y_val = parts["X_val"]
+    else:
+        x, y, x_val, y_val = _carve(x, y, config.val_fraction, seed, "data.val_fraction")
+    return RawSplit(x, y, x_val, y_val, x_test, y_test, class_labels)
 
 
 def load_split(config: DataConfig, seed: int) -> Split:
-    """The train/held-out split named by the config, as float32/int64 tensors."""
-    x_train, y_train, x_test, y_test, class_labels = raw_split(config, seed)
-    normalizer = fit_normalizer(x_train, resolved_normalization(config))
+    """The train/validation/test split named by the config, as float32/int64 tensors,
+    normalised with statistics of the training rows only."""
+    raw = raw_split(config, seed)
+    normalizer = fit_normalizer(raw.x_train, resolved_normalization(config))
     as_x = lambda a: torch.as_tensor(normalizer.apply(a), dtype=torch.float32)  # noqa: E731
     as_y = lambda a: torch.as_tensor(a, dtype=torch.long)  # noqa: E731
-    return Split(as_x(x_train), as_y(y_train), as_x(x_test), as_y(y_test), int(class_labels.size), config.name,
-                 normalizer, class_labels)
+    return Split(as_x(raw.x_train), as_y(raw.y_train), as_x(raw.x_val), as_y(raw.y_val), as_x(raw.x_test),
+                 as_y(raw.y_test), int(raw.class_labels.size), config.name, normalizer, raw.class_labels)
 
 
 def data_fingerprint(config: DataConfig) -> Dict[str, Any]:

@@ -59,7 +59,7 @@ def run_policy_demo(
 def _progress(config):
     def report(epoch: int, metrics: Dict[str, float]) -> None:
         if epoch % 10 == 9 or epoch == config.distill.epochs - 1:
-            score = (f"held-out acc {metrics['val_accuracy']:.4f}" if "val_accuracy" in metrics
+            score = (f"validation acc {metrics['val_accuracy']:.4f}" if "val_accuracy" in metrics
                      else f"validation return {metrics['return_mean']:.1f}")
             print(f"   epoch {epoch + 1:3d}/{config.distill.epochs}  T={metrics['temperature']:.2f}  {score}",
                   file=sys.stderr)
@@ -67,15 +67,16 @@ def _progress(config):
 
 
 def distillation_verdicts(paths: Sequence[Path]) -> str:
-    """Per backend: accuracy with KD minus without, paired over seeds, with the verdict only
-    a 95% interval that excludes 0 may give (one seed per backend here cannot give one)."""
-    from tempdistill.statistics import paired_differences
+    """Per backend: test accuracy with KD minus without (of the weights each run selected
+    without test data: ``statistics.score_of``), paired over seeds, with the verdict only a
+    95% interval that excludes 0 may give (one seed per backend here cannot give one)."""
+    from tempdistill.statistics import paired_differences, score_of
 
     runs = [read_run(p) for p in paths]
-    accuracy = {(r["config"]["student"]["backend"], r["config"]["distill"]["alpha"] > 0): r["eval"]["student_accuracy"]
+    accuracy = {(r["config"]["student"]["backend"], r["config"]["distill"]["alpha"] > 0): score_of(r)[1]
                 for r in runs}
     rows = []
-    for diff in paired_differences(runs, lambda r: r["eval"].get("student_accuracy")):
+    for diff in paired_differences(runs, lambda r: score_of(r)[1]):
         if diff.factor != "distill.alpha":
             continue
         backend = diff.within.split("=", 1)[-1]
@@ -84,7 +85,7 @@ def distillation_verdicts(paths: Sequence[Path]) -> str:
         verdict = diff.verdict if diff.n > 1 else "one seed: cannot tell (README's 3-seed table)"
         rows.append([backend, accuracy.get((backend, True)), accuracy.get((backend, False)),
                      f"{diff.mean:+.4f}{interval}", verdict])
-    return table(["backend", "acc with KD", "acc without", "difference", "distillation"], rows)
+    return table(["backend", "test acc with KD", "test acc without", "difference", "distillation"], rows)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -109,7 +110,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_INTERRUPTED
     first = read_run(paths[0])
     print()
-    print(f"teacher: dense {first['config']['teacher']['hidden']}, held-out accuracy "
+    print(f"teacher: dense {first['config']['teacher']['hidden']}, test accuracy "
           f"{first['eval']['teacher_accuracy']:.4f}, {first['eval']['teacher_params']} parameters")
     print()
     print(compare_runs(paths, statistics=False))

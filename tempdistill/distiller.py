@@ -2,14 +2,16 @@
 
 It asks the task for an epoch's batches, the schedule for T at every step, hands T to the
 student (which applies it its own way), trains on the shared objective, and after every
-epoch measures the student on the task's held-out batch (the task scores it) and commits the
-epoch to the record. Between epochs it reads a stop request (``tempdistill.interrupt``): a run
-asked to stop ends after the epoch it is in, recorded. It holds no label, argmax or
-environment code: that is the task's.
+epoch measures the student on the task's validation batch (the task scores it), keeps the
+best-validation epoch's weights when ``distill.select: best_val`` asks for them, and commits
+the epoch to the record; it never sees test data. Between epochs it reads a stop request
+(``tempdistill.interrupt``): a run asked to stop ends after the epoch it is in, recorded. It
+holds no label, argmax or environment code: that is the task's.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
@@ -61,6 +63,33 @@ class EpochSums:
         self.n += n
 
 
+class BestEpoch:
+    """The weights of the epoch with the highest validation score so far: every parameter and
+    buffer (a spiking student's threshold traces are state), copied when the score improves.
+    Ties keep the earlier epoch; a NaN score never wins over a number."""
+
+    def __init__(self, measure: str) -> None:
+        self.measure = measure
+        self.epoch: Optional[int] = None
+        self.score = math.nan
+        self.state: Dict[str, torch.Tensor] = {}
+        self.restored = False  # whether a student now holds these weights
+
+    def offer(self, epoch: int, metrics: Dict[str, float], student: Student) -> bool:
+        """Keep ``student``'s weights if ``metrics[measure]`` beats the best so far; says whether."""
+        score = float(metrics[self.measure])
+        better = self.epoch is None or (math.isnan(self.score) and not math.isnan(score)) or score > self.score
+        if better:
+            self.epoch, self.score = epoch, score
+            self.state = {name: t.detach().clone() for name, t in student.state_dict().items()}
+        return better
+
+    def restore(self, student: Student) -> None:
+        """Load the kept weights into ``student``."""
+        student.load_state_dict(self.state)
+        self.restored = True
+
+
 class Distiller:
     """Trains ``student`` on ``task``'s teacher under ``schedule``; writes to ``recorder``."""
 
@@ -96,6 +125,8 @@ class Distiller:
         self.last_base_temperature: Temperature = 1.0
         self.step = 0
         self.history: List[Dict[str, float]] = []
+        measure = task.validation_score
+        self.best: Optional[BestEpoch] = BestEpoch(measure) if config.select == "best_val" and measure else None
 
     def train_epoch(self, epoch: int) -> EpochSums:
         sums = EpochSums()
@@ -133,23 +164,23 @@ class Distiller:
 
     @torch.no_grad()
     def evaluate(self) -> Dict[str, float]:
-        """Held-out measures: the task's score (and what the student measured) at the
+        """Validation measures: the task's score (and what the student measured) at the
         evaluation T, then the information in its soft labels at the current training T.
 
         The "T = 1" side of the information record is the student's real output at the
         evaluation temperature (1 unless configured), not a rescaled tempered output: for a
         spiking student those differ, because saturation depends on the threshold.
         """
-        held_out = self.task.evaluation_batch()
-        x, teacher_logits = held_out.x, held_out.teacher_logits
+        validation = self.task.evaluation_batch()
+        x, teacher_logits = validation.x, validation.teacher_logits
         self.student.eval()
         self.student.set_temperature(self.config.eval_temperature)
         at_eval = collect_outputs(self.student, x)
         measures: Dict[str, float] = dict(at_eval.measured)
-        measures.update(self.task.score(self.student, at_eval, held_out))
+        measures.update(self.task.score(self.student, at_eval, validation))
         temperature = detached(self.batch_temperature(self.last_base_temperature, teacher_logits, x))
         tempered = self._tempered_outputs(x, temperature)
-        measures.update(self.task.soft_label_measures(self.student, tempered, at_eval.logits, held_out, temperature))
+        measures.update(self.task.soft_label_measures(self.student, tempered, at_eval.logits, validation, temperature))
         if isinstance(temperature, torch.Tensor) and temperature.numel() > 1:
             measures["effective_temperature_std"] = float(temperature.float().std())
         measures["effective_temperature_mean"] = temperature_value(temperature)
@@ -228,6 +259,8 @@ class Distiller:
             metrics["wall_seconds"] = time.perf_counter() - started
             self.signals.update({k: v for k, v in metrics.items() if k == "kl" or k.startswith("kl.")})
             self.history.append(metrics)
+            if self.best is not None:
+                self.best.offer(epoch, metrics, self.student)
             if self.recorder is not None:
                 steps = {
                     "step": np.arange(first_step, self.step, dtype=np.float64),

@@ -64,7 +64,18 @@ byte. Temporary copies carry the process id, so two processes never write the sa
 Format history: 1, the first layout; 2 adds ``/data`` (class labels, input normalisation),
 ``status=interrupted``, the root attrs ``overrides`` and ``warnings``, per-epoch
 ``silent.<layer>``/``saturated.<layer>`` flags, ``/eval`` teacher file and hash and
-``/eval/test_predictions``. Readers take both; a field a version lacks reads as absent. The
+``/eval/test_predictions``. 3 separates validation from test: per-epoch measures
+(``/metrics/val_accuracy``, ``kl``, ..., and the spike traces' probe inputs) are on validation
+rows (``data.val_fraction`` of the training part; ``/data`` attr ``n_val``), where 1 and 2
+measured a classifier's epochs on its test rows; ``/eval`` holds the test figures of the final
+student (``student_accuracy``, now from the same seeded pass as ``test_predictions``), the last
+epoch's validation figures under their per-epoch names (``val_accuracy``), ``select``
+(``final`` or ``best_val``: which figure is the run's score and which weights ``/student``
+holds, its attr ``weights`` says the same) and, with ``best_val``, ``best_val_epoch``
+(0-based, as ``/metrics/epoch``), ``best_val_score`` and the best-validation weights' test
+figures suffixed ``_best_val`` (``student_accuracy_best_val``, ``test_predictions_best_val``;
+``student_return_mean_best_val`` ...). Readers take every version; a field a version lacks
+reads as absent (a file without ``select`` is scored by its final figure). The
 journal changes no finished file; a running file's root attr ``journal`` names its journal
 (readers older than the journal see a running file's epochs only once it is finished).
 """
@@ -90,7 +101,7 @@ import numpy as np
 from tempdistill import __version__, journal
 from tempdistill.journal import Journal
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 STATUSES = ("running", "complete", "failed", "interrupted")
 JOURNAL_ATTR = "journal"  # root attr of a running file: the id of its journal
 _ENV_PACKAGES = ("torch", "snntorch", "norse", "gymnasium", "numpy", "h5py", "nir")

@@ -77,8 +77,15 @@ HEADLINE = (
 
 
 def headline(eval_values: Dict[str, Any]) -> str:
-    """The final figures of a run in one line, whatever its task."""
-    return "  ".join(f"{label} {eval_values[key]:.{digits}f}" for label, key, digits in HEADLINE if key in eval_values)
+    """The test figures of a run in one line, whatever its task; with ``distill.select:
+    best_val`` the best-validation epoch's figures first, then the final student's."""
+    parts = []
+    if "best_val_epoch" in eval_values:
+        best = [f"{label} {eval_values[key + '_best_val']:.{digits}f}" for label, key, digits in HEADLINE
+                if key + "_best_val" in eval_values]
+        parts.append(f"best_val (epoch {int(eval_values['best_val_epoch']) + 1}): " + "  ".join(best) + "  final:")
+    parts += [f"{label} {eval_values[key]:.{digits}f}" for label, key, digits in HEADLINE if key in eval_values]
+    return "  ".join(parts)
 
 
 def _teacher_label(config: Dict[str, Any]) -> str:
@@ -128,10 +135,11 @@ COMPARE_COLUMNS = (
     ("alpha", lambda r: r["config"].get("distill", {}).get("alpha")),
     ("schedule", lambda r: _schedule_label(r["config"])),
     ("status", lambda r: r["status"]),
-    ("accuracy", lambda r: r["eval"].get("student_accuracy", _last(r, "val_accuracy"))),
+    ("select", lambda r: _selected(r)),
+    ("accuracy", lambda r: _test_figure(r, "student_accuracy", "val_accuracy")),
     ("teacher_acc", lambda r: r["eval"].get("teacher_accuracy")),
-    ("return", lambda r: r["eval"].get("student_return_mean", _last(r, "return_mean"))),
-    ("return_std", lambda r: r["eval"].get("student_return_std")),
+    ("return", lambda r: _test_figure(r, "student_return_mean", "return_mean")),
+    ("return_std", lambda r: _test_figure(r, "student_return_std")),
     ("teacher_return", lambda r: r["eval"].get("teacher_return_mean")),
     ("retained", lambda r: r["eval"].get("return_retained")),
     ("params", lambda r: r["eval"].get("student_params")),
@@ -143,6 +151,25 @@ COMPARE_COLUMNS = (
     ("latency_ms/sample", lambda r: r["eval"].get("student_latency_ms_per_sample")),
     ("wall_s", lambda r: r["eval"].get("wall_seconds", _last(r, "wall_seconds"))),
 )
+
+
+def _selected(run: Dict[str, Any]) -> Any:
+    """'best_val@E' (1-based epoch) for a run that reports its best-validation weights, else None."""
+    epoch = run["eval"].get("best_val_epoch")
+    return f"best_val@{int(epoch) + 1}" if run["eval"].get("select") == "best_val" and epoch is not None else None
+
+
+def _test_figure(run: Dict[str, Any], key: str, old_series: str | None = None) -> Any:
+    """A test figure of the weights the run selected without test data (the final student's,
+    or the best-validation epoch's). A format 1–2 file without final figures falls back to its
+    last per-epoch value, which those formats measured on the same held-out rows; from format
+    3 the per-epoch series are validation and never stand in for a test figure."""
+    selected = f"{key}_best_val" if run["eval"].get("select") == "best_val" else key
+    if selected in run["eval"]:
+        return run["eval"][selected]
+    if key in run["eval"]:
+        return run["eval"][key]
+    return _last(run, old_series) if old_series and run.get("format_version", 1) < 3 else None
 
 
 def _last(run: Dict[str, Any], metric: str) -> Any:
@@ -292,7 +319,7 @@ def entropy_plot(rows: Sequence[Dict[str, float]], num_classes: int, path: str |
     ax.axhline(math.log(num_classes), color="grey", linestyle="--", label=f"log K = {math.log(num_classes):.2f} (uniform)")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("temperature T")
-    ax.set_ylabel("entropy (nats), held-out split")
+    ax.set_ylabel("entropy (nats), validation split")
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -304,7 +331,7 @@ def entropy_plot(rows: Sequence[Dict[str, float]], num_classes: int, path: str |
 
 
 REPORT_SERIES = (
-    ("val_accuracy", "held-out accuracy (eval T)"),
+    ("val_accuracy", "validation accuracy (eval T)"),
     ("return_mean", "validation return (greedy, eval T)"),
     ("temperature", "temperature T (epoch mean)"),
     ("kl", "teacher-student KL at T"),
@@ -422,7 +449,7 @@ def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
     _, groups = group_runs(complete)
     names: List[str] = []
     score = _score_series(complete)
-    series = [(score, "held-out accuracy (eval T)" if score == "val_accuracy" else "validation return"), *GROUP_SERIES]
+    series = [(score, "validation accuracy (eval T)" if score == "val_accuracy" else "validation return"), *GROUP_SERIES]
     for metric, title in series:
         fig, ax = plt.subplots(figsize=(6.5, 4))
         drawn = False
@@ -450,7 +477,7 @@ def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
                 ax.scatter(*zip(*chosen), marker=marker, label=f"{kind} students", alpha=0.8)
         ax.set_xlabel("estimated energy per sample (nJ, 45 nm model)")
         ax.set_ylabel(score_of(points[0][0])[0])
-        ax.set_title("final score against estimated energy")
+        ax.set_title("test score against estimated energy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()

@@ -23,7 +23,7 @@ import torch
 from backends import get_backend
 from tempdistill.config import ConfigError, RunConfig
 from tempdistill.data import Split
-from tempdistill.distiller import Distiller
+from tempdistill.distiller import BestEpoch, Distiller
 from tempdistill.interrupt import NEVER, Interrupted, StopRequest
 from tempdistill.record import RunRecorder
 from tempdistill.schedules import Schedule, build_schedule
@@ -50,6 +50,9 @@ def plan_run(config: RunConfig) -> Plan:
     task_class = get_task_class(config.task)  # an unknown task fails here, naming the known ones
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: 'cuda' requested but no CUDA device is available; allowed here: 'cpu'")
+    if config.distill.select == "best_val" and task_class.validation_score is None:
+        raise ConfigError(f"distill.select: 'best_val' needs one validation score per epoch, which task "
+                          f"{config.task!r} does not have; allowed here: 'final'")
     teacher_backend, teacher_options = task_class.plan_teacher(config)
     student_backend = get_backend(config.student.backend, "student.backend")
     student_options = student_backend.validate(config.student.backend_options(), "student")
@@ -156,7 +159,7 @@ def execute(
                 traces=config.record.traces, on_epoch=on_epoch, stop=stop, warn=warn,
             )
             final = distiller.run()
-        held_out = task.evaluation_batch().x
+        validation = task.evaluation_batch().x
         eval_values: Dict[str, Any] = {
             **teacher_figures,
             **origin.record(),
@@ -167,15 +170,15 @@ def execute(
             "epochs_trained": len(distiller.history),
         }
         eval_values["param_ratio"] = eval_values["student_params"] / eval_values["teacher_params"]
-        eval_values["student_latency_ms_per_sample"] = inference_latency_ms(student, held_out, config.distill.eval_temperature)
-        eval_values["teacher_latency_ms_per_sample"] = inference_latency_ms(task.teacher, held_out)
-        eval_values.update({k: v for k, v in final.items() if k not in ("val_accuracy", "epoch", "wall_seconds")})
-        eval_values.update(task.final_figures(student, config.distill.eval_temperature, final))
+        eval_values["student_latency_ms_per_sample"] = inference_latency_ms(student, validation, config.distill.eval_temperature)
+        eval_values["teacher_latency_ms_per_sample"] = inference_latency_ms(task.teacher, validation)
+        eval_values.update({k: v for k, v in final.items() if k not in ("epoch", "wall_seconds")})
+        eval_values.update(evaluate_on_test(task, student, distiller.best, config))
         recorder.write_eval(eval_values)
         for group, (arrays, group_attrs) in task.final_groups().items():
             recorder.write_arrays(group, arrays, group_attrs)
         if config.record.save_student:
-            save_student(recorder, student, plan, task, config)
+            save_student(recorder, student, plan, task, config, weights_held(distiller))
         if distiller.stopped_early:
             recorder.finish("interrupted", error=f"{stop.reason} after epoch {len(distiller.history)} of {config.distill.epochs}")
         else:
@@ -184,7 +187,7 @@ def execute(
         done = len(distiller.history) if distiller is not None else 0
         reason = f"interrupted by {exc}" if str(exc) else "interrupted"
         with contextlib.suppress(Exception):  # keep what can be kept; the status must be written
-            save_student(recorder, student, plan, task, config)
+            save_student(recorder, student, plan, task, config, weights_held(distiller))
         recorder.finish("interrupted", error=f"{reason} during epoch {done + 1} of {config.distill.epochs}")
         raise Interrupted(f"{reason}; {done} of {config.distill.epochs} epochs recorded", recorder.path) from None
     except Exception as exc:
@@ -195,12 +198,40 @@ def execute(
     return recorder.path
 
 
-def save_student(recorder: RunRecorder, student: Student, plan: Plan, task: Task, config: RunConfig) -> None:
-    """The trained student's state and everything needed to rebuild and feed it (``/student``)."""
+def evaluate_on_test(task: Task, student: Student, best: Optional[BestEpoch], config: RunConfig) -> Dict[str, Any]:
+    """The run's test figures: the only time its students see the test data.
+
+    The rule: one test pass (``Task.test_figures``) per weight set the run reports — the final
+    student always; with ``distill.select: best_val`` also the best-validation epoch's weights,
+    whose figures get the suffix ``_best_val`` and which ``student`` holds afterwards (so they
+    are what is saved and exported). ``select`` says which figure is the run's score.
+    """
+    temperature = config.distill.eval_temperature
+    figures: Dict[str, Any] = {"select": config.distill.select}
+    figures.update(task.test_figures(student, temperature, "final"))
+    if best is not None and best.epoch is not None:
+        best.restore(student)
+        figures.update({f"{key}_best_val": value for key, value in task.test_figures(student, temperature, "best_val").items()})
+        figures["best_val_epoch"] = best.epoch
+        figures["best_val_score"] = best.score
+    return figures
+
+
+def weights_held(distiller: Optional[Distiller]) -> str:
+    """Which weights the student holds: the best-validation epoch's once restored, else the last."""
+    best = distiller.best if distiller is not None else None
+    return "best_val" if best is not None and best.restored else "final"
+
+
+def save_student(recorder: RunRecorder, student: Student, plan: Plan, task: Task, config: RunConfig,
+                 weights: str = "final") -> None:
+    """The trained student's state and everything needed to rebuild and feed it (``/student``);
+    ``weights`` says which: the last epoch's (``final``) or the best-validation epoch's."""
     recorder.write_arrays(
         "student",
         student_arrays(student),
         {
+            "weights": weights,
             "backend": config.student.backend,
             "options": json.dumps(plan.student_options.model_dump(mode="json")),
             "describe": json.dumps(student.describe()),

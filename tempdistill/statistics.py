@@ -209,8 +209,8 @@ def paired_differences(runs: Sequence[Mapping[str, Any]], measure: Callable[[Map
     return out
 
 
-# A run's score, per task: (name, final figure in /eval, per-epoch series in /metrics or None).
-# Higher is better for each.
+# A run's score, per task: (name, test figure of the final student in /eval, per-epoch
+# validation series in /metrics or None). Higher is better for each.
 SCORES = (("accuracy", "student_accuracy", "val_accuracy"), ("return", "student_return_mean", "return_mean"),
           ("retained", "return_retained", None))
 
@@ -220,10 +220,21 @@ def score_spec(run: Mapping[str, Any]) -> Tuple[str, str, Optional[str]]:
     return next((spec for spec in SCORES if spec[1] in run["eval"]), SCORES[0])
 
 
+def score_key(run: Mapping[str, Any]) -> str:
+    """The /eval key of a run's score: a test figure of the weights the run selected without
+    test data — the final student's, or with ``distill.select: best_val`` the best-validation
+    epoch's (``<figure>_best_val``). Files older than format 3 hold the final figure only."""
+    _, key, _ = score_spec(run)
+    selected = f"{key}_best_val"
+    return selected if run["eval"].get("select") == "best_val" and selected in run["eval"] else key
+
+
 def score_of(run: Mapping[str, Any]) -> Tuple[str, Optional[float]]:
     """(score name, value) of a run: test accuracy, test return, or a multi-task run's
-    smallest return_retained; (name, None) when the run has no final figures."""
-    name, key, _ = score_spec(run)
+    smallest return_retained, of the selected weights (``score_key``); (name, None) when the
+    run has no final figures."""
+    name = score_spec(run)[0]
+    key = score_key(run)
     return name, (float(run["eval"][key]) if key in run["eval"] else None)
 
 

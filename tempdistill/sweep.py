@@ -42,7 +42,7 @@ from tempdistill.config import (
 )
 from tempdistill.interrupt import Interrupted, StopRequest, stop_on_signals
 from tempdistill.record import consolidate, read_run, run_identity
-from tempdistill.statistics import score_spec
+from tempdistill.statistics import score_of, score_spec
 from tempdistill.runner import execute, plan_run
 from tempdistill.report import table
 
@@ -432,8 +432,8 @@ def summarize(paths: Sequence[Path]) -> List[Dict[str, Any]]:
         groups.setdefault(run["config"]["name"], []).append(run)
     rows = []
     for name, runs in groups.items():
-        label, final, series = score_spec(runs[0])  # accuracy, return, or a multitask's retained
-        acc = _mean_std([r["eval"][final] for r in runs])
+        label, _, series = score_spec(runs[0])  # accuracy, return, or a multitask's retained
+        acc = _mean_std([score_of(r)[1] for r in runs])  # test figure of the weights each run selected
         kl = _mean_std([float(r["metrics"]["kl"][-1]) for r in runs])
         kl_t1 = _mean_std([float(r["metrics"].get("kl_t1", [math.nan])[-1]) for r in runs])
         to95 = _mean_std([epochs_to_fraction(np.asarray(r["metrics"].get(series, []) if series else []))

@@ -67,7 +67,7 @@ def teacher_key(teacher: TeacherConfig, data: DataConfig, seed: int, split: Spli
 
 
 def train_teacher(network: nn.Module, config: TeacherConfig, split: Split, seed: int) -> nn.Module:
-    """Plain cross-entropy training; deterministic for a given seed on CPU."""
+    """Plain cross-entropy training on the training rows; deterministic for a given seed on CPU."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
@@ -144,5 +144,5 @@ def obtain_teacher(
         return load_checkpoint(network, path, split, field="teacher (cache)"), _origin("cache", path)
     log(f"teacher: training {config.hidden} for {config.epochs} epochs")
     train_teacher(network, config, split, seed)
-    save_checkpoint(network, path, options, split, {"accuracy": accuracy(network, split.x_test, split.y_test)})
+    save_checkpoint(network, path, options, split, {"val_accuracy": accuracy(network, split.x_val, split.y_val)})
     return network, _origin("trained", path)

@@ -47,6 +47,10 @@ CASES: List[tuple] = [
     ("eval-temperature-zero", {"distill": {"eval_temperature": 0}}, [], "distill.eval_temperature"),
     ("test-fraction>1", {"data": {"test_fraction": 1.5}}, [], "data.test_fraction"),
     ("test-fraction-zero", {"data": {"test_fraction": 0.0}}, [], "data.test_fraction"),
+    ("val-fraction-zero", {"data": {"val_fraction": 0.0}}, [], "data.val_fraction"),
+    ("val-fraction-one", {"data": {"val_fraction": 1.0}}, [], "data.val_fraction"),
+    ("select-unknown", {"distill": {"select": "best"}}, [], "distill.select"),
+    ("eval-seeds-overlap", {"eval": {"val_seed": 10000}}, [], "eval.val_seed"),
     ("unknown-dataset", {"data": {"name": "mnist"}}, [], "data.name"),
     ("device-gpu", {"device": "gpu"}, [], "device"),
     ("task-regression", {"task": "regression"}, [], "task"),
@@ -140,8 +144,10 @@ def _npz(tmp_path: Path, name: str, **arrays: Any) -> Path:
         {"X": np.full((20, 3), np.nan), "y": np.arange(20) % 2},  # non-finite X
         {"X": np.zeros((20, 3)), "y": np.linspace(0, 1, 20)},  # fractional labels
         {"X": np.zeros((20, 3)), "y": np.full(20, 7)},  # a single class
+        {"X": np.zeros((20, 3)), "y": np.arange(20) % 2, "X_test": np.zeros((5, 4)), "y_test": np.zeros(5, dtype=int)},
+        {"X": np.zeros((20, 3)), "y": np.arange(20) % 2, "X_val": np.zeros((5, 3))},  # X_val without y_val
     ],
-    ids=["rows-differ", "no-y", "x-1d", "x-nan", "y-float", "y-one-class"],
+    ids=["rows-differ", "no-y", "x-1d", "x-nan", "y-float", "y-one-class", "x-test-features", "x-val-alone"],
 )
 def test_bad_npz_rejected(capsys, make_config, tmp_path, arrays):
     data = _npz(tmp_path, "bad.npz", **arrays)
@@ -240,3 +246,12 @@ def test_overrides_apply_with_yaml_types(tiny_config):
     assert cfg.student.hidden == [8, 4]
     assert cfg.distill.temperature.model_dump()["value"] == 2.5
     assert parse_override("a.b=c=d") == ("a.b", "c=d")
+
+
+def test_val_fraction_message_says_what_is_allowed():
+    with pytest.raises(ConfigError, match=r"^data.val_fraction: must be > 0 and < 1: the share of the training part "
+                                          r"held out for validation, which every run needs \(got 0\)$"):
+        config_from_mapping({"data": {"val_fraction": 0}})
+    with pytest.raises(ConfigError, match=r"^distill.select: got 'last'; allowed: 'final' or 'best_val'$"):
+        config_from_mapping({"distill": {"select": "last"}})
+    assert config_from_mapping({}).data.val_fraction == 0.15 and config_from_mapping({}).distill.select == "final"

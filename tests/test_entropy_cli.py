@@ -46,9 +46,9 @@ def test_entropy_table_and_plot(tiny_config, tmp_path, capsys):
     assert plot.is_file() and plot.read_bytes()[:8] == PNG_MAGIC
     assert str(plot) in out
 
-    # The numbers are the teacher's on the held-out split.
+    # The numbers are the teacher's on the validation split (choosing T never looks at test data).
     split, teacher, _ = prepare_teacher(load_config(tiny_config))
-    logits = batched_forward(teacher, split.x_test)
+    logits = batched_forward(teacher, split.x_val)
     for row in rows:
         assert row[1] == pytest.approx(entropy_summary(logits, row[0])["mean"], abs=1e-4)
 

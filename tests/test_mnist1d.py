@@ -12,11 +12,15 @@ from tempdistill.runner import execute
 
 def test_mnist1d_has_its_published_shape_and_split_and_is_cached():
     first = load_split(DataConfig(name="mnist1d"), seed=0)
-    assert tuple(first.x_train.shape) == (4000, 40) and tuple(first.x_test.shape) == (1000, 40)
+    # validation is 15% of the dataset's 4000 training rows; its 1000 test rows stay whole
+    assert tuple(first.x_train.shape) == (3400, 40) and tuple(first.x_val.shape) == (600, 40)
+    assert tuple(first.x_test.shape) == (1000, 40)
     assert first.num_classes == 10 and first.normalizer.kind == "minmax"
     assert sorted(np.unique(first.y_test.numpy()).tolist()) == list(range(10))
+    assert np.bincount(first.y_val.numpy()).min() >= 50  # stratified: every class in validation
     again = load_split(DataConfig(name="mnist1d"), seed=5)  # the dataset's own split, whatever the seed
     assert np.array_equal(first.x_test.numpy(), again.x_test.numpy())
+    assert not np.array_equal(first.x_val.numpy(), again.x_val.numpy())  # validation is carved by the seed
 
 
 def test_a_run_on_mnist1d_learns_above_chance(tmp_path):
@@ -28,7 +32,7 @@ def test_a_run_on_mnist1d_learns_above_chance(tmp_path):
         "record": {"dir": str(tmp_path), "traces": {"every": 0}},
     })
     run = read_run(execute(config, warn=lambda _: None))
-    assert run["status"] == "complete" and run["data_attrs"]["n_train"] == 4000
+    assert run["status"] == "complete" and (run["data_attrs"]["n_train"], run["data_attrs"]["n_val"]) == (3400, 600)
     assert run["eval"]["teacher_accuracy"] > 0.15 and run["eval"]["student_accuracy"] > 0.15  # chance: 0.1
 
 

@@ -154,10 +154,10 @@ def run_files(directory: Path) -> List[Path]:
     return sorted(directory.rglob("*.h5")) if directory.exists() else []
 
 
-def teacher_test_logits(config) -> torch.Tensor:
-    """The run's teacher (from the session cache) on the held-out split."""
+def teacher_val_logits(config) -> torch.Tensor:
+    """The run's teacher (from the session cache) on the validation split (per-epoch measures')."""
     split, teacher, _ = prepare_teacher(config)
-    return batched_forward(teacher, split.x_test)
+    return batched_forward(teacher, split.x_val)
 
 
 # ------------------------------------------------------------------ defining properties
@@ -249,8 +249,8 @@ def check_instance(run, section, config) -> None:
 
 
 def check_logit_std(run, section, config) -> None:
-    """Effective T on the held-out split = base · per-sample std of the teacher's logits."""
-    logits = teacher_test_logits(config)
+    """Effective T on the validation split = base · per-sample std of the teacher's logits."""
+    logits = teacher_val_logits(config)
     expected = section["base"] * logits.std(dim=-1, keepdim=True).clamp_min(1e-6)
     mean = np.asarray(run["metrics"]["effective_temperature_mean"])
     std = np.asarray(run["metrics"]["effective_temperature_std"])
@@ -429,7 +429,7 @@ def test_adaptive_is_bounded_by_min_and_max():
 
 @pytest.fixture
 def short_dense_run(tiny_config_data):
-    """A dense student after a short constant-T distillation, with the teacher, on held-out data."""
+    """A dense student after a short constant-T distillation, with the teacher, on validation data."""
     from tempdistill.distiller import Distiller
     from tempdistill.tasks.classification import ClassificationTask
 
@@ -443,8 +443,8 @@ def short_dense_run(tiny_config_data):
     student.eval()
     student.set_temperature(1.0)
     with torch.no_grad():
-        student_logits = student(split.x_test).tempered
-    return batched_forward(teacher, split.x_test), student_logits, split
+        student_logits = student(split.x_val).tempered
+    return batched_forward(teacher, split.x_val), student_logits, split
 
 
 def _held_out_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, t: float) -> float:
@@ -611,7 +611,7 @@ def test_logit_std_for_batch():
 
 def test_logit_std_on_real_teacher_logits(tiny_config_data):
     config = config_from_mapping(config_data(tiny_config_data, {"schedule": "logit_std", "base": 1.0}))
-    logits = teacher_test_logits(config)
+    logits = teacher_val_logits(config)
     schedule = _build({"schedule": "logit_std", "base": 1.0})
     t = schedule.for_batch(schedule(0, 0), logits)
     assert t.shape == (logits.shape[0], 1)

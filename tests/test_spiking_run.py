@@ -130,7 +130,7 @@ def _dense_config(root: Path) -> Path:
 
 def _probe_inputs(run: Dict[str, Any], n: int) -> torch.Tensor:
     config = config_from_mapping(run["config"])
-    return load_split(config.data, config.seed).x_test[:n]
+    return load_split(config.data, config.seed).x_val[:n]  # probes are validation rows
 
 
 def _theta0(run: Dict[str, Any]) -> np.ndarray:

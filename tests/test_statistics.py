@@ -87,17 +87,49 @@ def test_compare_prints_groups_and_differences_and_writes_csv(make_config, tmp_p
     assert (tmp_path / "runs.csv").read_text().splitlines()[0].startswith("path,status,seed,")
 
 
-def write_run(directory, seed: int, alpha: float, accuracy: float) -> None:
-    """A hand-made complete run file whose final accuracy is known."""
+def write_run(directory, seed: int, alpha: float, accuracy: float, best_val: float | None = None) -> None:
+    """A hand-made complete run file whose final accuracy is known (and, with ``best_val``,
+    the test accuracy of its best-validation weights, selected as its score)."""
     import json
 
     from tempdistill.record import RunRecorder
 
-    config = {"name": "made", "seed": seed, "student": {"backend": "dense"}, "distill": {"alpha": alpha}}
+    config = {"name": "made", "seed": seed, "student": {"backend": "dense"},
+              "distill": {"alpha": alpha, "temperature": {"schedule": "constant", "value": 4.0}}}
     recorder = RunRecorder.create(directory, f"made-a{alpha}-s{seed}", json.dumps(config), {"name": "made"})
     recorder.append_epoch({"epoch": 0.0, "val_accuracy": accuracy, "kl": 0.1})
-    recorder.write_eval({"student_accuracy": accuracy})
+    selected = {"select": "best_val", "student_accuracy_best_val": best_val, "best_val_epoch": 0} if best_val else {}
+    recorder.write_eval({"student_accuracy": accuracy, "select": "final", **selected})
     recorder.finish("complete")
+
+
+def test_compare_scores_each_run_by_the_test_figure_of_the_weights_it_selected(tmp_path, capsys):
+    """Runs with distill.select: best_val are ranked by their best-validation weights' test
+    accuracy, the others by the final student's: here that turns 'hurt' into 'helped'."""
+    rng = np.random.default_rng(0)
+    for seed in range(6):
+        base = 0.90 + 0.01 * rng.standard_normal()
+        write_run(tmp_path, seed, 0.0, base)
+        write_run(tmp_path, seed, 0.9, base - 0.05, best_val=base + 0.03)
+    assert main(["compare", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("distill.alpha"))
+    assert line.endswith("helped"), line
+    assert "+0.0300" in line
+    header = out.splitlines()[0].split()
+    assert "select" in header and out.count("best_val@1") == 6
+
+
+def test_a_missing_test_figure_is_never_filled_from_validation_in_new_files():
+    from tempdistill.report import _test_figure
+
+    old = {"format_version": 2, "eval": {}, "metrics": {"val_accuracy": np.array([0.5, 0.7])}}
+    new = {**old, "format_version": 3}
+    assert _test_figure(old, "student_accuracy", "val_accuracy") == 0.7  # formats 1-2 measured epochs on test
+    assert _test_figure(new, "student_accuracy", "val_accuracy") is None
+    chosen = {"format_version": 3, "metrics": {},
+              "eval": {"select": "best_val", "student_accuracy": 0.8, "student_accuracy_best_val": 0.9}}
+    assert _test_figure(chosen, "student_accuracy") == 0.9
 
 
 @pytest.mark.parametrize("case,expected", [
@@ -117,3 +149,17 @@ def test_compare_gives_the_known_answer_on_hand_made_run_files(tmp_path, capsys,
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("distill.alpha"))
     assert line.endswith(expected), line
     assert f"  {seeds}  " in line  # the number of paired seeds is shown
+
+
+def test_the_sweep_summary_and_the_headline_use_the_selected_weights(tmp_path):
+    from tempdistill.record import read_run
+    from tempdistill.report import headline
+    from tempdistill.sweep import summarize
+
+    for seed, (final, best) in enumerate([(0.80, 0.90), (0.82, 0.94)]):
+        write_run(tmp_path, seed, 0.9, final, best_val=best)
+    paths = sorted(tmp_path.glob("*.h5"))
+    [row] = summarize(paths)
+    assert row["accuracy"][0] == pytest.approx(0.92) and row["score_name"] == "accuracy"
+    line = headline(read_run(paths[0])["eval"])
+    assert line == "best_val (epoch 1): student accuracy 0.9000  final:  student accuracy 0.8000"

@@ -1,10 +1,15 @@
 """The task interface: the part of distillation that differs between a classifier and a policy.
 
 The ``Distiller`` asks a task for an epoch's batches (each with the teacher's logits and, where
-there are any, hard targets), for the held-out batch that per-epoch measures use, for a score
-of the student on it, for probe inputs whose spike traces are recorded, and at the end for the
-figures of the final student and the teacher and the extra groups of the record. It never
-looks at labels, argmaxes or environments itself.
+there are any, hard targets), for the validation batch that per-epoch measures use, for a score
+of the student on it, for probe inputs whose spike traces are recorded, and at the end the
+runner asks for the figures of the teacher and of the student on the test data and for the
+extra groups of the record. It never looks at labels, argmaxes or environments itself.
+
+Validation and test never meet: everything measured per epoch, and every choice made from it
+(schedule signals, the ``best_val`` epoch), uses validation data; the test data is looked at
+once per model the run reports (``teacher_figures`` for the teacher, ``test_figures`` once for
+the final student and once for the best-validation weights when ``distill.select: best_val``).
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ class Task(ABC):
     input_dim: int
     num_outputs: int
     teacher: nn.Module
+    # The per-epoch measure (higher is better) that ``distill.select: best_val`` picks the epoch
+    # by; None where the task has no single validation score (then only ``final`` is allowed).
+    validation_score: Optional[str] = None
 
     @classmethod
     @abstractmethod
@@ -89,7 +97,7 @@ class Task(ABC):
 
     def soft_label_measures(self, student: Student, tempered: torch.Tensor, logits: torch.Tensor, batch: Batch,
                             temperature: Temperature) -> Dict[str, float]:
-        """The information record of the held-out batch (``tempdistill.information``); it must
+        """The information record of the validation batch (``tempdistill.information``); it must
         hold ``kl``, the adaptive schedule's signal."""
         assert batch.targets is not None
         return information_metrics(tempered, logits, batch.teacher_logits, batch.targets, temperature)
@@ -113,7 +121,8 @@ class Task(ABC):
 
     @abstractmethod
     def evaluation_batch(self) -> Batch:
-        """The held-out inputs, teacher logits and targets every epoch is measured on."""
+        """The validation inputs, teacher logits and targets every epoch is measured on (never
+        test data)."""
 
     @abstractmethod
     def score(self, student: Student, output: StudentOutput, batch: Batch) -> Dict[str, float]:
@@ -122,16 +131,18 @@ class Task(ABC):
 
     @abstractmethod
     def probe_inputs(self, count: int) -> torch.Tensor:
-        """Fixed inputs whose spike traces are recorded."""
+        """Fixed validation inputs whose spike traces are recorded."""
 
     @abstractmethod
     def teacher_figures(self) -> Dict[str, Any]:
         """The teacher's figures on the test data (asked once, before training)."""
 
     @abstractmethod
-    def final_figures(self, student: Student, temperature: float, last_epoch: Dict[str, float]) -> Dict[str, Any]:
-        """The final student's figures on the test data at ``temperature`` (asked once),
-        given the last epoch's measures."""
+    def test_figures(self, student: Student, temperature: float, weights: str = "final") -> Dict[str, Any]:
+        """The student's figures on the test data at ``temperature``: one pass over the test
+        data, asked once per weight set the run reports (``weights``: ``final``, or
+        ``best_val`` for the best-validation epoch's weights, whose keys the runner suffixes
+        ``_best_val``). The only place a task shows the test data to a student."""
 
     def teacher_parameter_count(self) -> int:
         """The teacher's size a student is compared against (all parameters by default)."""

@@ -260,10 +260,10 @@ class MultiTask(Task):
         return {f"{key}.{name}": value for name, task in self.heads.items()
                 for key, value in task.teacher_figures().items()}
 
-    def final_figures(self, student: Student, temperature: float, last_epoch: Dict[str, float]) -> Dict[str, Any]:
+    def test_figures(self, student: Student, temperature: float, weights: str = "final") -> Dict[str, Any]:
         figures: Dict[str, Any] = {}
         for (name, task), view in zip(self.heads.items(), self.views(student).values()):
-            own = task.final_figures(view, temperature, last_epoch)  # type: ignore[arg-type]
+            own = task.test_figures(view, temperature, weights)  # type: ignore[arg-type]
             figures.update({f"{key}.{name}": value for key, value in own.items()})
         figures["return_retained"] = min(figures[f"return_retained.{name}"] for name in self.heads)
         return figures

@@ -12,9 +12,11 @@ each epoch trains ``updates_per_epoch`` minibatches drawn from it.
 
 Every epoch is measured on held-out states visited by the teacher from validation seeds
 (information metrics, spikes per decision) and scored by the student's greedy return over
-``eval.val_episodes`` validation episodes; the final student and the teacher are scored once
-over ``eval.episodes`` test episodes with their own seeds, and ``return_retained`` =
-(student − random)/(teacher − random). Per-episode returns and lengths go to ``/episodes``.
+``eval.val_episodes`` validation episodes (``return_mean``, the ``best_val`` choice's score);
+the final student (and with ``distill.select: best_val`` the best-validation weights) and the
+teacher are scored once over ``eval.episodes`` test episodes with their own seeds, and
+``return_retained`` = (student − random)/(teacher − random). Per-episode returns and lengths
+go to ``/episodes`` (``student_best_val_returns`` for the best-validation weights).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class PolicyTask(Task):
     """Distil an SB3 policy acting in a gymnasium environment."""
 
     name = "policy"
+    validation_score = "return_mean"
 
     def __init__(self, config: RunConfig, teacher: SB3Teacher, log: Callable[[str], None] = lambda _: None) -> None:
         assert config.env is not None
@@ -198,14 +201,16 @@ class PolicyTask(Task):
         return {"teacher_return_mean": teacher.mean, "teacher_return_std": teacher.std,
                 "random_return_mean": randomly.mean}
 
-    def final_figures(self, student: Student, temperature: float, last_epoch: Dict[str, float]) -> Dict[str, Any]:
+    def test_figures(self, student: Student, temperature: float, weights: str = "final") -> Dict[str, Any]:
+        """Greedy return over the test episodes; the final student's first ``eval.rollouts``
+        episodes are kept whole."""
         student.eval()
         student.set_temperature(temperature)
         cfg = self.eval_config
         episodes = run_episodes(self.env_id, greedy(student, self.head, self.device), cfg.episodes, cfg.seed,
-                                keep=cfg.rollouts)
+                                keep=cfg.rollouts if weights == "final" else 0)
         assert self.test_episodes is not None, "teacher_figures runs first"
-        self.test_episodes["student"] = episodes
+        self.test_episodes["student" if weights == "final" else f"student_{weights}"] = episodes
         teacher, randomly = self.test_episodes["teacher"].mean, self.test_episodes["random"].mean
         retained = (episodes.mean - randomly) / (teacher - randomly) if teacher != randomly else float("nan")
         return {"student_return_mean": episodes.mean, "student_return_std": episodes.std, "return_retained": retained}
