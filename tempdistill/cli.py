@@ -137,7 +137,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError("--address/--storage/--cpus-per-run/--gpus-per-run: only used with --executor ray")
     outcome = run_sweep(jobs, out, args.jobs, args.executor, log=(lambda _: None) if args.quiet else echo,
                         ray_options=ray_flags if args.executor == "ray" else None)
-    rows = summarize(outcome.paths)
+    rows = summarize(outcome.paths, (raw.get("sweep") or {}).get("target"))
     text = summary_table(rows) if rows else "no run completed"
     verdict = difference_text(outcome.paths)
     print(text)

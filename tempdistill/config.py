@@ -199,6 +199,9 @@ class SweepConfig(Strict):
     seeds: List[int] = Field(default_factory=lambda: [0])
     grid: Dict[str, List[Any]] = Field(default_factory=dict)
     variants: Dict[str, Dict[str, Any]] = Field(default_factory=dict)
+    # A per-epoch validation score (accuracy, or return); the summary adds the epochs each
+    # run needed to first reach it.
+    target: Optional[float] = Field(None, allow_inf_nan=False)
 
 
 RUN_NAME_CHARACTERS = "letters, digits and . _ - + ="

@@ -416,14 +416,21 @@ def epochs_to_fraction(accuracy: np.ndarray, fraction: float = 0.95) -> float:
     return float(reached[0] + 1)
 
 
+def epochs_to_value(series: np.ndarray, target: float) -> float:
+    """1-based epoch at which a per-epoch score first reaches ``target``; NaN if it never does."""
+    reached = np.nonzero(np.asarray(series, dtype=float) >= target)[0]
+    return float(reached[0] + 1) if reached.size else math.nan
+
+
 def _mean_std(values: List[float]) -> Tuple[float, float]:
     array = np.asarray(values, dtype=float)
     return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
 
 
-def summarize(paths: Sequence[Path]) -> List[Dict[str, Any]]:
+def summarize(paths: Sequence[Path], target: Optional[float] = None) -> List[Dict[str, Any]]:
     """One row per run name: mean ± std over seeds of the score (accuracy or return), final
-    KL, epochs to 95% of the final score."""
+    KL, epochs to 95% of the final score, and with a ``target`` (``sweep.target``) the epochs
+    each run needed to first reach that validation score."""
     groups: Dict[str, List[Dict[str, Any]]] = {}
     for path in paths:
         run = read_run(path)
@@ -438,6 +445,8 @@ def summarize(paths: Sequence[Path]) -> List[Dict[str, Any]]:
         kl_t1 = _mean_std([float(r["metrics"].get("kl_t1", [math.nan])[-1]) for r in runs])
         to95 = _mean_std([epochs_to_fraction(np.asarray(r["metrics"].get(series, []) if series else []))
                           for r in runs])
+        reached = [epochs_to_value(np.asarray(r["metrics"].get(series, []) if series else []), target)
+                   for r in runs] if target is not None else []
         rows.append({
             "name": name,
             "backend": runs[0]["config"]["student"]["backend"],
@@ -448,6 +457,8 @@ def summarize(paths: Sequence[Path]) -> List[Dict[str, Any]]:
             "final_kl": kl,
             "final_kl_t1": kl_t1,
             "epochs_to_95": to95,
+            "target": target,
+            "epochs_to_target": reached,
         })
     return rows
 
@@ -459,12 +470,26 @@ def summary_table(rows: Sequence[Dict[str, Any]]) -> str:
         # One seed has no spread: a '± 0' would claim a precision nobody measured.
         return f"{mean:.{digits}f}" if row["seeds"] < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
+    def to_target(row: Dict[str, Any]) -> str:
+        values = np.asarray(row["epochs_to_target"], dtype=float)
+        reached = values[~np.isnan(values)]
+        never = f" ({values.size - reached.size} of {values.size} never)" if reached.size < values.size else ""
+        if reached.size == 0:
+            return "never"
+        spread = f" ± {reached.std(ddof=1):.1f}" if reached.size > 1 else ""
+        return f"{reached.mean():.1f}{spread}{never}"
+
+    target = rows[0].get("target") if rows else None
+    headers = ["run", "backend", "schedule", "seeds", rows[0].get("score_name", "accuracy") if rows else "accuracy",
+               "final KL at T", "final KL at T=1", "epochs to 95%"]
+    if target is not None:
+        headers.append(f"epochs to val {target:g}")
     return table(
-        ["run", "backend", "schedule", "seeds", rows[0].get("score_name", "accuracy") if rows else "accuracy",
-         "final KL at T", "final KL at T=1", "epochs to 95%"],
+        headers,
         [[r["name"], r["backend"], r["schedule"], r["seeds"],
           pm(r, "accuracy", 1 if r.get("score_name") == "return" else 4), pm(r, "final_kl", 4),
-          pm(r, "final_kl_t1", 4), pm(r, "epochs_to_95", 1)] for r in rows],
+          pm(r, "final_kl_t1", 4), pm(r, "epochs_to_95", 1)] + ([to_target(r)] if target is not None else [])
+         for r in rows],
     )
 
 

@@ -160,3 +160,15 @@ def test_resuming_moves_a_killed_run_aside_with_its_epochs(tiny_config_data: dic
     run = read_run(out / "superseded" / "killed.h5")
     assert run["status"] == "running"
     np.testing.assert_array_equal(run["metrics"]["epoch"], [0.0, 1.0, 2.0])
+
+
+def test_epochs_to_a_target_score_and_its_summary_column():
+    from tempdistill.sweep import epochs_to_value, summary_table
+
+    assert epochs_to_value(np.array([0.5, 0.96, 0.94, 0.97]), 0.95) == 2.0
+    assert np.isnan(epochs_to_value(np.array([0.5, 0.9]), 0.95))
+    row = {"name": "a", "backend": "snntorch", "schedule": "constant", "seeds": 3, "accuracy": (0.9, 0.01),
+           "score_name": "accuracy", "final_kl": (0.1, 0.0), "final_kl_t1": (0.2, 0.0), "epochs_to_95": (5.0, 1.0),
+           "target": 0.95, "epochs_to_target": [4.0, 6.0, float("nan")]}
+    text = summary_table([row])
+    assert "epochs to val 0.95" in text and "5.0 ± 1.4 (1 of 3 never)" in text
