@@ -183,10 +183,12 @@ def _checked_part(x: np.ndarray, y: np.ndarray, x_name: str, y_name: str) -> Tup
     return x.astype(np.float64), y.astype(np.int64)
 
 
-# What ``normalize: auto`` means per dataset: one global min–max for the bundled images and
-# MNIST-1D's signals (every pixel or time step shares a scale), per-feature standardisation for a user's arrays, whose features may
-# have very different scales (one global min–max squashes the small ones toward 0).
-AUTO_NORMALIZATION = {"digits": "minmax", "mnist1d": "minmax", "npz": "standard"}
+# What ``normalize: auto`` means per dataset: one global min–max for the bundled images (every
+# pixel shares a scale), per-feature standardisation for MNIST-1D and a user's arrays. For a
+# user's features the scales may differ by orders of magnitude (one global min–max squashes the
+# small ones toward 0); for MNIST-1D it was chosen on validation rows: the conv teacher of
+# experiments/mnist1d.yaml reached 0.945 validation accuracy standardised, 0.673 min–max.
+AUTO_NORMALIZATION = {"digits": "minmax", "mnist1d": "standard", "npz": "standard"}
 
 
 def resolved_normalization(config: DataConfig) -> str:

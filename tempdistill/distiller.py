@@ -118,7 +118,7 @@ class Distiller:
         self.stopped_early = False
         self.alarmed: Dict[str, Optional[int]] = {}  # flag -> epoch it was raised (None: cleared)
         self.generator = torch.Generator().manual_seed(seed)
-        student.fit_to_teacher(task.fitting_logits())
+        student.fit_to_teacher(task.fitting_logits(), task.fitting_inputs())
         params = list(student.parameters()) + list(schedule.parameters())
         self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
         self.signals: Dict[str, float] = {}

@@ -10,7 +10,7 @@ from the student afterwards.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Protocol, Tuple, Union, runtime_checkable
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Tuple, Union, runtime_checkable
 
 import torch
 from torch import nn
@@ -60,8 +60,9 @@ class Student(nn.Module):
         """
         self._temperature = check_temperature(temperature)
 
-    def fit_to_teacher(self, teacher_logits: torch.Tensor) -> None:
-        """Called once before training with the teacher's logits on the training split.
+    def fit_to_teacher(self, teacher_logits: torch.Tensor, inputs: Optional[torch.Tensor] = None) -> None:
+        """Called once before training with the teacher's logits on the training split (and,
+        where the task has them, the inputs those logits answer, row for row).
 
         Lets a student pick scale-dependent constants (a spiking student's θ0 bounds the
         sharpest distribution it can express) from the teacher instead of from hand tuning.

@@ -15,7 +15,7 @@ def test_mnist1d_has_its_published_shape_and_split_and_is_cached():
     # validation is 15% of the dataset's 4000 training rows; its 1000 test rows stay whole
     assert tuple(first.x_train.shape) == (3400, 40) and tuple(first.x_val.shape) == (600, 40)
     assert tuple(first.x_test.shape) == (1000, 40)
-    assert first.num_classes == 10 and first.normalizer.kind == "minmax"
+    assert first.num_classes == 10 and first.normalizer.kind == "standard"  # auto, chosen on validation
     assert sorted(np.unique(first.y_test.numpy()).tolist()) == list(range(10))
     assert np.bincount(first.y_val.numpy()).min() >= 50  # stratified: every class in validation
     again = load_split(DataConfig(name="mnist1d"), seed=5)  # the dataset's own split, whatever the seed

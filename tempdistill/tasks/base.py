@@ -111,6 +111,11 @@ class Task(ABC):
     def fitting_logits(self) -> torch.Tensor:
         """The teacher's logits over the training inputs (a student sizes θ0 from them)."""
 
+    def fitting_inputs(self) -> Optional[torch.Tensor]:
+        """The inputs ``fitting_logits`` answer, row for row, where the task has them fixed (a
+        spiking student can start its output current at the teacher's scale); None otherwise."""
+        return None
+
     @abstractmethod
     def steps_per_epoch(self, batch_size: int) -> int:
         """Optimisation steps in one epoch (schedules plan over steps)."""

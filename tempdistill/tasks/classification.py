@@ -77,6 +77,9 @@ class ClassificationTask(Task):
     def fitting_logits(self) -> torch.Tensor:
         return self.teacher_train_logits
 
+    def fitting_inputs(self) -> torch.Tensor:
+        return self.split.x_train
+
     def steps_per_epoch(self, batch_size: int) -> int:
         return -(-self.split.x_train.shape[0] // batch_size)
 
