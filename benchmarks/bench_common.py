@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from importlib import metadata
 from typing import Callable, Dict, List, Mapping, Sequence
@@ -71,15 +72,42 @@ def machine_facts(device: str) -> Dict[str, str]:
     return facts
 
 
-def peak_rss_mb(command: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[float, float, int]:
-    """(peak resident MB, wall seconds, exit code) of a child process, from the kernel's own
-    accounting of that child (``wait4``), so nothing else in this process is counted."""
-    started = time.perf_counter()
-    child = subprocess.Popen(list(command), env={**os.environ, **(env or {})},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        print(child.stderr.read().decode()[-2000:] if child.stderr else "", file=sys.stderr)
-    return usage.ru_maxrss / 1024.0, seconds, code
+# Run inside the measured child: at exit it writes the high-water mark of its own address space
+# (VmHWM, kB). ``ru_maxrss`` from ``wait4`` would not do: on Linux a child's maximum starts from
+# its parent's resident size at fork, so a large benchmark process inflates every child.
+_PEAK_WRAPPER = """
+import atexit, os, runpy, sys
+def report():
+    try:
+        with open("/proc/self/status") as status:
+            kb = next(line.split()[1] for line in status if line.startswith("VmHWM"))
+    except (OSError, StopIteration):
+        import resource
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open(os.environ["TEMPDISTILL_PEAK_FILE"], "w") as out:
+        out.write(str(kb))
+atexit.register(report)
+mode, target, *rest = sys.argv[1:]
+if mode == "-m":
+    sys.argv = [target, *rest]
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+else:
+    sys.argv = ["-c", *rest]
+    exec(compile(target, "<benchmark>", "exec"), {"__name__": "__main__"})
+"""
+
+
+def peak_rss_mb(python_args: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[float, float, int]:
+    """(peak resident MB, wall seconds, exit code) of ``python -m MODULE ...`` or ``python -c
+    CODE ...`` (``python_args``) in a child process, as the child itself saw it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        peak_file = os.path.join(tmp, "peak")
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, *python_args],
+                                env={**os.environ, **(env or {}), "TEMPDISTILL_PEAK_FILE": peak_file},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        seconds = time.perf_counter() - started
+        if result.returncode != 0:
+            print(result.stderr[-2000:], file=sys.stderr)
+        peak = float(open(peak_file).read()) / 1024.0 if os.path.exists(peak_file) else float("nan")
+    return peak, seconds, result.returncode

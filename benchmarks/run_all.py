@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from tempdistill.hugepages import prefer_huge_pages
 
@@ -38,26 +38,43 @@ def script_output(script: str, arguments: List[str]) -> str:
     return f"```\n{text}\n```"
 
 
-def targets(small: Dict[str, float], large: Dict[str, float]) -> List[str]:
-    """The issue's speed targets, each with the measured figure and met / missed."""
+def line(what: str, value: float, goal: float, at_least: bool, unit: str = "×") -> str:
+    """One target: the measured figure, the goal, met or missed (and by how much)."""
+    met = value >= goal if at_least else value <= goal
+    sign = "≥" if at_least else "≤"
+    shown = f"{100 * value:.1f}%" if unit == "%" else f"{value:.2f}×"
+    goal_shown = f"{100 * goal:g}%" if unit == "%" else f"{goal:g}×"
+    verdict = "met" if met else f"missed by {abs(value / goal - 1) * 100:.0f}%"
+    return f"- {what}: **{shown}** (target {sign} {goal_shown}) — {verdict}"
 
-    def line(what: str, value: float, goal: float, at_least: bool) -> str:
-        met = value >= goal if at_least else value <= goal
-        sign = "≥" if at_least else "≤"
-        return f"- {what}: **{value:.2f}×** (target {sign} {goal:g}×) — {'met' if met else 'missed'}"
 
-    lines = []
+def engine_targets(small: Dict[str, float], large: Dict[str, float]) -> Dict[str, str]:
+    lines = {}
     for backend in ("snntorch", "norse"):
         fused, loop = f"{backend} student, engine fused", f"{backend} student, engine loop"
-        lines.append(line(f"{backend} fused vs snn.Leaky stock loop at (128, 1024, 100)",
-                          large["snnTorch stock snn.Leaky loop"] / large[fused], 5, True))
-        lines.append(line(f"{backend} fused vs engine loop (today's backend) at (128, 1024, 100)",
-                          large[loop] / large[fused], 3, True))
-        lines.append(line(f"{backend} fused vs engine loop at the demo size (64, 64, 25)",
-                          small[loop] / small[fused], 2, True))
-        lines.append(line(f"{backend} reference path (engine loop) / hand-written loop, demo size",
-                          small[loop] / small["hand-written loop"], 1.10, False))
+        for what, value, goal, at_least in (
+            (f"{backend} fused vs snn.Leaky stock loop at (128, 1024, 100)", large["snnTorch stock snn.Leaky loop"] / large[fused], 5, True),
+            (f"{backend} fused vs engine loop (the backend before the fused engine) at (128, 1024, 100)", large[loop] / large[fused], 3, True),
+            (f"{backend} fused vs engine loop at the demo size (64, 64, 25)", small[loop] / small[fused], 2, True),
+            (f"{backend} reference path (engine loop) / hand-written loop, demo size", small[loop] / small["hand-written loop"], 1.10, False),
+            (f"{backend} reference path (engine loop) / hand-written loop, (128, 1024, 100)", large[loop] / large["hand-written loop"], 1.10, False),
+        ):
+            lines[what] = line(what, value, goal, at_least)
     return lines
+
+
+def read_sections(path: Path) -> Tuple[str, Dict[str, str]]:
+    """(header, {title: section text}) of an existing RESULTS.md."""
+    text = path.read_text() if path.exists() else ""
+    parts = text.split("\n## ")
+    sections = {}
+    for part in parts[1:]:
+        title = part.split("\n", 1)[0]
+        sections[title] = "## " + part.rstrip("\n") + "\n"
+    return parts[0], sections
+
+
+SECTIONS = ("engines", "scaling", "dense", "recording", "demo", "journal", "ray")
 
 
 def main() -> None:
@@ -65,42 +82,66 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, or cuda to run the step tables on a GPU")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (a smoke run)")
+    parser.add_argument("--only", help=f"comma-separated sections to measure again in an existing file: {', '.join(SECTIONS)}")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
+    if only - set(SECTIONS):
+        parser.error(f"--only: unknown section(s) {sorted(only - set(SECTIONS))}; allowed: {', '.join(SECTIONS)}")
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    sections: List[str] = []
+    old_header, sections = read_sections(args.out) if args.only else ("", {})
+    old_targets = {t.split(":", 1)[0][2:]: t for t in sections.get("Targets", "").splitlines() if t.startswith("- ")}
+    targets: Dict[str, str] = dict(old_targets)
+    cpu = args.device == "cpu"
 
     def section(title: str, body: str) -> None:
         text = f"## {title}\n\n{body}\n"
         print(text, flush=True)
-        sections.append(text)
+        sections[title] = text
 
-    facts = machine_facts(args.device)
-    small_table, small = engines.engine_table(64, 64, 25, args.device, 5 if args.quick else 30, compile_it=not args.quick)
-    section("Spiking students, one distillation step (demo size)", small_table)
-    large_table, large = engines.engine_table(128, 1024, 100, args.device, 3 if args.quick else 7, compile_it=False)
-    section("Spiking students, one distillation step (large)", large_table)
-    section("Scaling: steps and width doubled (snnTorch student, batch 64)",
-            engines.scaling_table(args.device, 3 if args.quick else 7, args.quick))
-    if args.device == "cpu":
-        section("Dense distillation epoch against a hand-written loop", epochs.dense_against_hand_written(10 if args.quick else 40))
-        section("Recording: what an epoch's record costs", epochs.recording_tables(6 if args.quick else 20, 40 if args.quick else 300))
-        section("The demo end to end, and peak memory", demo_speed.demo_tables())
+    if "engines" in only:
+        small_table, small = engines.engine_table(64, 64, 25, args.device, 5 if args.quick else 30, compile_it=not args.quick)
+        section("Spiking students, one distillation step (demo size)", small_table)
+        large_table, large = engines.engine_table(128, 1024, 100, args.device, 3 if args.quick else 7, compile_it=False)
+        section("Spiking students, one distillation step (large)", large_table)
+        targets.update(engine_targets(small, large))
+    if "scaling" in only:
+        section("Scaling: steps and width doubled (snnTorch student, batch 64)",
+                engines.scaling_table(args.device, 3 if args.quick else 7, args.quick))
+    if cpu and "dense" in only:
+        text, ratio = epochs.dense_against_hand_written(10 if args.quick else 40)
+        section("Dense distillation epoch against a hand-written loop", text)
+        what = "dense distillation epoch / hand-written loop"
+        targets[what] = line(what, ratio, 1.05, False)
+    if cpu and "recording" in only:
+        text, worst = epochs.recording_tables(6 if args.quick else 20, 40 if args.quick else 300)
+        section("Recording: what an epoch's record costs", text)
+        for mode, goal in (("metrics", 0.03), ("metrics + traces", 0.10)):
+            what = f"recording {mode}, share of a demo student's epoch (worst student)"
+            targets[what] = line(what, worst[mode], goal, False, unit="%")
+        what = "commit time at the end of a long run / at its start (worst record)"
+        targets[what] = line(what, worst["late / early commit"], 1.5, False)
+    if cpu and "demo" in only:
+        text, speedup = demo_speed.demo_tables()
+        section("The demo end to end, and peak memory", text)
+        what = "spiking rows of the demo, engine loop / engine fused, end to end"
+        targets[what] = line(what, speedup, 2, True)
+    if cpu and "journal" in only:
         section("Recording: the journal against copying the file per commit (benchmarks/recording.py)",
                 script_output("recording.py", ["--epochs", "60" if args.quick else "300"]))
-        if not args.quick:
-            section("Sweeps: Ray against the local process pool (benchmarks/sweep_overhead.py)",
-                    script_output("sweep_overhead.py", []))
-    summary = "\n".join(targets(small, large))
+    if cpu and "ray" in only and not args.quick:
+        section("Sweeps: Ray against the local process pool (benchmarks/sweep_overhead.py)", script_output("sweep_overhead.py", []))
     minutes = (time.perf_counter() - started) / 60
+    facts = machine_facts(args.device)
     header = ["# Benchmark results", "",
-              f"Written by `make bench` (`benchmarks/run_all.py{' --quick' if args.quick else ''}`) in {minutes:.1f} minutes. "
-              "Each figure is the median over repeats, interleaved with its baseline in the same process; "
-              "ratios are what carry over to another machine.", ""]
+              f"Written by `make bench` (`benchmarks/run_all.py{' --quick' if args.quick else ''}`); this pass"
+              f"{' (' + args.only + ')' if args.only else ''} took {minutes:.1f} minutes. Each figure is the median over "
+              "repeats, interleaved with its baseline in the same process; ratios are what carry over to another machine.", ""]
     header += [f"- {key}: {value}" for key, value in facts.items()]
-    header += ["", "## Targets", "", summary, ""]
-    args.out.write_text("\n".join(header) + "\n" + "\n".join(sections))
+    sections["Targets"] = "## Targets\n\n" + "\n".join(targets.values()) + "\n"
+    ordered = ["Targets"] + [t for t in sections if t != "Targets"]
+    args.out.write_text("\n".join(header) + "\n\n" + "\n".join(sections[t] for t in ordered))
     print(f"wrote {args.out} ({minutes:.1f} min)")
 
 
