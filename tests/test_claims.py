@@ -1,18 +1,22 @@
-"""The claims: verdict rules on known numbers and claims judged from hand-made runs."""
+"""The claims experiment: verdict rules on known numbers, claims judged from hand-made runs, the
+shipped claims file's plan, and one quick end-to-end run of the command."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 import numpy as np
 import pytest
+import yaml
 
 from tempdistill.claims import (
     NOT_REPRODUCED,
     NOT_TESTABLE,
     OPPOSITE,
     REPRODUCED,
+    VERDICTS,
     Effect,
     Part,
     RunIndex,
@@ -24,8 +28,12 @@ from tempdistill.claims import (
     part_verdict,
     speedup,
 )
+from tempdistill.claims_experiment import load_spec, plan_claims
+from tempdistill.cli import main
 from tempdistill.statistics import bootstrap_interval
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CLAIMS_FILE = REPO_ROOT / "experiments" / "claims.yaml"
 
 
 def part(low: float, high: float, **kwargs: Any) -> Part:
@@ -162,3 +170,62 @@ def test_golden_ratio_is_read_at_the_t_best_on_validation() -> None:
 def test_a_claim_without_its_runs_is_not_testable() -> None:
     found = judge("C10", index_of({}))
     assert found.verdict == NOT_TESTABLE and "no setting" in found.note
+
+
+# --- the shipped file and the command ---------------------------------------------------------
+
+
+def test_shipped_claims_file_plans_every_claim_with_five_seeds() -> None:
+    spec = load_spec(CLAIMS_FILE)
+    plan = plan_claims(spec, claims_by_id())
+    assert len(set(spec.seeds)) >= 5 and not plan.left_out
+    runs_per_cell: Dict[tuple, int] = {}
+    for setting_arm in plan.cells.values():
+        runs_per_cell[setting_arm] = runs_per_cell.get(setting_arm, 0) + 1
+    assert set(runs_per_cell.values()) == {1}  # one run name per (setting, arm), each with every seed
+    assert len(plan.jobs) == len(plan.cells) * len(spec.seeds)
+    for claim in claims_by_id():
+        for settings, arms in claim.needs:
+            assert {(s, a) for s in settings for a in arms} <= set(plan.cells.values()), claim.id
+
+
+def test_unknown_claim_is_refused(capsys: pytest.CaptureFixture) -> None:
+    assert main(["claims", str(CLAIMS_FILE), "--only", "C1,X99", "--quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--only: unknown claim 'X99'; allowed: C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11" in err
+
+
+def test_bad_claims_file_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    raw = yaml.safe_load(CLAIMS_FILE.read_text())
+    raw["arms"]["T44"] = raw["arms"].pop("T4")
+    bad = tmp_path / "claims.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    assert main(["claims", str(bad), "--quick", "--out", str(tmp_path / "runs")]) == 2
+    assert "arms.T44: no claim uses it" in capsys.readouterr().err
+    raw["arms"]["T4"] = raw["arms"].pop("T44")
+    raw["settings"]["digits-dense"]["base"] = "digit"
+    bad.write_text(yaml.safe_dump(raw))
+    assert main(["claims", str(bad), "--quick", "--out", str(tmp_path / "runs")]) == 2
+    assert "settings.digits-dense.base: 'digit' is not in bases" in capsys.readouterr().err
+
+
+def test_quick_claims_end_to_end_and_resumed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out, report = tmp_path / "runs", tmp_path / "CLAIMS.md"
+    args = ["claims", str(CLAIMS_FILE), "--quick", "--only", "C1,C7", "--out", str(out), "--report", str(report),
+            "--quiet"]
+    assert main(args) == 0
+    text = report.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| C")]
+    assert [row.split("|")[1].strip() for row in rows] == ["C1", "C7"]
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        assert cells[-1].strip("*") in VERDICTS
+        assert "[" in cells[3] and "]" in cells[3]            # every effect with its interval
+    assert "Running time:" in text and "14 of 14 planned are complete" in text
+    assert "mnist1d-dense" in text                            # said to be left out by --quick
+    assert len(list(out.glob("*.h5"))) == 14
+    capsys.readouterr()
+    assert main(args) == 0                                    # a second launch keeps every run
+    assert len(list(out.glob("*.h5"))) == 14
+    assert "over 2 launch(es)" in report.read_text()
