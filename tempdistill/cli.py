@@ -154,6 +154,29 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if outcome.failures else 0
 
 
+def _cmd_claims(args: argparse.Namespace) -> int:
+    from tempdistill.claims_experiment import run_claims
+    from tempdistill.interrupt import EXIT_INTERRUPTED
+    from tempdistill.report import table
+    from tempdistill.runner import echo
+
+    if args.executor != "ray" and args.address:
+        raise ConfigError("--address: only used with --executor ray")
+    ray_options = {"address": args.address} if args.executor == "ray" else None
+    outcome = run_claims(args.config, args.out, args.jobs, args.executor, args.report, args.only, args.quick,
+                         log=(lambda _: None) if args.quiet else echo, ray_options=ray_options)
+    if outcome.report is None:
+        print("tempdistill claims: stopped; run the same command again to finish the runs left", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(table(["claim", "verdict", "measured effect [95% interval]"],
+                [[f.claim.id, f.verdict, f.effect] for f in outcome.findings]))
+    ending = outcome.sweep.describe()
+    if ending:
+        print(ending)
+    print(f"report: {outcome.report}")
+    return 1 if outcome.sweep.failures else 0
+
+
 def _cmd_teach(args: argparse.Namespace) -> int:
     from tempdistill.config import load_config
     from tempdistill.runner import echo
@@ -206,6 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
                                          "cloud URI); default: a temporary directory on this machine")
     sweep.add_argument("--quiet", action="store_true")
     sweep.set_defaults(handler=_cmd_sweep)
+
+    claims = sub.add_parser("claims", help="run the claims experiment and write its report (CLAIMS.md)")
+    claims.add_argument("config", help="claims file (experiments/claims.yaml): bases, settings, arms, seeds")
+    claims.add_argument("--out", help="directory for the run files (default: runs/claims, or runs/claims-quick)")
+    claims.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
+    claims.add_argument("--executor", default="local", help="local (a process pool; default) or ray (Ray Tune trials)")
+    claims.add_argument("--address", help="ray: join this Ray cluster (default: start a local Ray with --jobs CPUs)")
+    claims.add_argument("--report", help="Markdown report (default: CLAIMS.md beside the claims file; "
+                                         "with --quick, in --out)")
+    claims.add_argument("--only", metavar="C1,C3", help="judge only these claims (and run only their runs)")
+    claims.add_argument("--quick", action="store_true", help="the claims file's quick section: few seeds and "
+                                                             "epochs, a smoke test of the machinery, not evidence")
+    claims.add_argument("--quiet", action="store_true")
+    claims.set_defaults(handler=_cmd_claims)
 
     entropy = sub.add_parser("entropy", help="teacher soft-label entropy vs temperature (table + PNG)")
     entropy.add_argument("config", help="YAML config file (its data and teacher are used)")

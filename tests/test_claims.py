@@ -1,0 +1,231 @@
+"""The claims experiment: verdict rules on known numbers, claims judged from hand-made runs, the
+shipped claims file's plan, and one quick end-to-end run of the command."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+import pytest
+import yaml
+
+from tempdistill.claims import (
+    NOT_REPRODUCED,
+    NOT_TESTABLE,
+    OPPOSITE,
+    REPRODUCED,
+    VERDICTS,
+    Effect,
+    Part,
+    RunIndex,
+    bootstrap_strata,
+    claims_by_id,
+    combine,
+    log_std_ratio,
+    mean_difference,
+    part_verdict,
+    speedup,
+)
+from tempdistill.claims_experiment import load_spec, plan_claims
+from tempdistill.cli import main
+from tempdistill.statistics import bootstrap_interval
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CLAIMS_FILE = REPO_ROOT / "experiments" / "claims.yaml"
+
+
+def part(low: float, high: float, **kwargs: Any) -> Part:
+    return Part("effect", Effect((low + high) / 2, low, high, 5), "accuracy", **kwargs)
+
+
+# --- verdict rules ----------------------------------------------------------------------------
+
+
+def test_each_verdict_is_reached_by_its_rule() -> None:
+    assert part_verdict(part(0.01, 0.03)) == REPRODUCED                       # wholly above 0
+    assert part_verdict(part(-0.03, -0.01)) == OPPOSITE                       # wholly below 0
+    assert part_verdict(part(-0.01, 0.03)) == NOT_REPRODUCED                  # contains 0
+    assert part_verdict(part(0.0, 0.03)) == NOT_REPRODUCED                    # touching 0 is not excluding it
+    assert part_verdict(part(math.nan, math.nan)) == NOT_TESTABLE             # no interval
+    assert part_verdict(part(0.01, 0.03, untestable="no runs")) == NOT_TESTABLE
+
+
+def test_a_quoted_size_must_overlap_the_interval() -> None:
+    assert part_verdict(part(0.12, 0.25, quoted=(0.10, 0.20))) == REPRODUCED
+    assert part_verdict(part(0.30, 0.50, quoted=(0.10, 0.20))) == NOT_REPRODUCED  # right side, wrong size
+    assert part_verdict(part(0.01, 0.05, quoted=(0.10, 0.20))) == NOT_REPRODUCED
+    assert part_verdict(part(-0.2, -0.1, quoted=(0.10, 0.20))) == OPPOSITE
+
+
+def test_a_ratio_claimed_below_one_and_a_level() -> None:
+    assert part_verdict(part(0.6, 0.8, side=-1, null=1.0, quoted=(0.73, 0.86))) == REPRODUCED
+    assert part_verdict(part(0.4, 0.6, side=-1, null=1.0, quoted=(0.73, 0.86))) == NOT_REPRODUCED
+    assert part_verdict(part(1.1, 1.6, side=-1, null=1.0)) == OPPOSITE
+    assert part_verdict(part(0.9, 1.2, side=-1, null=1.0)) == NOT_REPRODUCED
+    assert part_verdict(part(1.0, 1.3, side=None, quoted=(1.2, 1.6))) == REPRODUCED   # a level: overlap only
+    assert part_verdict(part(1.7, 2.3, side=None, quoted=(1.2, 1.6))) == NOT_REPRODUCED
+
+
+def test_combining_parts() -> None:
+    assert combine([REPRODUCED, REPRODUCED]) == REPRODUCED
+    assert combine([OPPOSITE, OPPOSITE]) == OPPOSITE
+    assert combine([REPRODUCED, OPPOSITE]) == NOT_REPRODUCED
+    assert combine([REPRODUCED, NOT_REPRODUCED]) == NOT_REPRODUCED
+    assert combine([REPRODUCED, NOT_TESTABLE]) == NOT_TESTABLE
+    assert combine([]) == NOT_TESTABLE
+
+
+# --- intervals --------------------------------------------------------------------------------
+
+
+def test_one_setting_gives_the_paired_bootstrap_interval_of_the_differences() -> None:
+    x = np.array([[0.90, 0.93], [0.91, 0.91], [0.92, 0.95], [0.88, 0.90], [0.93, 0.96]])
+    pooled, per = bootstrap_strata({"a": x}, mean_difference)
+    differences = x[:, 1] - x[:, 0]
+    assert pooled.estimate == pytest.approx(differences.mean())
+    assert (pooled.low, pooled.high) == pytest.approx(bootstrap_interval(differences))
+    assert pooled.n == 1 and per["a"].n == 5  # settings pooled; seeds in the setting
+    assert (per["a"].low, per["a"].high) == (pooled.low, pooled.high)
+
+
+def test_pooled_effect_is_the_mean_of_settings_and_skips_single_seeds() -> None:
+    same = np.array([[0.0, 0.01], [0.0, 0.01], [0.0, 0.01]])         # every seed +0.01: a point interval
+    other = np.array([[0.0, 0.03], [0.0, 0.03]])
+    lone = np.array([[0.0, 1.0]])                                     # one seed: no interval, not pooled
+    pooled, per = bootstrap_strata({"a": same, "b": other, "c": lone}, mean_difference)
+    assert pooled.estimate == pytest.approx(0.02) and pooled.n == 2
+    assert (pooled.low, pooled.high) == pytest.approx((0.02, 0.02))
+    assert not per["c"].has_interval and per["c"].estimate == pytest.approx(1.0)
+
+
+def test_spread_ratio_and_speedup_statistics() -> None:
+    x = np.array([[0.90, 0.95], [0.94, 0.96], [0.86, 0.94], [0.92, 0.95]])
+    ratio = math.exp(log_std_ratio(x[None])[0])
+    expected = (x[:, 1].std(ddof=1) + 1e-4) / (x[:, 0].std(ddof=1) + 1e-4)
+    assert ratio == pytest.approx(expected)
+    epochs = np.array([[10.0, 8.0], [12.0, 11.0], [8.0, 6.0]])
+    assert speedup(epochs[None])[0] == pytest.approx(1 - 25 / 30)
+
+
+# --- claims judged from hand-made runs --------------------------------------------------------
+
+
+def fake_run(arm: str, seed: int, test: float, val: Sequence[float], **metrics: float) -> Dict[str, Any]:
+    series = {"val_accuracy": np.asarray(val, dtype=float)}
+    series.update({k: np.asarray([v], dtype=float) for k, v in metrics.items()})
+    return {"status": "complete", "config": {"name": arm, "seed": seed}, "metrics": series,
+            "eval": {"student_accuracy": test}}
+
+
+def index_of(cells: Dict[tuple, List[Dict[str, Any]]]) -> RunIndex:
+    return RunIndex({key: {run["config"]["seed"]: run for run in runs} for key, runs in cells.items()})
+
+
+def judge(claim_id: str, index: RunIndex):
+    claim = claims_by_id([claim_id])[0]
+    return claim.evaluate(claim, index)
+
+
+@pytest.mark.parametrize("gain, verdict", [(0.02, REPRODUCED), (-0.02, OPPOSITE), (0.0, NOT_REPRODUCED)])
+def test_learnable_against_fixed_t(gain: float, verdict: str) -> None:
+    rng = np.random.default_rng(1)
+    cells = {}
+    for setting in ("digits-dense", "digits-snntorch"):
+        base = 0.9 + 0.01 * rng.standard_normal(5)
+        noise = 0.002 * rng.standard_normal(5) if gain else np.zeros(5)
+        cells[(setting, "T4")] = [fake_run("T4", s, base[s], [0.9]) for s in range(5)]
+        cells[(setting, "learnable")] = [fake_run("learnable", s, base[s] + gain + noise[s], [0.9]) for s in range(5)]
+    found = judge("C5", index_of(cells))
+    assert found.verdict == verdict
+    assert "[" in found.effect and found.parts[0].effect.n == 2
+
+
+def test_adaptive_speedup_must_match_the_quoted_size() -> None:
+    def series(reach: int) -> List[float]:  # validation accuracy first at 0.95 in epoch ``reach``
+        return [0.5] * (reach - 1) + [0.95] * (21 - reach)
+
+    def cells(adaptive_epochs: Sequence[int]) -> RunIndex:
+        return index_of({("digits-dense", "T4"): [fake_run("T4", s, 0.9, series(e)) for s, e in enumerate([10, 10, 11, 9, 10])],
+                         ("digits-dense", "adaptive"): [fake_run("adaptive", s, 0.9, series(e))
+                                                        for s, e in enumerate(adaptive_epochs)]})
+
+    assert judge("C3", cells([8, 9, 9, 8, 8])).verdict == REPRODUCED       # about 15% fewer epochs
+    assert judge("C3", cells([3, 3, 4, 3, 3])).verdict == NOT_REPRODUCED   # far faster than claimed
+    assert judge("C3", cells([13, 14, 13, 12, 13])).verdict == OPPOSITE
+
+
+def test_golden_ratio_is_read_at_the_t_best_on_validation() -> None:
+    runs = {}
+    for t, ratio, val in (("T1", 3.0, 0.90), ("T2", 1.5, 0.97), ("T4", 1.2, 0.93), ("T5", 1.1, 0.92), ("T8", 1.0, 0.91)):
+        runs[("digits-dense", t)] = [fake_run(t, s, 0.9, [val], teacher_mi=ratio * (1 + 0.01 * s), student_mi=1.0)
+                                     for s in range(5)]
+    found = judge("C8", index_of(runs))
+    assert found.verdict == REPRODUCED and "(T2)" in found.effect
+    runs[("digits-dense", "T4")] = [fake_run("T4", s, 0.9, [0.99], teacher_mi=1.2, student_mi=1.0) for s in range(5)]
+    assert judge("C8", index_of(runs)).verdict == NOT_REPRODUCED           # best T now has ratio 1.2
+
+
+def test_a_claim_without_its_runs_is_not_testable() -> None:
+    found = judge("C10", index_of({}))
+    assert found.verdict == NOT_TESTABLE and "no setting" in found.note
+
+
+# --- the shipped file and the command ---------------------------------------------------------
+
+
+def test_shipped_claims_file_plans_every_claim_with_five_seeds() -> None:
+    spec = load_spec(CLAIMS_FILE)
+    plan = plan_claims(spec, claims_by_id())
+    assert len(set(spec.seeds)) >= 5 and not plan.left_out
+    runs_per_cell: Dict[tuple, int] = {}
+    for setting_arm in plan.cells.values():
+        runs_per_cell[setting_arm] = runs_per_cell.get(setting_arm, 0) + 1
+    assert set(runs_per_cell.values()) == {1}  # one run name per (setting, arm), each with every seed
+    assert len(plan.jobs) == len(plan.cells) * len(spec.seeds)
+    for claim in claims_by_id():
+        for settings, arms in claim.needs:
+            assert {(s, a) for s in settings for a in arms} <= set(plan.cells.values()), claim.id
+
+
+def test_unknown_claim_is_refused(capsys: pytest.CaptureFixture) -> None:
+    assert main(["claims", str(CLAIMS_FILE), "--only", "C1,X99", "--quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--only: unknown claim 'X99'; allowed: C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11" in err
+
+
+def test_bad_claims_file_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    raw = yaml.safe_load(CLAIMS_FILE.read_text())
+    raw["arms"]["T44"] = raw["arms"].pop("T4")
+    bad = tmp_path / "claims.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    assert main(["claims", str(bad), "--quick", "--out", str(tmp_path / "runs")]) == 2
+    assert "arms.T44: no claim uses it" in capsys.readouterr().err
+    raw["arms"]["T4"] = raw["arms"].pop("T44")
+    raw["settings"]["digits-dense"]["base"] = "digit"
+    bad.write_text(yaml.safe_dump(raw))
+    assert main(["claims", str(bad), "--quick", "--out", str(tmp_path / "runs")]) == 2
+    assert "settings.digits-dense.base: 'digit' is not in bases" in capsys.readouterr().err
+
+
+def test_quick_claims_end_to_end_and_resumed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out, report = tmp_path / "runs", tmp_path / "CLAIMS.md"
+    args = ["claims", str(CLAIMS_FILE), "--quick", "--only", "C1,C7", "--out", str(out), "--report", str(report),
+            "--quiet"]
+    assert main(args) == 0
+    text = report.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| C")]
+    assert [row.split("|")[1].strip() for row in rows] == ["C1", "C7"]
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        assert cells[-1].strip("*") in VERDICTS
+        assert "[" in cells[3] and "]" in cells[3]            # every effect with its interval
+    assert "Running time:" in text and "14 of 14 planned are complete" in text
+    assert "mnist1d-dense" in text                            # said to be left out by --quick
+    assert len(list(out.glob("*.h5"))) == 14
+    capsys.readouterr()
+    assert main(args) == 0                                    # a second launch keeps every run
+    assert len(list(out.glob("*.h5"))) == 14
+    assert "over 2 launch(es)" in report.read_text()
