@@ -121,7 +121,7 @@ class SpikingStudentMixin(nn.Module):
         self.thresholds = nn.ModuleList(
             ThresholdTrace(n, base, options.threshold_tau) for n, base in zip(self.widths[1:], bases)
         )
-        self._last_train: Optional[Simulation] = None  # homeostasis reads rates of training passes only
+        self._last_counts: Optional[List[torch.Tensor]] = None  # homeostasis reads rates of training passes only
         self._epoch_activity = EpochActivity(len(self.widths) - 1)
 
     # --- temperature -------------------------------------------------------------------
@@ -143,8 +143,8 @@ class SpikingStudentMixin(nn.Module):
                 trace.set_direct(t)
                 continue
             rate = None
-            if homeo is not None and self._last_train is not None:
-                rate = self._last_train.counts[i].mean(dim=0) / self.options.steps
+            if homeo is not None and self._last_counts is not None:
+                rate = self._last_counts[i].mean(dim=0) / self.options.steps
             trace.plasticity_step(
                 t, rate, homeo.target_rate if homeo else 0.0, homeo.strength if homeo else 0.0
             )
@@ -242,7 +242,7 @@ class SpikingStudentMixin(nn.Module):
         """
         sim = self._simulate(x)
         if self.training:
-            self._last_train = sim
+            self._last_counts = sim.counts  # not the whole pass: its graph can go now
             self._epoch_activity.add(sim.counts, x.shape[0])
         return self.output(sim.logits, DeferredMeasures(lambda: self._measure(sim)))
 

@@ -45,7 +45,9 @@ class SpikingOptions(BaseModel):
     engine: Literal["loop", "fused"] = "fused"
     # Start the output layer's current at the teacher's logit scale ("teacher", given the
     # teacher's inputs; see spiking.output_fit) or leave PyTorch's initialisation ("none").
-    output_fit: Literal["teacher", "none"] = "none"
+    # Chosen on validation (experiments/slow-start.yaml, 5 seeds): epochs to 95% validation
+    # accuracy 9.4 ± 3.9 with "teacher" against 23.2 ± 5.5 with "none".
+    output_fit: Literal["teacher", "none"] = "teacher"
 
     @field_validator("theta0")
     @classmethod

@@ -39,10 +39,13 @@ class NormSpike(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, v: torch.Tensor, theta: torch.Tensor, kind: str, slope: float) -> torch.Tensor:  # type: ignore[override]
-        theta = torch.as_tensor(theta, dtype=v.dtype, device=v.device)
+        if not (isinstance(theta, torch.Tensor) and theta.dtype == v.dtype and theta.device == v.device):
+            theta = torch.as_tensor(theta, dtype=v.dtype, device=v.device)
         ctx.save_for_backward(v, theta)
         ctx.kind, ctx.slope = kind, slope
-        return (v > theta).to(v.dtype)
+        # A float comparison written straight into a float tensor: on CPU several times faster
+        # than comparing into bools and converting.
+        return torch.gt(v, theta, out=torch.empty(torch.broadcast_shapes(v.shape, theta.shape), dtype=v.dtype, device=v.device))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
