@@ -34,7 +34,9 @@ HERE = Path(__file__).resolve().parent
 def script_output(script: str, arguments: List[str]) -> str:
     """A standalone benchmark's printout, as a code block (it prints its own ratios)."""
     result = subprocess.run([sys.executable, str(HERE / script), *arguments], capture_output=True, text=True)
-    text = result.stdout.strip() if result.returncode == 0 else f"failed (exit {result.returncode}):\n{result.stderr[-2000:]}"
+    # Keep the figures, not the progress lines (a teacher's cache path is this machine's).
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("teacher: ")]
+    text = "\n".join(lines).strip() if result.returncode == 0 else f"failed (exit {result.returncode}):\n{result.stderr[-2000:]}"
     return f"```\n{text}\n```"
 
 
