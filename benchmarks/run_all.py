@@ -40,13 +40,30 @@ def script_output(script: str, arguments: List[str]) -> str:
     return f"```\n{text}\n```"
 
 
-def line(what: str, value: float, goal: float, at_least: bool, unit: str = "×") -> str:
-    """One target: the measured figure, the goal, met or missed (and by how much)."""
+# Why a target can be missed on a CPU, from profiles of these very steps (torch.profiler).
+WHY = {
+    "large": "at (128, 1024, 100) three dense products with the 1024 → 10 output projection (forward, its "
+             "input gradient, its weight gradient) take about 70 ms of the fused step and are the same work "
+             "in every path; most of the rest is first touch of fresh (100, 128, 1024) blocks and the "
+             "elementwise recurrence itself. Next: fuse the outgoing projection into the recurrence step by "
+             "step (no (T, B, N) float blocks), or compile it for a GPU",
+    "reference": "per step the reference path also calls the library's neuron module, counts hidden spikes for "
+                 "the statistics, and per optimisation step relaxes every layer's threshold trace and sums "
+                 "the epoch's activity, about 2 ms at the demo size; where arithmetic dominates, at "
+                 "(128, 1024, 100), the same overhead is within the target",
+    "dense": "per step the distiller also asks the schedule for T and validates it, keeps the step's T and "
+             "losses as Python floats (three reads of a scalar tensor) and wraps the outputs, about 0.2 ms "
+             "against a 1.6 ms step of this 4810-parameter student",
+}
+
+
+def line(what: str, value: float, goal: float, at_least: bool, unit: str = "×", why: str = "") -> str:
+    """One target: the measured figure, the goal, met or missed (by how much, and why)."""
     met = value >= goal if at_least else value <= goal
     sign = "≥" if at_least else "≤"
     shown = f"{100 * value:.1f}%" if unit == "%" else f"{value:.2f}×"
     goal_shown = f"{100 * goal:g}%" if unit == "%" else f"{goal:g}×"
-    verdict = "met" if met else f"missed by {abs(value / goal - 1) * 100:.0f}%"
+    verdict = "met" if met else f"missed by {abs(value / goal - 1) * 100:.0f}%" + (f": {WHY[why]}" if why else "")
     return f"- {what}: **{shown}** (target {sign} {goal_shown}) — {verdict}"
 
 
@@ -54,14 +71,14 @@ def engine_targets(small: Dict[str, float], large: Dict[str, float]) -> Dict[str
     lines = {}
     for backend in ("snntorch", "norse"):
         fused, loop = f"{backend} student, engine fused", f"{backend} student, engine loop"
-        for what, value, goal, at_least in (
-            (f"{backend} fused vs snn.Leaky stock loop at (128, 1024, 100)", large["snnTorch stock snn.Leaky loop"] / large[fused], 5, True),
-            (f"{backend} fused vs engine loop (the backend before the fused engine) at (128, 1024, 100)", large[loop] / large[fused], 3, True),
-            (f"{backend} fused vs engine loop at the demo size (64, 64, 25)", small[loop] / small[fused], 2, True),
-            (f"{backend} reference path (engine loop) / hand-written loop, demo size", small[loop] / small["hand-written loop"], 1.10, False),
-            (f"{backend} reference path (engine loop) / hand-written loop, (128, 1024, 100)", large[loop] / large["hand-written loop"], 1.10, False),
+        for what, value, goal, at_least, why in (
+            (f"{backend} fused vs snn.Leaky stock loop at (128, 1024, 100)", large["snnTorch stock snn.Leaky loop"] / large[fused], 5, True, "large"),
+            (f"{backend} fused vs engine loop (the backend before the fused engine) at (128, 1024, 100)", large[loop] / large[fused], 3, True, "large"),
+            (f"{backend} fused vs engine loop at the demo size (64, 64, 25)", small[loop] / small[fused], 2, True, ""),
+            (f"{backend} reference path (engine loop) / hand-written loop, demo size", small[loop] / small["hand-written loop"], 1.10, False, "reference"),
+            (f"{backend} reference path (engine loop) / hand-written loop, (128, 1024, 100)", large[loop] / large["hand-written loop"], 1.10, False, "reference"),
         ):
-            lines[what] = line(what, value, goal, at_least)
+            lines[what] = line(what, value, goal, at_least, why=why)
     return lines
 
 
@@ -115,7 +132,7 @@ def main() -> None:
         text, ratio = epochs.dense_against_hand_written(10 if args.quick else 40)
         section("Dense distillation epoch against a hand-written loop", text)
         what = "dense distillation epoch / hand-written loop"
-        targets[what] = line(what, ratio, 1.05, False)
+        targets[what] = line(what, ratio, 1.05, False, why="dense")
     if cpu and "recording" in only:
         text, worst = epochs.recording_tables(6 if args.quick else 20, 40 if args.quick else 300)
         section("Recording: what an epoch's record costs", text)
