@@ -49,9 +49,10 @@ def soft_term(
     logits are divided by T here.
     """
     teacher_log_probs = log_softmax(teacher_logits, temperature)
+    if not isinstance(temperature, torch.Tensor):  # one T for the batch: PyTorch's own KL, scaled
+        kl = F.kl_div(student_log_probs_T, teacher_log_probs, reduction="batchmean", log_target=True)
+        return kl * (float(temperature) ** 2)
     kl = kl_per_sample(teacher_log_probs, student_log_probs_T)
-    if not isinstance(temperature, torch.Tensor):  # one T for the batch: scale the mean
-        return kl.mean() * (float(temperature) ** 2)
     return (temperature_squared(temperature, teacher_logits) * kl).mean()
 
 
