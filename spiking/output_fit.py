@@ -32,7 +32,7 @@ def fit_output_layer(linear: nn.Linear, presynaptic_rate: torch.Tensor, teacher_
     if teacher_logits.shape != (presynaptic_rate.shape[0], linear.out_features):
         raise ValueError(f"teacher logits {tuple(teacher_logits.shape)} do not match "
                          f"{presynaptic_rate.shape[0]} inputs x {linear.out_features} outputs")
-    current = linear(presynaptic_rate)
+    current = nn.functional.linear(presynaptic_rate, linear.weight, linear.bias)  # W·r + b, no module hooks
     student_spread = float(current.std(dim=-1).mean())
     teacher_spread = float(teacher_logits.float().std(dim=-1).mean())
     if student_spread <= 0.0 or teacher_spread <= 0.0:

@@ -99,7 +99,10 @@ class ClassificationTask(Task):
         return self.split.x_val[:count]
 
     def teacher_figures(self) -> Dict[str, Any]:
-        return {"teacher_accuracy": accuracy(self.teacher, self.split.x_test, self.split.y_test)}
+        """The teacher's test accuracy (its one test pass), and its validation accuracy, the
+        figure a teacher's settings are chosen by."""
+        return {"teacher_accuracy": accuracy(self.teacher, self.split.x_test, self.split.y_test),
+                "teacher_val_accuracy": accuracy(self.teacher, self.split.x_val, self.split.y_val)}
 
     def test_figures(self, student: Student, temperature: float, weights: str = "final") -> Dict[str, Any]:
         """Test accuracy and the test predictions in the user's labels, from one seeded pass.
