@@ -93,7 +93,7 @@ def read_sections(path: Path) -> Tuple[str, Dict[str, str]]:
     return parts[0], sections
 
 
-SECTIONS = ("engines", "scaling", "dense", "recording", "demo", "journal", "ray")
+SECTIONS = ("engines", "scaling", "dense", "recording", "demo", "memory", "journal", "ray")
 
 
 def main() -> None:
@@ -143,9 +143,11 @@ def main() -> None:
         targets[what] = line(what, worst["late / early commit"], 1.5, False)
     if cpu and "demo" in only:
         text, speedup = demo_speed.demo_tables()
-        section("The demo end to end, and peak memory", text)
+        section("The demo end to end", text)
         what = "spiking rows of the demo, engine loop / engine fused, end to end"
         targets[what] = line(what, speedup, 2, True)
+    if cpu and "memory" in only:
+        section("Peak memory", demo_speed.memory_table())
     if cpu and "journal" in only:
         section("Recording: the journal against copying the file per commit (benchmarks/recording.py)",
                 script_output("recording.py", ["--epochs", "60" if args.quick else "300"]))

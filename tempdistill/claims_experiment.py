@@ -31,6 +31,7 @@ from tempdistill.claims import (
     effect_text,
     evaluate,
     part_verdict,
+    schedule_comparison,
 )
 from tempdistill.config import ConfigError, Strict, config_from_mapping, read_yaml, resolve_paths, set_path, validate_section
 from tempdistill.record import read_run
@@ -259,8 +260,9 @@ class ReportFacts:
     train_seconds: float
 
 
-def render_report(findings: Sequence[Finding], facts: ReportFacts) -> str:
-    """CLAIMS.md: how it was made, one row per claim, then each claim's notes and parts."""
+def render_report(findings: Sequence[Finding], facts: ReportFacts, schedules: Sequence[str] = ()) -> str:
+    """CLAIMS.md: how it was made, one row per claim, every schedule against a fixed T, then
+    each claim's notes and parts."""
     total = sum(launch["seconds"] for launch in facts.launches)
     cores = os.cpu_count() or 1
     lines = ["# Claims about temperature in distillation, tested", ""]
@@ -288,6 +290,10 @@ def render_report(findings: Sequence[Finding], facts: ReportFacts) -> str:
     for f in findings:
         lines.append(f"| {f.claim.id} | {_cell(f.claim.text)} | {_cell(f.setting)} | {_cell(f.effect)} | "
                      f"**{f.verdict}** |")
+    if schedules:
+        lines += ["", "## Every schedule against a fixed T = 4", "",
+                  "Paired over seeds, test accuracy of the final weights; a schedule beats the fixed T only if "
+                  "the 95% interval of the difference lies above 0.", "", *schedules]
     lines += ["", "## Notes and effects by setting", ""]
     for f in findings:
         lines += [f"### {f.claim.id}: {f.verdict}", ""]
@@ -374,6 +380,6 @@ def run_claims(config: str, out: Optional[str] = None, workers: int = 1, executo
                         workers, executor, train)
     path = Path(report) if report else default_report(config, out_dir, quick)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(findings, facts), encoding="utf-8")
+    path.write_text(render_report(findings, facts, schedule_comparison(index)), encoding="utf-8")
     return ClaimsOutcome(findings, path, outcome)
 

@@ -229,3 +229,20 @@ def test_quick_claims_end_to_end_and_resumed(tmp_path: Path, capsys: pytest.Capt
     assert main(args) == 0                                    # a second launch keeps every run
     assert len(list(out.glob("*.h5"))) == 14
     assert "over 2 launch(es)" in report.read_text()
+
+
+def test_every_schedule_is_set_against_the_fixed_t_with_its_interval() -> None:
+    from tempdistill.claims import schedule_comparison
+
+    rng = np.random.default_rng(2)
+    base = 0.9 + 0.01 * rng.standard_normal(5)
+    cells = {("digits-dense", "T4"): [fake_run("T4", s, base[s], [0.9]) for s in range(5)],
+             ("digits-dense", "cosine"): [fake_run("cosine", s, base[s] + 0.02 + 0.001 * s, [0.9]) for s in range(5)],
+             ("digits-dense", "linear"): [fake_run("linear", s, base[s] - 0.03 + 0.001 * s, [0.9]) for s in range(5)],
+             ("digits-dense", "adaptive"): [fake_run("adaptive", s, base[s] + (0.01 if s % 2 else -0.01), [0.9])
+                                            for s in range(5)]}
+    rows = {line.split("|")[2].strip(): line for line in schedule_comparison(index_of(cells))[2:]}
+    assert rows["cosine"].rstrip(" |").endswith("beats it")
+    assert rows["linear"].rstrip(" |").endswith("worse")
+    assert rows["adaptive"].rstrip(" |").endswith("no clear difference")
+    assert "[" in rows["cosine"] and "constant T = 4" in rows
