@@ -23,6 +23,7 @@ BENCHMARKS = Path(__file__).resolve().parent
 SPIKING = ("snntorch", "norse")
 
 _DEMO_ROWS = """
+import sys
 from tempdistill.demo import DEFAULT_CONFIG, POLICY_CONFIG, run_demo, run_policy_demo
 out, engine = sys.argv[1], sys.argv[2]
 extra = ["student.engine=" + engine]
@@ -31,6 +32,7 @@ run_policy_demo(POLICY_CONFIG, {backends!r}, out, True, extra)
 """
 
 _LARGE_STEPS = """
+import sys
 sys.path.insert(0, {benchmarks!r})
 import torch
 torch.set_num_threads(1)
