@@ -111,39 +111,12 @@ def hand_written_step(hidden: int, steps: int, data, device: str, compile_it: bo
     return _optimise(model, forward, *data)
 
 
-def stock_snntorch_step(hidden: int, steps: int, data, device: str) -> Callable[[], None]:
-    """snnTorch as its tutorials write it: ``snn.Leaky`` layers stepped in a Python loop."""
-    import snntorch as snn
-
-    torch.manual_seed(0)
-    model = nn.ModuleDict({
-        "fc1": nn.Linear(INPUTS, hidden), "lif1": snn.Leaky(beta=1.0, threshold=1.0),
-        "fc2": nn.Linear(hidden, CLASSES), "lif2": snn.Leaky(beta=1.0, threshold=20.0 * TEMPERATURE),
-    }).to(device)
+def _stock_loop_step(model: nn.ModuleDict, initial: Callable[[], Tuple], steps: int, data) -> Callable[[], None]:
+    """Two library cells stepped in a Python loop, ``spikes, state = cell(current, state)``
+    (both libraries' calling convention); ``initial`` gives the two cells' starting states."""
 
     def forward(x: torch.Tensor):
-        mem1, mem2 = model["lif1"].init_leaky(), model["lif2"].init_leaky()
-        current, count = model["fc1"](x), 0.0
-        for _ in range(steps):
-            spk1, mem1 = model["lif1"](current, mem1)
-            spk2, mem2 = model["lif2"](model["fc2"](spk1), mem2)
-            count = count + spk2
-        tempered = count * (20.0 / steps)
-        return tempered, tempered * TEMPERATURE
-
-    return _optimise(model, forward, *data)
-
-
-def stock_norse_step(hidden: int, steps: int, data, device: str) -> Callable[[], None]:
-    """Norse's stock ``LIFCell`` (current-based LIF, default parameters) stepped in a loop."""
-    from norse.torch import LIFCell
-
-    torch.manual_seed(0)
-    model = nn.ModuleDict({"fc1": nn.Linear(INPUTS, hidden), "lif1": LIFCell(),
-                           "fc2": nn.Linear(hidden, CLASSES), "lif2": LIFCell()}).to(device)
-
-    def forward(x: torch.Tensor):
-        state1 = state2 = None
+        state1, state2 = initial()
         current, count = model["fc1"](x), 0.0
         for _ in range(steps):
             spk1, state1 = model["lif1"](current, state1)
@@ -153,6 +126,28 @@ def stock_norse_step(hidden: int, steps: int, data, device: str) -> Callable[[],
         return tempered, tempered * TEMPERATURE
 
     return _optimise(model, forward, *data)
+
+
+def stock_snntorch_step(hidden: int, steps: int, data, device: str) -> Callable[[], None]:
+    """snnTorch as its tutorials write it: ``snn.Leaky`` layers stepped in a Python loop."""
+    import snntorch as snn
+
+    torch.manual_seed(0)
+    model = nn.ModuleDict({
+        "fc1": nn.Linear(INPUTS, hidden), "lif1": snn.Leaky(beta=1.0, threshold=1.0),
+        "fc2": nn.Linear(hidden, CLASSES), "lif2": snn.Leaky(beta=1.0, threshold=20.0 * TEMPERATURE),
+    }).to(device)
+    return _stock_loop_step(model, lambda: (model["lif1"].init_leaky(), model["lif2"].init_leaky()), steps, data)
+
+
+def stock_norse_step(hidden: int, steps: int, data, device: str) -> Callable[[], None]:
+    """Norse's stock ``LIFCell`` (current-based LIF, default parameters) stepped in a loop."""
+    from norse.torch import LIFCell
+
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"fc1": nn.Linear(INPUTS, hidden), "lif1": LIFCell(),
+                           "fc2": nn.Linear(hidden, CLASSES), "lif2": LIFCell()}).to(device)
+    return _stock_loop_step(model, lambda: (None, None), steps, data)
 
 
 def engine_table(batch: int, hidden: int, steps: int, device: str, repeats: int, compile_it: bool) -> Tuple[str, Dict[str, float]]:
