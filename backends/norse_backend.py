@@ -69,7 +69,7 @@ class ThetaIAF(IAFCell):
         self.p = self.p._replace(v_th=theta)
 
     def step(self, current: torch.Tensor, state: Any) -> Tuple[torch.Tensor, torch.Tensor, Any]:
-        z, state = self(current, state)
+        z, state = self.forward(current, state)  # without a module call's hooks, as snnTorch's
         return z, state.v, state
 
 
@@ -99,7 +99,7 @@ class ThetaLIFBox(LIFBoxCell):
         )
 
     def step(self, current: torch.Tensor, state: Any) -> Tuple[torch.Tensor, torch.Tensor, Any]:
-        z, state = self(current, state)
+        z, state = self.forward(current, state)  # without a module call's hooks, as snnTorch's
         return z, state.v, state
 
 

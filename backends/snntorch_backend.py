@@ -70,7 +70,9 @@ class ThetaLeaky(snn.Leaky):
         return self._integrate(input_, mem)
 
     def step(self, current: torch.Tensor, state: Any) -> Tuple[torch.Tensor, torch.Tensor, Any]:
-        spk, mem = self(current, state)
+        # Straight to the update: the shared time loop calls this 2·steps times per pass, and a
+        # module call's hook machinery would cost more than the neuron's arithmetic at small sizes.
+        spk, mem = self._integrate(current, state)
         return spk, mem, mem
 
 

