@@ -49,7 +49,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from tempdistill.statistics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, LEVEL, score_of, score_spec
-from tempdistill.sweep import epochs_to_value
+from tempdistill.sweep import epochs_to_value, target_near
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -303,12 +303,6 @@ def best_on_validation(index: RunIndex, setting: str, arms: Sequence[str]) -> Op
         return None
     best = max(s for s, _ in scores)
     return next(a for s, a in scores if s == best)
-
-
-def target_near(value: float, fraction: float = 0.95) -> float:
-    """A validation target at ``fraction`` of ``value``: 95% of an accuracy, or for a negative
-    return (Pendulum's −150) no more than 5% worse than it."""
-    return value - (1.0 - fraction) * abs(value)
 
 
 def epochs_to_target(target: float) -> Callable[[Run], Optional[float]]:

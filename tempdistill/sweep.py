@@ -405,15 +405,17 @@ def _run_in_pool(
         outcome.paths.extend(results[i] for i in sorted(results))
 
 
+def target_near(value: float, fraction: float = 0.95) -> float:
+    """A score at ``fraction`` of ``value``: 95% of an accuracy, and for a negative return
+    (Acrobot's −80) no more than 5% worse than it."""
+    return value - (1.0 - fraction) * abs(value)
+
+
 def epochs_to_fraction(accuracy: np.ndarray, fraction: float = 0.95) -> float:
     """1-based epoch at which accuracy first reaches ``fraction`` of its final value."""
     if accuracy.size == 0:
         return math.nan
-    final = accuracy[-1]
-    # Within (1 − fraction)·|final| of the final value: 95% of an accuracy, and for a negative
-    # return (Acrobot's −80) no worse than 5% below it.
-    reached = np.nonzero(accuracy >= final - (1.0 - fraction) * abs(final))[0]
-    return float(reached[0] + 1)
+    return epochs_to_value(accuracy, target_near(float(accuracy[-1]), fraction))
 
 
 def epochs_to_value(series: np.ndarray, target: float) -> float:
