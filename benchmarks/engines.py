@@ -7,7 +7,7 @@ One optimisation step (forward through the time loop, distillation loss, backwar
   with the project's surrogate spike (what a user would write without any library);
 - snnTorch's stock ``snn.Leaky`` stepped in a Python loop, and Norse's stock ``LIFCell``;
 - each backend's student with ``engine: loop`` (the reference path: the library's neuron module
-  per step) and ``engine: fused`` (``spiking.functional.neuron_sequence``);
+  per step) and ``engine: fused`` (``spiking.functional.network_sequence``);
 - optionally ``torch.compile`` of the hand-written loop (compile time reported on its own).
 
 Also how a step scales as the steps double (25 → 200) and the width doubles (64 → 1024).

@@ -21,7 +21,7 @@ from torch import nn
 
 from spiking.encoders import encode, is_spiking
 from spiking.energy import spiking_energy_nj
-from spiking.functional import neuron_sequence
+from spiking.functional import network_sequence, synaptic_current
 from spiking.options import SpikingOptions
 from spiking.output_fit import FIT_SAMPLES, fit_output_layer
 from spiking.readout import readout
@@ -177,24 +177,23 @@ class SpikingStudentMixin(nn.Module):
         return self._simulate_loop(x, record)
 
     def _simulate_fused(self, x: torch.Tensor) -> Simulation:
-        """Layer by layer, all steps at once: each layer's input currents for every step in one
-        matrix product, then its recurrence in ``spiking.functional.neuron_sequence``."""
+        """Every layer and step in ``spiking.functional.network_sequence``; the first layer's
+        input currents for all steps come from one matrix product (W·x once when held)."""
         o = self.options
         steps = o.steps
         inputs = encode(x, steps, o.encoder)
         direct = not is_spiking(o.encoder)
         beta = None if o.beta == 1.0 else torch.tensor(o.beta, dtype=x.dtype, device=x.device)
         slope = o.surrogate_slope()
-        counts: List[torch.Tensor] = []
-        signal = inputs
-        membrane = x
-        for i, (linear, trace) in enumerate(zip(self.linears, self.thresholds)):
-            held = i == 0 and direct  # constant input: W·x once, held for every step
-            current = linear(x if held else signal)
-            signal, membrane = neuron_sequence(
-                current, trace.theta(), beta, o.surrogate, slope, o.reset == "zero", steps if held else None
-            )
-            counts.append(signal.sum(dim=0))
+        held = direct  # constant input: W·x once, held for every step
+        first = self.linears[0](x if held else inputs)
+        rest = list(self.linears)[1:]
+        spikes, membrane, counts = network_sequence(
+            first, [linear.weight for linear in rest], [linear.bias for linear in rest],
+            [trace.theta() for trace in self.thresholds], beta, o.surrogate, slope, o.reset == "zero",
+            steps if held else None,
+        )
+        counts.append(spikes.sum(dim=0))
         out = self.thresholds[-1]
         logits = readout(counts[-1], membrane, out.theta(), out.theta0, steps, o.readout)
         sim = Simulation(logits=logits, counts=[c.detach() for c in counts])
@@ -213,8 +212,9 @@ class SpikingStudentMixin(nn.Module):
         n_layers = len(self.neurons)
         states: List[Any] = [None] * n_layers
         output_count: Any = 0.0
-        # Every layer's spikes per step; only the output count is differentiated (the readout),
-        # the others are statistics, summed once at the end rather than step by step.
+        # Only the output count is differentiated (the readout); the hidden counts are
+        # statistics, accumulated in place (no graph, no per-pass block to allocate).
+        hidden_counts = [torch.zeros(x.shape[0], n, dtype=x.dtype, device=x.device) for n in self.widths[1:-1]]
         spikes: List[List[torch.Tensor]] = [[] for _ in range(n_layers)]
         membranes: List[List[torch.Tensor]] = [[] for _ in range(n_layers)]
         membrane = x
@@ -222,15 +222,20 @@ class SpikingStudentMixin(nn.Module):
         for t in range(steps):
             signal = None if direct else inputs[t]
             for i, (linear, neuron) in enumerate(layers):
-                current = first_current if (i == 0 and direct) else linear(signal)
+                if i == 0:
+                    current = first_current if direct else linear(signal)
+                else:
+                    current = synaptic_current(signal, linear.weight, linear.bias)
                 signal, membrane, states[i] = neuron.step(current, states[i])
-                spikes[i].append(signal.detach())
+                if i < n_layers - 1:
+                    hidden_counts[i].add_(signal.detach())
                 if record:
+                    spikes[i].append(signal.detach())
                     membranes[i].append(membrane.detach())
             output_count = output_count + signal
         out = self.thresholds[-1]
         logits = readout(output_count, membrane, out.theta(), out.theta0, steps, self.options.readout)
-        counts = [torch.stack(layer).sum(dim=0) for layer in spikes[:-1]] + [output_count.detach()]
+        counts = hidden_counts + [output_count.detach()]
         sim = Simulation(logits=logits, counts=counts, spikes=spikes if record else [],
                          membranes=membranes)
         if not direct:

@@ -42,6 +42,11 @@ class ThresholdTrace(nn.Module):
         # cannot be remembered: the trace follows their batch mean, and each sample's θ is
         # the trace scaled by that sample's T relative to the mean (for this batch only).
         self.sample_factor: Optional[torch.Tensor] = None
+        # (T, buffer versions) when the trace reached θ0·T exactly for a scalar T: a further
+        # step at that T without homeostasis cannot move it, so it is skipped (the
+        # hidden layers sit at T = 1 all run). Versions change with any in-place write,
+        # a loaded state_dict or an evaluation's ``set_direct`` included.
+        self._settled: Optional[tuple] = None
 
     def _split(self, temperature: TemperatureLike) -> tuple:
         """(the part the trace remembers, the per-sample factor or None)."""
@@ -76,6 +81,10 @@ class ThresholdTrace(nn.Module):
         strength: float = 0.0,
     ) -> None:
         """One optimisation step of the rule; the new trace becomes the applied θ."""
+        homeostatic = rate is not None and strength > 0
+        if not homeostatic and self._settled is not None and self._settled == (temperature, self._versions()):
+            self.sample_factor = None
+            return
         base, self.sample_factor = self._split(temperature)
         target = self._target(base)
         delta = (target - self.trace) / self.tau
@@ -84,6 +93,12 @@ class ThresholdTrace(nn.Module):
         self.trace.add_(delta).clamp_(min=0.0)
         self.trace.copy_(torch.maximum(self.trace, self.theta0 * MIN_FRACTION))
         self.applied.copy_(self.trace)
+        self._settled = None
+        if not homeostatic and isinstance(temperature, float) and torch.equal(self.trace, target.expand_as(self.trace)):
+            self._settled = (temperature, self._versions())
+
+    def _versions(self) -> tuple:
+        return (self.theta0._version, self.trace._version, self.applied._version)
 
     @torch.no_grad()
     def set_direct(self, temperature: TemperatureLike) -> None:

@@ -559,7 +559,7 @@ def test_instance_per_sample_temperatures():
     assert t.shape == (16, 1)
     assert torch.all(t >= 1.0) and torch.all(t <= 10.0)
     assert torch.allclose(t, torch.full_like(t, 4.0), atol=0.5)  # starts near init
-    assert float(t.std()) > 0  # depends on the sample
+    assert float(t.detach().std()) > 0  # depends on the sample
     extreme = schedule.per_sample(teacher * 1e4, -student * 1e4)
     assert torch.all(extreme >= 1.0) and torch.all(extreme <= 10.0)
     # Works as a (B, 1) temperature in the loss.

@@ -2,7 +2,7 @@
 
 Both engines start from the same weights and thresholds; the loop runs the library's neuron
 modules step by step under autograd, the fused engine runs ``spiking.functional.
-neuron_sequence`` with its hand-written backward through time.
+network_sequence`` with its hand-written backward through time.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from backends import get_backend
-from spiking.functional import neuron_sequence, neuron_step
+from spiking.functional import network_sequence, neuron_step, synaptic_current
+from spiking.workspace import BlockPool
 from spiking.surrogate import make_spike_fn
 
 CONFIGS: Dict[str, Dict[str, Any]] = {
@@ -81,7 +82,7 @@ def test_fused_engine_matches_under_per_sample_thresholds():
 
 
 @pytest.mark.parametrize("beta, zero_reset", [(None, False), (0.85, False), (None, True), (0.7, True)])
-def test_neuron_sequence_is_neuron_step_repeated(beta, zero_reset):
+def test_one_layer_sequence_is_neuron_step_repeated(beta, zero_reset):
     """One layer alone, with gradients arriving at both the spikes and the final membrane."""
     generator = torch.Generator().manual_seed(5)
     currents = (torch.randn(30, 8, 12, generator=generator) * 0.6 + 0.3).requires_grad_()
@@ -93,7 +94,7 @@ def test_neuron_sequence_is_neuron_step_repeated(beta, zero_reset):
         s, v = neuron_step(v, currents[t], theta, beta_t, spike_fn, zero_reset)
         steps.append(s)
     spikes_loop, v_loop = torch.stack(steps), v
-    spikes, v_fused = neuron_sequence(currents, theta, beta_t, "fast_sigmoid", 25.0, zero_reset)
+    spikes, v_fused, _ = network_sequence(currents, [], [], [theta], beta_t, "fast_sigmoid", 25.0, zero_reset)
     assert torch.equal(spikes_loop, spikes) and torch.equal(v_loop, v_fused)
     assert 0 < float(spikes.detach().mean()) < 1
     w_s, w_v = torch.randn(30, 8, 12, generator=generator), torch.randn(8, 12, generator=generator)
@@ -108,13 +109,73 @@ def test_held_current_gradient_is_the_sum_over_steps():
     current = (torch.rand(4, 6, generator=generator) + 0.2).requires_grad_()
     expanded = current.detach().unsqueeze(0).expand(12, -1, -1).clone().requires_grad_()
     theta = torch.ones(6)
-    held, _ = neuron_sequence(current, theta, None, "atan", 2.0, False, steps=12)
-    full, _ = neuron_sequence(expanded, theta, None, "atan", 2.0, False)
+    held, _, _ = network_sequence(current, [], [], [theta], None, "atan", 2.0, False, steps=12)
+    full, _, _ = network_sequence(expanded, [], [], [theta], None, "atan", 2.0, False)
     assert torch.equal(held, full)
     weights = torch.randn(12, 4, 6, generator=generator)
     (g_held,) = torch.autograd.grad((held * weights).sum(), current)
     (g_full,) = torch.autograd.grad((full * weights).sum(), expanded)
     assert torch.allclose(g_held, g_full.sum(dim=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("beta, zero_reset, surrogate", [(None, False, "fast_sigmoid"), (0.8, True, "atan")])
+def test_layer_chain_is_neuron_step_and_synaptic_current_repeated(beta, zero_reset, surrogate):
+    """Three layers in one time loop: spikes, counts and every weight's gradient as autograd
+    through the per-step equations gives them, with gradients into spikes and final membrane."""
+    generator = torch.Generator().manual_seed(8)
+    widths, steps, batch = [12, 9, 5], 15, 6
+    currents = (torch.randn(steps, batch, widths[0], generator=generator) * 0.7 + 0.4).requires_grad_()
+    weights = [(torch.randn(b, a, generator=generator) * 0.8).requires_grad_() for a, b in zip(widths, widths[1:])]
+    biases = [(torch.randn(b, generator=generator) * 0.1).requires_grad_() for b in widths[1:]]
+    thetas = [torch.rand(n, generator=generator) * 0.5 + 0.4 for n in widths]
+    beta_t = None if beta is None else torch.tensor(beta)
+    spike_fn = make_spike_fn(surrogate, 2.0 if surrogate == "atan" else 25.0)
+    v = [torch.zeros(batch, n) for n in widths]
+    out_steps, counts = [], [torch.zeros(batch, n) for n in widths[:-1]]
+    for t in range(steps):
+        signal = None
+        for l in range(len(widths)):
+            current = currents[t] if l == 0 else synaptic_current(signal, weights[l - 1], biases[l - 1])
+            signal, v[l] = neuron_step(v[l], current, thetas[l], beta_t, spike_fn, zero_reset)
+            if l < len(widths) - 1:
+                counts[l] = counts[l] + signal.detach()
+        out_steps.append(signal)
+    spikes_loop = torch.stack(out_steps)
+    spikes, v_final, fused_counts = network_sequence(
+        currents, weights, biases, thetas, beta_t, surrogate, 2.0 if surrogate == "atan" else 25.0, zero_reset)
+    assert torch.equal(spikes_loop, spikes) and torch.equal(v[-1], v_final)
+    assert all(torch.equal(a, b) for a, b in zip(counts, fused_counts))
+    assert all(0 < float(c.mean()) / steps < 1 for c in fused_counts), "a layer is silent or saturated"
+    w_s, w_v = torch.randn(steps, batch, widths[-1], generator=generator), torch.randn(batch, widths[-1], generator=generator)
+    inputs = [currents, *weights, *biases]
+    grads_loop = torch.autograd.grad((spikes_loop * w_s).sum() + (v[-1] * w_v).sum(), inputs)
+    grads_fused = torch.autograd.grad((spikes * w_s).sum() + (v_final * w_v).sum(), inputs)
+    assert float(grads_loop[0].abs().max()) > 1e-3 and float(grads_loop[1].abs().max()) > 1e-3
+    for a, b in zip(grads_loop, grads_fused):
+        assert torch.allclose(a, b, rtol=0.0, atol=1e-5), float((a - b).abs().max())
+
+
+def test_blocks_are_lent_to_one_pass_at_a_time(monkeypatch):
+    """A pass's per-step blocks go back to the pool after its backward (or at once without
+    grad), a second pass in flight gets others, and a second backward is refused."""
+    pool = BlockPool()
+    monkeypatch.setattr("spiking.functional.BLOCKS", pool)
+    current = (torch.rand(4, 8) + 0.5).requires_grad_()
+    theta = torch.ones(8)
+    first, _, _ = network_sequence(current, [], [], [theta], None, "fast_sigmoid", 25.0, False, steps=10)
+    second, _, _ = network_sequence(current, [], [], [theta], None, "fast_sigmoid", 25.0, False, steps=10)
+    assert torch.equal(first, second)
+    assert not pool._free, "blocks held by a pass awaiting its backward were handed out"
+    first.sum().backward(retain_graph=True)
+    assert len(pool._free[((10, 4, 8), torch.float32, torch.device("cpu"))]) == 1
+    with pytest.raises(RuntimeError, match="engine: loop"):
+        first.sum().backward()
+    with torch.no_grad():
+        network_sequence(current, [], [], [theta], None, "fast_sigmoid", 25.0, False, steps=10)
+    assert len(pool._free[((10, 4, 8), torch.float32, torch.device("cpu"))]) == 1  # taken and given back
+    grad_before = current.grad.clone()
+    second.sum().backward()
+    assert torch.equal(current.grad, 2 * grad_before)
 
 
 def test_trace_capture_uses_the_loop_and_agrees_with_the_fused_counts():
