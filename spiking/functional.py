@@ -107,92 +107,102 @@ class _NetworkSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, first, steps, constant, thetas, beta, kind, slope, zero_reset, keep, *params):  # type: ignore[override]
         weights, biases = params[0::2], params[1::2]
+        bias_columns = [b.unsqueeze(1) for b in biases]  # synaptic_current's form, hoisted
         n_layers = len(thetas)
         batch = first.shape[0] if constant else first.shape[1]
         widths = [first.shape[-1]] + [w.shape[0] for w in weights]
         v = [first.new_zeros(batch, n) for n in widths]
         counts = [first.new_zeros(batch, n) for n in widths[:-1]]
         scaled = [torch.empty_like(state) for state in v] if beta is not None else []
-        # Membranes before reset and spikes, one (T, B, N) block per layer, borrowed; the last
-        # layer's spikes are an output, so they get their own tensor.
+        # Per layer, one (T, B, N) block for the membranes before reset (overwritten by the
+        # surrogate factors the backward needs, computed while the membrane is in cache) and one
+        # for the spikes, borrowed; the last layer's spikes are an output: their own tensor.
+        factors = [_SurrogateFactor(theta, kind, slope) for theta in thetas] if keep else []
         before = [BLOCKS.take((steps, batch, n), first) for n in widths]
         spikes = [BLOCKS.take((steps, batch, n), first) for n in widths[:-1]]
         spikes.append(first.new_empty(steps, batch, widths[-1]))
+        # Per-step views made once, in C++, rather than indexed step by step in Python.
+        before_at = [block.unbind(0) for block in before]
+        spikes_at = [block.unbind(0) for block in spikes]
+        first_at = None if constant else first.unbind(0)
         for t in range(steps):
             signal = None
             for l in range(n_layers):
                 if l == 0:
-                    current = first if constant else first[t]
+                    current = first if constant else first_at[t]
                 else:
-                    current = synaptic_current(signal, weights[l - 1], biases[l - 1])
+                    current = torch.addmm(bias_columns[l - 1], weights[l - 1], signal.t()).t()
                 state = v[l] if beta is None else torch.mul(beta, v[l], out=scaled[l])
-                v_t = torch.add(state, current, out=before[l][t])
-                s = torch.gt(v_t, thetas[l], out=spikes[l][t])
+                v_t = torch.add(state, current, out=before_at[l][t])
+                s = torch.gt(v_t, thetas[l], out=spikes_at[l][t])
                 torch.addcmul(v_t, s, v_t if zero_reset else thetas[l], value=-1.0, out=v[l])
+                if keep:
+                    factors[l](v_t, out=v_t)
                 if l < n_layers - 1:
                     counts[l].add_(s)
                 signal = s
-        out_spikes = spikes[-1]
         if keep:
             ctx.save_for_backward(*params)
-            ctx.spikes, ctx.before = spikes, before
+            ctx.spikes, ctx.slopes = spikes, before
         else:  # no backward will come: the blocks can serve the next pass now
             BLOCKS.give(before + spikes[:-1])
-        ctx.thetas, ctx.beta = thetas, beta
-        ctx.constant, ctx.kind, ctx.slope, ctx.zero_reset = constant, kind, slope, zero_reset
+        ctx.beta, ctx.constant, ctx.zero_reset = beta, constant, zero_reset
         ctx.mark_non_differentiable(*counts)
-        return (out_spikes, v[-1], *counts)
+        return (spikes[-1], v[-1], *counts)
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_final, *unused):  # type: ignore[override]
-        if not getattr(ctx, "before", None):
+        if not getattr(ctx, "slopes", None):
             raise RuntimeError("the fused spiking engine's backward runs once per pass; for retain_graph use "
                                "student.engine: loop")
-        params = ctx.saved_tensors
-        weights = params[0::2]
-        spikes, before, thetas, beta = ctx.spikes, ctx.before, ctx.thetas, ctx.beta
-        ctx.spikes, ctx.before = [], []
-        n_layers, steps = len(thetas), before[0].shape[0]
+        weights = ctx.saved_tensors[0::2]
+        spikes, slopes, beta, zero_reset = ctx.spikes, ctx.slopes, ctx.beta, ctx.zero_reset
+        ctx.spikes, ctx.slopes = [], []
+        n_layers, steps = len(slopes), slopes[0].shape[0]
+        spikes_at = [block.unbind(0) for block in spikes]
+        slopes_at = [block.unbind(0) for block in slopes]
+        grad_spikes_at = grad_spikes.unbind(0) if grad_spikes is not None else None
         grad_w = [torch.zeros_like(w) for w in weights]
-        grad_b = [w.new_zeros(w.shape[0]) for w in weights]
-        grad_first = before[0].new_zeros(before[0].shape[1:] if ctx.constant else before[0].shape)
-        factors = [_SurrogateFactor(theta, ctx.kind, ctx.slope) for theta in thetas]
-        # Per layer: a scratch for the surrogate factor, two buffers that take turns holding
-        # ∂L/∂v (this step's and the carry from the step after it), and ∂L/∂s from above.
-        scratch = [before[l].new_empty(before[l].shape[1:]) for l in range(n_layers)]
-        turns = [(torch.empty_like(x), torch.empty_like(x)) for x in scratch]
-        from_above = [torch.empty_like(x) for x in scratch]
+        # ∂L/∂b summed over steps here, over the batch once at the end.
+        grad_b_rows = [slopes[l].new_zeros(slopes[l].shape[1:]) for l in range(1, n_layers)]
+        grad_first = slopes[0].new_zeros(slopes[0].shape[1:] if ctx.constant else slopes[0].shape)
+        grad_first_at = None if ctx.constant else grad_first.unbind(0)
+        # Per layer: two buffers that take turns holding ∂L/∂v (this step's and the carry from
+        # the step after it), and ∂L/∂s from the layer above.
+        turns = [(slopes[l].new_empty(slopes[l].shape[1:]), slopes[l].new_empty(slopes[l].shape[1:]))
+                 for l in range(n_layers)]
+        from_above = [torch.empty_like(pair[0]) for pair in turns]
         carry: List[Optional[torch.Tensor]] = [None] * n_layers
         carry[-1] = grad_final
         for t in range(steps - 1, -1, -1):
-            grad_s = grad_spikes[t] if grad_spikes is not None else None
+            grad_s = grad_spikes_at[t] if grad_spikes_at is not None else None
             for l in range(n_layers - 1, -1, -1):
                 c = carry[l]
                 target = turns[l][1] if c is turns[l][0] else turns[l][0]
-                if c is not None and ctx.zero_reset:
-                    c = torch.addcmul(c, c, spikes[l][t], value=-1.0, out=target)
+                if c is not None and zero_reset:
+                    c = torch.addcmul(c, c, spikes_at[l][t], value=-1.0, out=target)
                 if grad_s is None:
                     grad_v = c
+                elif c is None:
+                    grad_v = torch.mul(slopes_at[l][t], grad_s, out=target)
                 else:
-                    factor = factors[l](before[l][t], scratch[l])
-                    grad_v = torch.mul(factor, grad_s, out=target) if c is None \
-                        else torch.addcmul(c, factor, grad_s, out=target)
+                    grad_v = torch.addcmul(c, slopes_at[l][t], grad_s, out=target)
                 if grad_v is None:
                     grad_s = None
                     continue
                 if l > 0:
-                    grad_w[l - 1].addmm_(grad_v.t(), spikes[l - 1][t])
-                    grad_b[l - 1].add_(grad_v.sum(dim=0))
+                    grad_w[l - 1].addmm_(grad_v.t(), spikes_at[l - 1][t])
+                    grad_b_rows[l - 1].add_(grad_v)
                     grad_s = torch.mm(grad_v, weights[l - 1], out=from_above[l - 1])
-                elif ctx.constant:
+                elif grad_first_at is None:
                     grad_first.add_(grad_v)
                 else:
-                    grad_first[t].copy_(grad_v)
+                    grad_first_at[t].copy_(grad_v)
                 if beta is not None:  # consumed above, so it can become the carry in place
                     grad_v = grad_v.mul_(beta) if grad_v is target else grad_v * beta
                 carry[l] = grad_v
-        BLOCKS.give(before + spikes[:-1])
-        grads = [g for pair in zip(grad_w, grad_b) for g in pair]
+        BLOCKS.give(slopes + spikes[:-1])
+        grads = [g for w, rows in zip(grad_w, grad_b_rows) for g in (w, rows.sum(dim=0))]
         return (grad_first, None, None, None, None, None, None, None, None, *grads)
 
 
