@@ -7,6 +7,11 @@ forward pass took 53 ms on warm memory and 100–200 ms on fresh blocks (huge pa
 depending on what the C allocator handed back). So a pass borrows its blocks here and the
 backward pass returns them, and the next pass writes into memory that is already mapped.
 
+Every step of a block starts on a 64-byte boundary, as a freshly allocated tensor does: the
+BLAS takes another path for an unaligned operand and rounds differently (measured: 2.4e-7 on
+a (6, 9) product), and the fused engine's per-step spikes feed products that must equal the
+reference engine's bit for bit.
+
 A block is lent to one pass at a time: a pass whose graph is dropped without a backward
 simply never returns its blocks, and the garbage collector frees them. Only a bounded number
 of blocks is kept per shape, and only for the most recent shapes.
@@ -14,12 +19,15 @@ of blocks is kept per shape, and only for the most recent shapes.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from typing import List, Tuple
 
 import torch
 
+# Steps start at multiples of this many bytes.
+ALIGN_BYTES = 64
 # Blocks kept per (shape, dtype, device), and how many such keys are remembered.
 BLOCKS_PER_SHAPE = 8
 SHAPES_KEPT = 6
@@ -41,7 +49,7 @@ class BlockPool:
             if free:
                 self._free.move_to_end(key)
                 return free.pop()
-        return torch.empty(shape, dtype=like.dtype, device=like.device)
+        return _aligned_block(shape, like)
 
     def give(self, blocks: List[torch.Tensor]) -> None:
         with self._lock:
@@ -60,3 +68,13 @@ class BlockPool:
 
 
 BLOCKS = BlockPool()
+
+
+def _aligned_block(shape: Tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised (T, ...) tensor whose every step [t] is contiguous and 64-byte aligned."""
+    steps, per_step = shape[0], math.prod(shape[1:])
+    align = max(ALIGN_BYTES // like.element_size(), 1)
+    stride = -(-per_step // align) * align
+    storage = torch.empty(steps * stride + align, dtype=like.dtype, device=like.device)
+    skip = (-storage.data_ptr() // like.element_size()) % align if like.device.type == "cpu" else 0
+    return storage[skip:skip + steps * stride].view(steps, stride)[:, :per_step].view(shape)
