@@ -47,7 +47,8 @@ WHY = {
              "whether per step, per block of steps or over all steps at once), about 40 ms of elementwise "
              "passes over (128, 1024) tensors at the cache's bandwidth (the neuron update, the surrogate "
              "factor, the backward's chain; no pass is repeated), and the Python loop. A 5× or 3× target "
-             "needs about 63 ms, less than those products and passes take in eager PyTorch on this CPU. "
+             "needs a fifth of `snn.Leaky`'s step and a third of the loop engine's (60–80 ms across passes of "
+             "this benchmark), less than those products and passes take in eager PyTorch on this CPU. "
              "`torch.compile` of the per-step passes (9 s to compile) ran the update in 143–157 µs against "
              "183 µs eager and the backward's chain in 97–133 µs against 51 µs, so it was not adopted",
     "reference": "per step the reference path also calls the library's neuron module, counts hidden spikes for "
@@ -123,9 +124,9 @@ def main() -> None:
         sections[title] = text
 
     if "engines" in only:
-        small_table, small = engines.engine_table(64, 64, 25, args.device, 5 if args.quick else 30, compile_it=not args.quick)
+        small_table, small = engines.engine_table(64, 64, 25, args.device, 5 if args.quick else 60, compile_it=not args.quick)
         section("Spiking students, one distillation step (demo size)", small_table)
-        large_table, large = engines.engine_table(128, 1024, 100, args.device, 3 if args.quick else 7, compile_it=False)
+        large_table, large = engines.engine_table(128, 1024, 100, args.device, 3 if args.quick else 15, compile_it=False)
         section("Spiking students, one distillation step (large)", large_table)
         targets.update(engine_targets(small, large))
     if "scaling" in only:
