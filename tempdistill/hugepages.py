@@ -1,9 +1,10 @@
 """Large tensors on transparent huge pages, for the processes this package's commands start.
 
-The fused spiking engine works on whole (steps, batch, neurons) tensors: 52 MB at 100 steps ×
+Spiking students work on whole (steps, batch, neurons) tensors: 52 MB at 100 steps ×
 128 samples × 1024 neurons. On Linux every fresh 4 KiB page of such a block costs a page
-fault when first written, and a new block is fresh pages on every training step; measured on
-2 cores, allocating and filling 52 MB took 68 ms with 4 KiB pages and 12 ms with huge pages.
+fault when first written; measured on 2 cores, allocating and filling 52 MB took 68 ms with
+4 KiB pages and 12 ms with huge pages. The fused engine reuses its blocks across passes
+(``spiking.workspace``); the first pass, the reference engine and evaluation still allocate.
 PyTorch's CPU allocator asks the kernel for huge pages (2 MiB-aligned, ``madvise``) for blocks
 of 2 MiB and more when ``THP_MEM_ALLOC_ENABLE=1`` is set before its first allocation.
 
