@@ -33,12 +33,11 @@ rounding (the backward sums the same terms in another order). Tested in
 
 from __future__ import annotations
 
-import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from spiking.surrogate import SURROGATE_GRADS, SpikeFn
+from spiking.surrogate import SURROGATES, SpikeFn, SurrogateFactor
 from spiking.workspace import BLOCKS
 
 
@@ -56,7 +55,6 @@ def neuron_step(
     fired = spikes.detach()
     v = v * (1.0 - fired) if zero_reset else v - fired * theta
     return spikes, v
-
 
 
 # Below this many elements a step's tensors are so small that an operation costs its dispatch,
@@ -81,27 +79,6 @@ def synaptic_current(spikes: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     if weight.shape[0] <= NARROW_OUT and weight.shape[1] >= WIDE_IN:
         return torch.addmm(bias.unsqueeze(1), weight, spikes.t()).t()
     return torch.nn.functional.linear(spikes, weight, bias)
-
-
-class _SurrogateFactor:
-    """sg((v − θ)/θ)/θ of one layer, in five passes over a scratch tensor, written in place.
-
-    fast_sigmoid: 1/(slope·|x| + 1)²/θ = θ/(slope·|v − θ| + θ)²
-    atan:         (α/2)/(1 + (π/2·α·x)²)/θ = (α/2)·θ/(θ² + (π/2·α·(v − θ))²)
-    """
-
-    def __init__(self, theta: torch.Tensor, kind: str, slope: float) -> None:
-        self.theta, self.kind, self.slope = theta, kind, slope
-        if kind == "atan":
-            self.theta_sq, self.numerator = theta * theta, theta * (slope / 2.0)
-
-    def __call__(self, v: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        d = torch.sub(v, self.theta, out=out)
-        if self.kind == "fast_sigmoid":
-            torch.add(self.theta, d.abs_(), alpha=self.slope, out=d)
-            return torch.div(self.theta, d.square_(), out=d)
-        d.mul_(math.pi / 2.0 * self.slope).square_().add_(self.theta_sq)
-        return torch.div(self.numerator, d, out=d)
 
 
 class _NetworkSequence(torch.autograd.Function):
@@ -131,7 +108,7 @@ class _NetworkSequence(torch.autograd.Function):
         # Per layer, one (T, B, N) block for the membranes before reset (overwritten by the
         # surrogate factors the backward needs, computed while the membrane is in cache) and one
         # for the spikes, borrowed; the last layer's spikes are an output: their own tensor.
-        factors = [_SurrogateFactor(theta, kind, slope) for theta in thetas] if keep else []
+        factors = [SurrogateFactor(theta, kind, slope) for theta in thetas] if keep else []
         before = [BLOCKS.take((steps, batch, n), first) for n in widths]
         spikes = [BLOCKS.take((steps, batch, n), first) for n in widths[:-1]]
         spikes.append(first.new_empty(steps, batch, widths[-1]))
@@ -242,8 +219,8 @@ def network_sequence(
     (T, B, K), its membrane after the last reset (B, K), and the spike counts (B, N) of the
     layers below it (statistics: no gradient).
     """
-    if surrogate not in SURROGATE_GRADS:
-        raise ValueError(f"unknown surrogate {surrogate!r}; allowed: {sorted(SURROGATE_GRADS)}")
+    if surrogate not in SURROGATES:
+        raise ValueError(f"unknown surrogate {surrogate!r}; allowed: {sorted(SURROGATES)}")
     if len(weights) != len(thetas) - 1 or len(biases) != len(weights):
         raise ValueError(f"{len(thetas)} layers need {len(thetas) - 1} weights and biases; "
                          f"got {len(weights)} and {len(biases)}")

@@ -20,18 +20,33 @@ import torch
 SpikeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def fast_sigmoid_grad(x: torch.Tensor, slope: float) -> torch.Tensor:
-    """SuperSpike / snnTorch fast_sigmoid derivative: 1/(slope·|x|+1)². Overwrites ``x``
-    (the fused engine's backward calls it once per step on a scratch tensor)."""
-    return x.abs_().mul_(slope).add_(1.0).square_().reciprocal_()
+SURROGATES = ("fast_sigmoid", "atan")
 
 
-def atan_grad(x: torch.Tensor, slope: float) -> torch.Tensor:
-    """snnTorch atan derivative with alpha=slope: (α/2)/(1+(π/2·α·x)²). Overwrites ``x``."""
-    return x.mul_(math.pi / 2.0 * slope).square_().add_(1.0).reciprocal_().mul_(slope / 2.0)
+class SurrogateFactor:
+    """dS/dv = sg((v − θ)/θ)/θ of one layer, for both engines, in five passes written into ``out``
+    (the fused engine passes the membrane itself: it is not needed afterwards).
 
+    fast_sigmoid (SuperSpike / snnTorch): 1/(slope·|x| + 1)²/θ = θ/(slope·|v − θ| + θ)²
+    atan (snnTorch, α = slope):           (α/2)/(1 + (π/2·α·x)²)/θ = (α/2)·θ/(θ² + (π/2·α·(v − θ))²)
 
-SURROGATE_GRADS = {"fast_sigmoid": fast_sigmoid_grad, "atan": atan_grad}
+    The right-hand forms never divide by θ twice, which saves passes over the membrane.
+    """
+
+    def __init__(self, theta: torch.Tensor, kind: str, slope: float) -> None:
+        if kind not in SURROGATES:
+            raise ValueError(f"unknown surrogate {kind!r}; allowed: {sorted(SURROGATES)}")
+        self.theta, self.kind, self.slope = theta, kind, slope
+        if kind == "atan":
+            self.theta_sq, self.numerator = theta * theta, theta * (slope / 2.0)
+
+    def __call__(self, v: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        d = torch.sub(v, self.theta, out=out)
+        if self.kind == "fast_sigmoid":
+            torch.add(self.theta, d.abs_(), alpha=self.slope, out=d)
+            return torch.div(self.theta, d.square_(), out=d)
+        d.mul_(math.pi / 2.0 * self.slope).square_().add_(self.theta_sq)
+        return torch.div(self.numerator, d, out=d)
 
 
 class NormSpike(torch.autograd.Function):
@@ -50,14 +65,15 @@ class NormSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         v, theta = ctx.saved_tensors
-        x = (v - theta) / theta  # a fresh tensor: the gradient functions work in place
-        return grad * SURROGATE_GRADS[ctx.kind](x, ctx.slope) / theta, None, None, None
+        out = torch.empty(torch.broadcast_shapes(v.shape, theta.shape), dtype=v.dtype, device=v.device)
+        factor = SurrogateFactor(theta, ctx.kind, ctx.slope)(v, out=out)
+        return grad * factor, None, None, None
 
 
 def make_spike_fn(kind: str = "fast_sigmoid", slope: float = 25.0) -> SpikeFn:
     """A spike function ``f(v, theta)`` for the configured surrogate."""
-    if kind not in SURROGATE_GRADS:
-        raise ValueError(f"unknown surrogate {kind!r}; allowed: {sorted(SURROGATE_GRADS)}")
+    if kind not in SURROGATES:
+        raise ValueError(f"unknown surrogate {kind!r}; allowed: {sorted(SURROGATES)}")
 
     def spike(v: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         return NormSpike.apply(v, theta, kind, float(slope))
