@@ -27,10 +27,10 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def interleaved_medians(
+def interleaved_times(
     candidates: Mapping[str, Callable[[], None]], repeats: int, warmup: int = 2, device: str = "cpu"
-) -> Dict[str, float]:
-    """Median milliseconds per call of each candidate, rounds interleaved across candidates."""
+) -> Dict[str, List[float]]:
+    """Milliseconds of each call of each candidate, round by round (one call of each per round)."""
     for fn in candidates.values():
         for _ in range(warmup):
             fn()
@@ -42,7 +42,26 @@ def interleaved_medians(
             fn()
             synchronize(device)
             times[name].append(1000 * (time.perf_counter() - started))
-    return {name: float(np.median(values)) for name, values in times.items()}
+    return times
+
+
+def interleaved_medians(
+    candidates: Mapping[str, Callable[[], None]], repeats: int, warmup: int = 2, device: str = "cpu"
+) -> Dict[str, float]:
+    """Median milliseconds per call of each candidate, rounds interleaved across candidates."""
+    return {name: float(np.median(values)) for name, values in interleaved_times(candidates, repeats, warmup, device).items()}
+
+
+class PairedRatios:
+    """a/b as the median over rounds of the ratio within each round. The machine's speed can
+    drift by tens of percent over a benchmark; two calls made back to back in one round share
+    the drift, so their ratio carries over where a ratio of two medians may not."""
+
+    def __init__(self, times: Mapping[str, List[float]]) -> None:
+        self.times = times
+
+    def __call__(self, a: str, b: str) -> float:
+        return float(np.median(np.asarray(self.times[a]) / np.asarray(self.times[b])))
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

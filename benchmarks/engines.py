@@ -21,10 +21,11 @@ import argparse
 import time
 from typing import Callable, Dict, List, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 
-from bench_common import interleaved_medians, markdown_table
+from bench_common import PairedRatios, interleaved_medians, interleaved_times, markdown_table
 from backends import get_backend
 from spiking.surrogate import make_spike_fn
 from tempdistill.losses import distillation_objective
@@ -150,7 +151,7 @@ def stock_norse_step(hidden: int, steps: int, data, device: str) -> Callable[[],
     return _stock_loop_step(model, lambda: (None, None), steps, data)
 
 
-def engine_table(batch: int, hidden: int, steps: int, device: str, repeats: int, compile_it: bool) -> Tuple[str, Dict[str, float]]:
+def engine_table(batch: int, hidden: int, steps: int, device: str, repeats: int, compile_it: bool) -> Tuple[str, PairedRatios]:
     data = _batch(batch, device)
     candidates = {
         "hand-written loop": hand_written_step(hidden, steps, data, device),
@@ -167,19 +168,21 @@ def engine_table(batch: int, hidden: int, steps: int, device: str, repeats: int,
         compiled()
         compile_seconds = time.perf_counter() - started
         candidates["hand-written loop, torch.compile"] = compiled
-    ms = interleaved_medians(candidates, repeats, device=device)
-    base, stock = ms["hand-written loop"], ms["snnTorch stock snn.Leaky loop"]
+    times = interleaved_times(candidates, repeats, device=device)
+    ms = {name: float(np.median(values)) for name, values in times.items()}
+    ratio = PairedRatios(times)
+    base, stock = "hand-written loop", "snnTorch stock snn.Leaky loop"
     rows = []
     for name, value in ms.items():
-        backend = name.split()[0]
-        today = ms.get(f"{backend} student, engine loop")
-        rows.append([name, value, value / base, stock / value,
-                     f"{today / value:.2f}" if today and name.endswith("fused") else ""])
+        today = f"{name.split()[0]} student, engine loop"
+        rows.append([name, value, ratio(name, base), ratio(stock, name),
+                     f"{ratio(today, name):.2f}" if today in ms and name.endswith("fused") else ""])
     text = markdown_table(["(batch, hidden, steps) = " + f"({batch}, {hidden}, {steps})", "ms/step", "× hand-written",
                            "speed-up vs snn.Leaky", "speed-up vs engine loop"], rows)
     if compile_seconds is not None:
         text += f"\n\n`torch.compile` of the hand-written loop took {compile_seconds:.1f} s to compile (first call)."
-    return text, ms
+    text += "\n\nRatios are medians over rounds of the ratio within each round (both calls back to back)."
+    return text, ratio
 
 
 def scaling_table(device: str, repeats: int, quick: bool) -> str:
