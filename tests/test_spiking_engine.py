@@ -199,3 +199,23 @@ def test_unknown_engine_is_refused_with_the_allowed_values(capsys, make_config, 
     assert code == 2
     assert "student.engine" in err and "'loop'" in err and "'fused'" in err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("kind, slope", [("fast_sigmoid", 25.0), ("atan", 2.0)])
+def test_surrogate_factor_is_the_published_derivative_over_theta(kind, slope):
+    """SuperSpike's 1/(slope·|x| + 1)² and snnTorch's atan (α/2)/(1 + (π/2·α·x)²), on the
+    normalised distance x = (v − θ)/θ and divided by θ, whatever algebra computes them."""
+    import math
+
+    from spiking.surrogate import SurrogateFactor
+
+    theta = torch.tensor([0.5, 1.0, 20.0, 80.0])
+    v = torch.linspace(-2.0, 3.0, 41).unsqueeze(1) * theta
+    x = (v - theta) / theta
+    expected = (1.0 / (slope * x.abs() + 1.0) ** 2 if kind == "fast_sigmoid"
+                else (slope / 2.0) / (1.0 + (math.pi / 2.0 * slope * x) ** 2)) / theta
+    got = SurrogateFactor(theta, kind, slope)(v, out=torch.empty_like(v))
+    assert torch.allclose(got, expected, rtol=1e-5, atol=0.0)
+    v_spiking = v.clone().requires_grad_()
+    make_spike_fn(kind, slope)(v_spiking, theta).sum().backward()
+    assert torch.allclose(v_spiking.grad, expected, rtol=1e-5, atol=0.0)
