@@ -185,13 +185,12 @@ class SpikingStudentMixin(nn.Module):
         direct = not is_spiking(o.encoder)
         beta = None if o.beta == 1.0 else torch.tensor(o.beta, dtype=x.dtype, device=x.device)
         slope = o.surrogate_slope()
-        held = direct  # constant input: W·x once, held for every step
-        first = self.linears[0](x if held else inputs)
+        first = self.linears[0](x if direct else inputs)  # direct: W·x once, held for every step
         rest = list(self.linears)[1:]
         spikes, membrane, counts = network_sequence(
             first, [linear.weight for linear in rest], [linear.bias for linear in rest],
             [trace.theta() for trace in self.thresholds], beta, o.surrogate, slope, o.reset == "zero",
-            steps if held else None,
+            steps if direct else None,
         )
         counts.append(spikes.sum(dim=0))
         out = self.thresholds[-1]
