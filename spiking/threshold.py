@@ -82,7 +82,8 @@ class ThresholdTrace(nn.Module):
     ) -> None:
         """One optimisation step of the rule; the new trace becomes the applied θ."""
         homeostatic = rate is not None and strength > 0
-        if not homeostatic and self._settled is not None and self._settled == (temperature, self._versions()):
+        if (not homeostatic and isinstance(temperature, float) and self._settled is not None
+                and self._settled == (temperature, self._versions())):
             self.sample_factor = None
             return
         base, self.sample_factor = self._split(temperature)

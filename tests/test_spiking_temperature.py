@@ -90,3 +90,21 @@ def test_weight_gradient_scale_is_stable_across_T(name: str) -> None:
         norms.append(float(sum(p.grad.norm() ** 2 for p in student.parameters()) ** 0.5))
     print(f"grad norms {name} T=1,2,4,8: {[round(n, 4) for n in norms]}")
     assert max(norms) / min(norms) < 10, norms
+
+
+def test_a_settled_trace_still_follows_a_new_temperature_of_any_kind():
+    """A trace that reached θ0·T skips further steps at that T, but moves on for another
+    scalar, a per-class tensor, or after its buffers were overwritten (a loaded state)."""
+    from spiking.threshold import ThresholdTrace
+
+    trace = ThresholdTrace(3, 20.0, tau=1.0)
+    trace.plasticity_step(4.0)
+    trace.plasticity_step(4.0)
+    assert torch.equal(trace.applied, torch.full((3,), 80.0))
+    trace.plasticity_step(torch.tensor([1.0, 2.0, 3.0]))
+    assert torch.equal(trace.applied, torch.tensor([20.0, 40.0, 60.0]))
+    trace.plasticity_step(2.0)
+    trace.plasticity_step(2.0)
+    trace.trace.fill_(33.0)  # as load_state_dict would
+    trace.plasticity_step(2.0)
+    assert torch.equal(trace.trace, torch.full((3,), 40.0)) and torch.equal(trace.applied, trace.trace)
