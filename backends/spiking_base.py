@@ -9,7 +9,8 @@ from typing import Any, ClassVar, Mapping, Type
 
 from torch import nn
 
-from tempdistill.config import ConfigError, Strict, validate_section
+from backends.dense import DenseOptions
+from tempdistill.config import ConfigError, Strict, refuse_foreign_keys, validate_section
 from tempdistill.student import Student
 
 
@@ -19,6 +20,7 @@ class SpikingBackend:
     StudentClass: ClassVar[Type[Student]]
 
     def validate(self, options: Mapping[str, Any], path: str) -> Any:
+        refuse_foreign_keys(options, self.Options, DenseOptions.model_fields, path, "the dense backend")
         return validate_section(self.Options, options, path)
 
     def build_student(self, options: Any, input_dim: int, num_classes: int) -> Student:
