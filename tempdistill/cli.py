@@ -287,6 +287,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"tempdistill {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as exc:
+        from tempdistill.memory import allocation_failure
+
+        line = allocation_failure(exc)
+        if line is None:
+            raise
+        print(f"tempdistill {args.command}: error: {line}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         # Numeric validation (e.g. a temperature <= 0 reaching the math) is still user input.
         if args.command != "run":
