@@ -37,16 +37,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 class EpochBar:
     """A progress bar over epochs, opened at the first finished epoch, so that a user error
-    found while the run is set up (data, checkpoint, backend) prints as one clean line."""
+    found while the run is set up (data, checkpoint, backend) prints as one clean line; off a
+    terminal, one plain line per epoch (``tempdistill.progress``)."""
 
     def __init__(self, epochs: int, description: str) -> None:
         self.epochs, self.description, self.bar = epochs, description, None
 
     def __call__(self, epoch: int, metrics: dict) -> None:
         if self.bar is None:
-            from tqdm import tqdm
+            from tempdistill.progress import progress_bar
 
-            self.bar = tqdm(total=self.epochs, desc=self.description, unit="epoch", file=sys.stderr)
+            self.bar = progress_bar(self.epochs, self.description, "epoch", lines=self.epochs)
         score = {k: f"{metrics[k]:.4f}" for k in ("val_accuracy", "return_mean") if k in metrics}
         self.bar.set_postfix(T=f"{metrics['temperature']:.2f}", **score)
         self.bar.update(1)
