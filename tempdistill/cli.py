@@ -191,7 +191,10 @@ def _cmd_teach(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tempdistill import __version__
+
     parser = argparse.ArgumentParser(prog="tempdistill", description="Temperature-controlled knowledge distillation.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="one distillation run -> one .h5 record")
