@@ -9,7 +9,8 @@ from pydantic import Field
 from torch import nn
 
 from spiking.energy import dense_energy_nj, dense_macs
-from tempdistill.config import ConfigError, Strict, validate_section
+from spiking.options import SpikingOptions
+from tempdistill.config import ConfigError, Strict, refuse_foreign_keys, validate_section
 from tempdistill.student import Student, StudentOutput
 
 
@@ -100,6 +101,7 @@ class DenseBackend:
     name = "dense"
 
     def validate(self, options: Mapping[str, Any], path: str) -> DenseOptions:
+        refuse_foreign_keys(options, DenseOptions, SpikingOptions.model_fields, path, "spiking backends (snntorch, norse)")
         validated = validate_section(DenseOptions, options, path)
         if path == "student" and validated.arch != "mlp":
             raise ConfigError(f"student.arch: {validated.arch!r} is for teachers; a dense student is an MLP "

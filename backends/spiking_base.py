@@ -9,7 +9,9 @@ from typing import Any, ClassVar, Mapping, Type
 
 from torch import nn
 
-from tempdistill.config import ConfigError, Strict, validate_section
+from backends.dense import DenseOptions
+from tempdistill.config import ConfigError, Strict, refuse_foreign_keys, validate_section
+from tempdistill.memory import NetworkSize, fully_connected_size
 from tempdistill.student import Student
 
 
@@ -19,7 +21,16 @@ class SpikingBackend:
     StudentClass: ClassVar[Type[Student]]
 
     def validate(self, options: Mapping[str, Any], path: str) -> Any:
+        refuse_foreign_keys(options, self.Options, DenseOptions.model_fields, path, "the dense backend")
         return validate_section(self.Options, options, path)
+
+    def network_size(self, options: Any, input_dim: int, num_classes: int) -> NetworkSize:
+        """A training pass keeps, per time step, each layer's input current, membrane and
+        spikes (steps × batch × widths), and the encoded input: memory grows with the steps."""
+        widths = [input_dim, *options.hidden, num_classes]
+        per_step = input_dim + 3 * sum(widths[1:])
+        return NetworkSize(fully_connected_size(widths).parameters, options.steps * per_step,
+                           f"over {options.steps} steps (student.steps)")
 
     def build_student(self, options: Any, input_dim: int, num_classes: int) -> Student:
         return self.StudentClass(options, input_dim, num_classes)

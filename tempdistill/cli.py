@@ -37,16 +37,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 class EpochBar:
     """A progress bar over epochs, opened at the first finished epoch, so that a user error
-    found while the run is set up (data, checkpoint, backend) prints as one clean line."""
+    found while the run is set up (data, checkpoint, backend) prints as one clean line; off a
+    terminal, one plain line per epoch (``tempdistill.progress``)."""
 
     def __init__(self, epochs: int, description: str) -> None:
         self.epochs, self.description, self.bar = epochs, description, None
 
     def __call__(self, epoch: int, metrics: dict) -> None:
         if self.bar is None:
-            from tqdm import tqdm
+            from tempdistill.progress import progress_bar
 
-            self.bar = tqdm(total=self.epochs, desc=self.description, unit="epoch", file=sys.stderr)
+            self.bar = progress_bar(self.epochs, self.description, "epoch", lines=self.epochs)
         score = {k: f"{metrics[k]:.4f}" for k in ("val_accuracy", "return_mean") if k in metrics}
         self.bar.set_postfix(T=f"{metrics['temperature']:.2f}", **score)
         self.bar.update(1)
@@ -190,7 +191,10 @@ def _cmd_teach(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tempdistill import __version__
+
     parser = argparse.ArgumentParser(prog="tempdistill", description="Temperature-controlled knowledge distillation.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="one distillation run -> one .h5 record")
@@ -286,6 +290,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         # Paths the user named (config, data, --out, record.dir) that cannot be used as asked.
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"tempdistill {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:
+        from tempdistill.memory import allocation_failure
+
+        line = allocation_failure(exc)
+        if line is None:
+            raise
+        print(f"tempdistill {args.command}: error: {line}", file=sys.stderr)
         return 2
     except ValueError as exc:
         # Numeric validation (e.g. a temperature <= 0 reaching the math) is still user input.

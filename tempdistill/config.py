@@ -8,15 +8,16 @@ parameters) are kept as open mappings here and validated by that part through
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Type, TypeVar
+from typing import Annotated, Any, Dict, Iterable, List, Literal, Mapping, Optional, Sequence, Type, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,6 +28,41 @@ class ConfigError(ValueError):
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# Upper bounds on the sizes a config may ask for. They are generous sanity bounds against a
+# typo's extra zeros (``distill.epochs: 100000000`` was accepted and its progress bar
+# estimated 20,000 hours; ``eval.episodes: 1e9`` allocated 7.45 GiB before anything was
+# checked), far above any run this project makes; whether a network fits the machine's memory
+# is checked separately, before it is built (``tempdistill.memory``).
+MAX_EPOCHS = 100_000
+MAX_WIDTH = 65_536  # neurons in one hidden layer
+MAX_LAYERS = 64
+MAX_BATCH = 1_048_576
+MAX_EPISODES = 100_000
+MAX_TRACE_SAMPLES = 10_000
+MAX_TIMESTEPS = 1_000_000_000  # environment steps of `tempdistill teach`
+MAX_ENVS = 256
+MAX_STATES = 10_000_000  # environment steps per epoch, states in a buffer, updates per epoch
+
+
+def within(low: int, high: int) -> AfterValidator:
+    """An integer range whose message names both ends, so a user learns what is allowed
+    (pydantic's own ``ge``/``le`` messages name only the end that was crossed)."""
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low:,} to {high:,}")
+        return value
+
+    return AfterValidator(check)
+
+
+Epochs = Annotated[int, within(1, MAX_EPOCHS)]
+BatchSize = Annotated[int, within(1, MAX_BATCH)]
+Episodes = Annotated[int, within(1, MAX_EPISODES)]
+EnvCount = Annotated[int, within(1, MAX_ENVS)]
+States = Annotated[int, within(1, MAX_STATES)]
 
 
 class DataConfig(Strict):
@@ -63,7 +99,7 @@ class EnvConfig(Strict):
     """A gymnasium environment for ``task: policy``; ``n_envs`` copies collect in lockstep."""
 
     id: str = Field(min_length=1)
-    n_envs: int = Field(8, ge=1, le=256)
+    n_envs: EnvCount = 8
 
 
 class HeadConfig(Strict):
@@ -73,7 +109,7 @@ class HeadConfig(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
     env: str = Field(min_length=1)
     checkpoint: str = Field(min_length=1)
-    n_envs: int = Field(8, ge=1, le=256)
+    n_envs: EnvCount = 8
     temperature: Optional["TemperatureConfig"] = None
 
 
@@ -86,22 +122,22 @@ class DaggerConfig(Strict):
 
     beta_start: float = Field(1.0, ge=0.0, le=1.0)
     beta_end: float = Field(0.0, ge=0.0, le=1.0)
-    steps_per_epoch: int = Field(2000, ge=1)
-    buffer_size: int = Field(100_000, ge=1)
-    updates_per_epoch: int = Field(100, ge=1)
+    steps_per_epoch: States = 2000
+    buffer_size: States = 100_000
+    updates_per_epoch: States = 100
 
 
 class EvalConfig(Strict):
     """Policy evaluation: ``episodes`` test episodes seeded ``seed``, ``seed + 1``, ... at the
     end; ``val_episodes`` validation episodes (seeds from ``val_seed``) after every epoch."""
 
-    episodes: int = Field(100, ge=1)
+    episodes: Episodes = 100
     seed: int = Field(10_000, ge=0)
-    val_episodes: int = Field(10, ge=1)
+    val_episodes: Episodes = 10
     val_seed: int = Field(5_000, ge=0)
     # The first ``rollouts`` test episodes of the final student are written whole to
     # /episodes/<k>/ (observations, actions, rewards, terminations, truncations; Minari's layout).
-    rollouts: int = Field(0, ge=0)
+    rollouts: Annotated[int, within(0, MAX_EPISODES)] = 0
 
     @model_validator(mode="after")
     def _validation_is_not_test(self) -> "EvalConfig":
@@ -117,6 +153,10 @@ class EvalConfig(Strict):
 def _positive_widths(widths: List[int]) -> List[int]:
     if any(w < 1 for w in widths):
         raise ValueError("every hidden width must be an integer >= 1")
+    if any(w > MAX_WIDTH for w in widths):
+        raise ValueError(f"every hidden width must be from 1 to {MAX_WIDTH:,}")
+    if len(widths) > MAX_LAYERS:
+        raise ValueError(f"at most {MAX_LAYERS} hidden layers, got {len(widths)}")
     return widths
 
 
@@ -135,9 +175,9 @@ class TeacherConfig(NetworkSection):
     """The teacher network; backend-specific keys are validated by the backend."""
 
     hidden: List[int] = Field(default_factory=lambda: [512, 512])
-    epochs: int = Field(40, ge=1)
+    epochs: Epochs = 40
     lr: float = Field(0.001, gt=0.0)
-    batch_size: int = Field(64, ge=1)
+    batch_size: BatchSize = 64
     weight_decay: float = Field(0.0, ge=0.0)
     checkpoint: Optional[str] = None
 
@@ -160,8 +200,8 @@ class TemperatureConfig(BaseModel):
 
 
 class DistillConfig(Strict):
-    epochs: int = Field(40, ge=1)
-    batch_size: int = Field(64, ge=1)
+    epochs: Epochs = 40
+    batch_size: BatchSize = 64
     lr: float = Field(0.002, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     alpha: float = Field(0.9, ge=0.0, le=1.0)
@@ -178,8 +218,8 @@ HeadConfig.model_rebuild()
 
 
 class TracesConfig(Strict):
-    every: int = Field(10, ge=0)
-    samples: int = Field(16, ge=0)
+    every: Annotated[int, within(0, MAX_EPOCHS)] = 10
+    samples: Annotated[int, within(0, MAX_TRACE_SAMPLES)] = 16
 
 
 class RecordConfig(Strict):
@@ -256,12 +296,45 @@ class RunConfig(Strict):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
 
 
-def _describe(error: Mapping[str, Any], root: str) -> str:
+def _section_model(model: Type[BaseModel], loc: Sequence[Any]) -> Optional[Type[BaseModel]]:
+    """The model of the section at ``loc`` inside ``model`` (list indices and optional
+    sections looked through), or None where the section is an open mapping."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        candidates = [field.annotation]
+        found = None
+        while candidates:
+            kind = candidates.pop()
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                found = kind
+                break
+            candidates.extend(get_args(kind))
+        if found is None:
+            return None
+        model = found
+    return model
+
+
+def _nearest_key(key: Any, model: Optional[Type[BaseModel]]) -> str:
+    """'; did you mean X?' for a misspelt key of a declared section, else ''."""
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(str(key), list(model.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _describe(error: Mapping[str, Any], root: str, model: Optional[Type[BaseModel]] = None) -> str:
     path = ".".join(str(p) for p in (root, *error.get("loc", ())) if p != "")
     kind = error.get("type", "")
     ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
-        return f"{path}: unknown key"
+        loc = tuple(error.get("loc", ()))
+        section = _section_model(model, loc[:-1]) if model is not None and loc else None
+        return f"{path}: unknown key" + (_nearest_key(loc[-1], section) if loc else "")
     if kind == "literal_error" and "expected" in ctx:
         return f"{path}: got {error.get('input')!r}; allowed: {ctx['expected']}"
     if kind == "missing":
@@ -282,7 +355,18 @@ def validate_section(model: Type[M], data: Mapping[str, Any], path: str) -> M:
         return model.model_validate(dict(data))
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(_describe(first, path)) from None
+        raise ConfigError(_describe(first, path, model)) from None
+
+
+def refuse_foreign_keys(options: Mapping[str, Any], model: Type[BaseModel], foreign: Iterable[str], path: str,
+                        belongs_to: str) -> None:
+    """Refuse a key that ``model`` does not take but another kind of backend does, saying whose
+    it is: ``student.steps`` on a dense student is not a typo but a spiking option, and "unknown
+    key" would send the user looking for a misspelling."""
+    for key in options:
+        if key not in model.model_fields and key in foreign:
+            raise ConfigError(f"{path}.{key}: applies to {belongs_to} only, but {path}.backend is "
+                              f"{options.get('backend')!r}")
 
 
 def parse_override(text: str) -> tuple[str, Any]:

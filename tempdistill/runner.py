@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from tempdistill.config import ConfigError, RunConfig
 from tempdistill.data import Split
 from tempdistill.distiller import BestEpoch, Distiller
 from tempdistill.interrupt import NEVER, Interrupted, StopRequest
+from tempdistill.memory import Part, available_bytes, check_fits, held_parts, network_size, training_parts
 from tempdistill.record import RunRecorder
 from tempdistill.schedules import Schedule, build_schedule
 from tempdistill.student import Backend, Student
@@ -58,7 +59,34 @@ def plan_run(config: RunConfig) -> Plan:
     student_options = student_backend.validate(config.student.backend_options(), "student")
     # Validate schedule parameters now, with placeholder totals, so errors come before any work.
     build_schedule(config.distill.temperature, config.distill.epochs, 1)
-    return Plan(config, teacher_backend, teacher_options, student_backend, student_options)
+    plan = Plan(config, teacher_backend, teacher_options, student_backend, student_options)
+    check_memory(plan)
+    return plan
+
+
+def memory_phases(plan: Plan, input_dim: int = 1, num_outputs: int = 1) -> List[List[Part]]:
+    """What a run holds at its two peaks: the teacher training (unless loaded from the user's
+    file; an SB3 teacher is not sized), then the teacher held while the student trains."""
+    config = plan.config
+    student = network_size(plan.student_backend, plan.student_options, input_dim, num_outputs)
+    distilling = training_parts(student, "student", "distill.batch_size", config.distill.batch_size)
+    if plan.teacher_backend is None:
+        return [distilling]
+    teacher = network_size(plan.teacher_backend, plan.teacher_options, input_dim, num_outputs)
+    phases = [held_parts(teacher, "teacher") + distilling]
+    if not config.teacher.checkpoint:
+        phases.append(training_parts(teacher, "teacher", "teacher.batch_size", config.teacher.batch_size))
+    return phases
+
+
+def check_memory(plan: Plan, input_dim: int = 1, num_outputs: int = 1) -> None:
+    """Refuse a run whose networks cannot fit the memory available now, before any is built.
+
+    Planning knows no data yet and sizes the networks with one input and one output (a floor
+    that widths, steps and batch sizes alone exceed); the runner checks again with the real
+    sizes once the task has them, before the student is built."""
+    device = plan.config.device
+    check_fits(memory_phases(plan, input_dim, num_outputs), available_bytes(device), device)
 
 
 def output_directory(config: RunConfig, out_dir: Optional[str]) -> Path:
@@ -134,6 +162,11 @@ def execute(
     teacher_figures = task.teacher_figures()
     log(f"teacher ({origin.kind}): " + "  ".join(f"{k} {v:.4f}" for k, v in teacher_figures.items()))
 
+    try:
+        check_memory(plan, task.input_dim, task.num_outputs)
+    except ConfigError:
+        task.close()
+        raise
     torch.manual_seed(config.seed)
     student = plan.student_backend.build_student(plan.student_options, task.input_dim, task.num_outputs)
     task.prepare_student(student)

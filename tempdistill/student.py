@@ -117,7 +117,12 @@ class Student(nn.Module):
 
 @runtime_checkable
 class Backend(Protocol):
-    """Builds networks of one kind (dense, snntorch, norse) from their config sections."""
+    """Builds networks of one kind (dense, snntorch, norse) from their config sections.
+
+    A backend may also offer ``network_size(options, input_dim, num_outputs)`` returning a
+    ``tempdistill.memory.NetworkSize``, so that a run too big for the machine is refused before
+    it is built; without it the network is sized as fully connected layers of its widths.
+    """
 
     name: str
 

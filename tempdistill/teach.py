@@ -22,19 +22,25 @@ def _progress_callback(total: int, show: bool) -> Any:
     from stable_baselines3.common.callbacks import BaseCallback
 
     class TqdmProgress(BaseCallback):
-        """SB3's own progress bar needs 'rich'; this one uses tqdm like the rest of the CLI."""
+        """SB3's own progress bar needs 'rich'; this one uses tqdm like the rest of the CLI
+        (on a terminal; elsewhere ten plain lines over the training)."""
+
+        bar: Any = None
 
         def _on_training_start(self) -> None:
-            from tqdm import tqdm
+            from tempdistill.progress import progress_bar
 
-            self.bar = tqdm(total=total, unit="step", desc="teach", disable=not show, mininterval=1.0)
+            if show:
+                self.bar = progress_bar(total, "teach", "step", lines=10, mininterval=1.0)
 
         def _on_step(self) -> bool:
-            self.bar.update(self.training_env.num_envs)
+            if self.bar is not None:
+                self.bar.update(self.training_env.num_envs)
             return True
 
         def _on_training_end(self) -> None:
-            self.bar.close()
+            if self.bar is not None:
+                self.bar.close()
 
     return TqdmProgress()
 

@@ -15,7 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List, Mapping
 
 import torch
 from torch import nn
@@ -101,7 +101,10 @@ def save_checkpoint(network: nn.Module, path: Path, options: Dict[str, Any], spl
 
 
 def load_checkpoint(network: nn.Module, path: str | Path, split: Split, field: str = "teacher.checkpoint") -> nn.Module:
-    """Load weights saved by ``save_checkpoint`` into ``network``, checking they fit the data."""
+    """Load weights saved by ``save_checkpoint`` into ``network``, checking they fit the data.
+
+    A file made by hand is accepted too: ``{"state_dict": ...}`` without the data's sizes, or a
+    bare state dict; weights that do not fit are refused naming the keys that differ."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{field}: file not found: {path}")
@@ -109,21 +112,69 @@ def load_checkpoint(network: nn.Module, path: str | Path, split: Split, field: s
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for a bad file
         raise ConfigError(f"{field}: cannot read {path} as a tempdistill checkpoint ({type(exc).__name__})") from None
+    if isinstance(saved, dict) and saved and all(isinstance(v, torch.Tensor) for v in saved.values()):
+        saved = {"state_dict": saved}  # torch.save(model.state_dict(), path)
     if not isinstance(saved, dict) or "state_dict" not in saved:
         raise ConfigError(f"{field}: {path} is not a tempdistill checkpoint (no state_dict)")
-    if (saved.get("input_dim"), saved.get("num_classes")) != (split.input_dim, split.num_classes):
+    sizes = (saved.get("input_dim"), saved.get("num_classes"))
+    if sizes != (None, None) and sizes != (split.input_dim, split.num_classes):
         raise ConfigError(
             f"{field}: checkpoint expects {saved.get('input_dim')} features and {saved.get('num_classes')} "
             f"classes, data has {split.input_dim} and {split.num_classes}"
         )
+    mismatch = state_dict_mismatch(network.state_dict(), saved["state_dict"])
+    if mismatch:
+        raise ConfigError(f"{field}: checkpoint weights do not fit the configured teacher: {mismatch}")
     try:
         network.load_state_dict(saved["state_dict"])
-    except RuntimeError:
-        raise ConfigError(
-            f"{field}: checkpoint weights do not fit teacher {saved.get('options')}; set teacher.hidden to match"
-        ) from None
+    except (RuntimeError, TypeError, AttributeError) as exc:  # a value that is no tensor
+        raise ConfigError(f"{field}: checkpoint weights do not load ({str(exc).splitlines()[0]})") from None
     network.eval()
     return network
+
+
+def _some(names: List[str], limit: int = 3, sep: str = ", ") -> str:
+    shown = sep.join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def state_dict_mismatch(expected: Mapping[str, torch.Tensor], saved: Mapping[str, Any]) -> str:
+    """Why ``saved`` does not load into a network whose state dict is ``expected``, naming the
+    keys (missing, unexpected, different shapes) and what to change; '' when it fits.
+
+    Shapes alone differ: the widths are wrong, so ``teacher.hidden`` is the fix. Names differ:
+    the file's network was built differently (its own layer names, a wrapper's prefix), which
+    no width fixes."""
+    missing = [key for key in expected if key not in saved]
+    unexpected = [key for key in saved if key not in expected]
+    shapes = [f"{key} is {tuple(getattr(saved[key], 'shape', ()))} in the file, {tuple(value.shape)} here"
+              for key, value in expected.items()
+              if key in saved and tuple(getattr(saved[key], "shape", ())) != tuple(value.shape)]
+    parts = []
+    if missing:
+        parts.append(f"missing keys {_some(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys {_some(unexpected)}")
+    if shapes:
+        parts.append(_some(shapes, 2, sep="; "))
+    if not parts:
+        return ""
+    if not missing and not unexpected:
+        hint = "set teacher.hidden (and its other options) to match"
+    else:
+        prefix = _common_prefix(missing, unexpected)
+        hint = (f"the file's keys carry the prefix {prefix!r}; save the network's state_dict without it" if prefix
+                else f"the teacher's keys are {_some(list(expected), 4)}: save a state dict with those names")
+    return "; ".join(parts) + f"; {hint}"
+
+
+def _common_prefix(missing: List[str], unexpected: List[str]) -> str:
+    """A prefix (``module.``, ``net.``) that, stripped from every unexpected key, gives the missing ones."""
+    if not unexpected or len(missing) != len(unexpected) or "." not in unexpected[0]:
+        return ""
+    prefix = unexpected[0][: unexpected[0].index(".") + 1]
+    stripped = sorted(key[len(prefix):] for key in unexpected if key.startswith(prefix))
+    return prefix if stripped == sorted(missing) else ""
 
 
 def obtain_teacher(

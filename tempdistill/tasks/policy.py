@@ -21,13 +21,13 @@ go to ``/episodes`` (``student_best_val_returns`` for the best-validation weight
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, Literal, Optional, Tuple
+from typing import Annotated, Any, Callable, Dict, Iterator, Literal, Optional, Tuple
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from tempdistill.config import ConfigError, DaggerConfig, RunConfig, Strict, validate_section
+from tempdistill.config import MAX_TIMESTEPS, ConfigError, DaggerConfig, EnvCount, RunConfig, Strict, validate_section, within
 from tempdistill.student import Student, StudentOutput
 from tempdistill.temperature import Temperature
 from tempdistill.tasks.base import Batch, RecordGroup, Task
@@ -46,12 +46,12 @@ class PolicyTeacherOptions(Strict):
 
     checkpoint: Optional[str] = None
     algo: Literal["ppo", "a2c", "dqn", "sac"] = "ppo"
-    timesteps: int = Field(100_000, ge=1)
-    n_envs: int = Field(8, ge=1)
+    timesteps: Annotated[int, within(1, MAX_TIMESTEPS)] = 100_000
+    n_envs: EnvCount = 8
     hyperparams: Dict[str, Any] = Field(default_factory=dict)
     # Every ``select_every`` steps the greedy return over ``eval.val_episodes`` validation
     # episodes is measured and the best model so far is the one saved (0: save the last).
-    select_every: int = Field(0, ge=0)
+    select_every: Annotated[int, within(0, MAX_TIMESTEPS)] = 0
 
 
 def policy_teacher_options(config: RunConfig) -> PolicyTeacherOptions:
