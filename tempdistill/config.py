@@ -73,6 +73,8 @@ class HeadConfig(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
     env: str = Field(min_length=1)
     checkpoint: str = Field(min_length=1)
+    # SB3's own loader for this head's checkpoint (runs the file's pickles); see teacher.trusted.
+    trusted: bool = False
     n_envs: int = Field(8, ge=1, le=256)
     temperature: Optional["TemperatureConfig"] = None
 
