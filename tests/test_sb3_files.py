@@ -223,6 +223,8 @@ def test_a_multitask_head_never_runs_a_payload(tmp_path, capsys):
     loaded = hostile(tmp_path, "ep_info_buffer", marker, name="loaded.zip")
     assert main(["run", str(write(tmp_path, multitask_mapping(tmp_path, loaded))), "--quiet"]) == 0
     capsys.readouterr()
+    ev = read_run(next((tmp_path / "runs").glob("*.h5")))["eval"]
+    assert (ev["teacher_algorithm"], ev["teacher_trusted"]) == ("ppo, ppo", False)
     refused = hostile(tmp_path, "policy_kwargs-own-class", marker, name="refused.zip")
     assert main(["run", str(write(tmp_path, multitask_mapping(tmp_path, refused))), "--quiet"]) == 2
     line = one_error_line(capsys, "run")
@@ -361,3 +363,13 @@ def test_spaces_are_checked_from_the_files_readable_fields(tmp_path):
             archive.writestr(name, content)
     with pytest.raises(ConfigError, match=r"^teacher\.checkpoint: .*observations with high \[9\.6 inf"):
         load_teacher(edited, env.observation_space, env.action_space)
+
+
+def test_an_algorithm_other_than_the_configs_is_recorded_and_warned(tmp_path, capsys):
+    config = write(tmp_path, policy_mapping(tmp_path, TEACHERS / "cartpole-dqn.zip", algo="ppo"))
+    assert main(["run", str(config), "--quiet"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "teacher.algo" in line]
+    assert warnings == ["warning: teacher.algo: the config says 'ppo' but cartpole-dqn.zip was saved by DQN; "
+                        "it is loaded and recorded as 'dqn'"]
+    run = read_run(next((tmp_path / "runs").glob("*.h5")))
+    assert run["eval"]["teacher_algorithm"] == "dqn" and run["warnings"] == warnings

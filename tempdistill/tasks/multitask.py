@@ -136,8 +136,9 @@ class MultiTask(Task):
             raise
         return task, TeacherOrigin(
             "checkpoint", ", ".join(o.file for o in origins), ", ".join(o.sha256 for o in origins),
-            # True: some head's file was loaded by SB3's own loader
-            trusted=any(bool(o.trusted) for o in origins))
+            ", ".join(str(o.algorithm) for o in origins),
+            any(bool(o.trusted) for o in origins),  # True: some head's file was loaded by SB3's own loader
+            tuple(w for o in origins for w in o.warnings))
 
     # --- padding and routing ------------------------------------------------------------------------
     def pad(self, index: int, x: torch.Tensor) -> torch.Tensor:

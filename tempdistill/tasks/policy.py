@@ -34,7 +34,7 @@ from tempdistill.tasks.base import Batch, RecordGroup, Task
 from tempdistill.tasks.actions import ActionHead, action_head
 from tempdistill.tasks.envs import Collector, Episodes, check_spaces, greedy, make_env, run_episodes
 from tempdistill.tasks.sb3_files import check_replaceable, read_sb3_file
-from tempdistill.tasks.sb3_teacher import SB3Teacher, load_teacher
+from tempdistill.tasks.sb3_teacher import SB3Teacher, algorithm_note, load_teacher
 from tempdistill.teacher import TeacherOrigin
 
 # Held-out states (visited by the teacher from validation seeds) for the per-epoch measures.
@@ -123,7 +123,10 @@ class PolicyTask(Task):
         env.close()
         if teacher.trusted:
             log(f"teacher: {path} loaded by SB3's own loader (teacher.trusted: true)")
-        origin = TeacherOrigin("checkpoint", str(path), teacher.sha256, trusted=teacher.trusted)
+        notes: Tuple[str, ...] = ()
+        if "algo" in teacher_options.model_fields_set and teacher_options.algo != teacher.algorithm:
+            notes = (algorithm_note(path, teacher_options.algo, teacher.algorithm),)
+        origin = TeacherOrigin("checkpoint", str(path), teacher.sha256, teacher.algorithm, teacher.trusted, notes)
         return cls(config, teacher, log), origin
 
     # --- data ---------------------------------------------------------------------------------

@@ -123,6 +123,13 @@ def _check_loaded_spaces(file: SB3File, model: Any, observation_space: Any, acti
                           f"the environment has observations {expected[0]} with {expected[1]} actions")
 
 
+def algorithm_note(path: str | Path, configured: str, found: str, field: str = "teacher.algo") -> str:
+    """The warning when the config names another algorithm than the file's (the file's is used:
+    the network's outputs mean Q-values or log-probabilities by what saved it)."""
+    return (f"warning: {field}: the config says {configured!r} but {Path(path).name} was saved by "
+            f"{found.upper()}; it is loaded and recorded as {found!r}")
+
+
 def _uses_sde(model: Any, algorithm: str) -> bool:
     if algorithm == "sac":
         return bool(model.policy.actor.use_sde)
