@@ -109,6 +109,8 @@ class HeadConfig(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
     env: str = Field(min_length=1)
     checkpoint: str = Field(min_length=1)
+    # SB3's own loader for this head's checkpoint (runs the file's pickles); see teacher.trusted.
+    trusted: bool = False
     n_envs: EnvCount = 8
     temperature: Optional["TemperatureConfig"] = None
 

@@ -183,6 +183,9 @@ def execute(
     for group, (arrays, group_attrs) in task.record_groups().items():
         recorder.write_arrays(group, arrays, group_attrs)
     log(f"record: {recorder.path}")
+    for message in origin.warnings:
+        warn(message)
+        recorder.add_warning(message)
     started = time.perf_counter()
     distiller: Optional[Distiller] = None
     try:

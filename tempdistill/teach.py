@@ -86,7 +86,7 @@ def teach(config: RunConfig, show_progress: bool = True, log: Callable[[str], No
     from tempdistill.tasks.actions import action_head
     from tempdistill.tasks.envs import check_spaces, greedy, make_env, run_episodes
     from tempdistill.tasks.policy import policy_teacher_options
-    from tempdistill.tasks.sb3_teacher import SB3Teacher, algorithm_class
+    from tempdistill.tasks.sb3_teacher import SB3Teacher, algorithm_class, load_teacher
 
     if config.task != "policy" or config.env is None:
         raise ConfigError("task: `teach` trains reinforcement-learning teachers; it needs task: policy and an env")
@@ -126,8 +126,11 @@ def teach(config: RunConfig, show_progress: bool = True, log: Callable[[str], No
         callbacks.append(_selection_callback(options.select_every, score, target, _beside_bar(show_progress, log)))
     model.learn(total_timesteps=options.timesteps, callback=callbacks)
     if options.select_every and callbacks[-1].best > float("-inf"):
-        model = algorithm_class(options.algo).load(str(target), device=config.device)
+        # The kept file is read back like any teacher (the path may be shared with others)
+        teacher = load_teacher(target, probe.observation_space, probe.action_space, config.device,
+                               trusted=options.trusted)
     else:
         model.save(str(target))
-    episodes = run_episodes(config.env.id, greedy(SB3Teacher(model, options.algo), head), 20, config.eval.seed)
+        teacher = SB3Teacher(model, options.algo)
+    episodes = run_episodes(config.env.id, greedy(teacher, head), 20, config.eval.seed)
     return {"checkpoint": str(target), "return_mean": episodes.mean, "return_std": episodes.std}

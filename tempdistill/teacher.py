@@ -15,7 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -39,14 +39,27 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class TeacherOrigin:
-    """Where a run's teacher came from: 'checkpoint', 'cache' or 'trained', and which file."""
+    """Where a run's teacher came from: 'checkpoint', 'cache' or 'trained', and which file.
+
+    An SB3 teacher also says which algorithm saved it (read from the file, whatever the config
+    says) and whether it was loaded by SB3's own loader (``trusted``: code from the file may have
+    run); ``warnings`` are lines for the user and the record's warnings.
+    """
 
     kind: str
     file: str
     sha256: str
+    algorithm: Optional[str] = None
+    trusted: Optional[bool] = None
+    warnings: Tuple[str, ...] = ()
 
-    def record(self) -> Dict[str, str]:
-        return {"teacher_source": self.kind, "teacher_file": self.file, "teacher_sha256": self.sha256}
+    def record(self) -> Dict[str, Any]:
+        facts: Dict[str, Any] = {"teacher_source": self.kind, "teacher_file": self.file, "teacher_sha256": self.sha256}
+        if self.algorithm is not None:
+            facts["teacher_algorithm"] = self.algorithm
+        if self.trusted is not None:
+            facts["teacher_trusted"] = self.trusted
+        return facts
 
 
 def _origin(kind: str, path: Path) -> TeacherOrigin:

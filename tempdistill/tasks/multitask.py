@@ -24,7 +24,6 @@ import torch
 from torch import nn
 
 from tempdistill.config import ConfigError, EnvConfig, HeadConfig, RunConfig, TeacherConfig
-from tempdistill.data import file_sha256
 from tempdistill.schedules import PerHead, build_schedule
 from tempdistill.student import Student, StudentOutput
 from tempdistill.tasks.actions import DiscreteActions
@@ -39,7 +38,7 @@ def head_config(config: RunConfig, head: HeadConfig) -> RunConfig:
     return config.model_copy(update={
         "task": "policy", "heads": None,
         "env": EnvConfig(id=head.env, n_envs=head.n_envs),
-        "teacher": TeacherConfig(checkpoint=head.checkpoint),
+        "teacher": TeacherConfig(checkpoint=head.checkpoint, trusted=head.trusted),
     })
 
 
@@ -122,19 +121,24 @@ class MultiTask(Task):
               log: Callable[[str], None]) -> Tuple["MultiTask", TeacherOrigin]:
         assert config.heads is not None
         heads: Dict[str, PolicyTask] = {}
+        origins: List[TeacherOrigin] = []
         try:
             for head in config.heads:
                 with _under_head(head.name):
                     single = head_config(config, head)
                     options = PolicyTask.plan_teacher(single)[1]
-                    heads[head.name] = PolicyTask.build(single, None, options, log)[0]
+                    heads[head.name], origin = PolicyTask.build(single, None, options, log)
+                    origins.append(origin)
             task = cls(config, heads)
         except BaseException:
             for built in heads.values():
                 built.close()
             raise
-        paths = [head.checkpoint for head in config.heads]
-        return task, TeacherOrigin("checkpoint", ", ".join(paths), ", ".join(file_sha256(p) for p in paths))
+        return task, TeacherOrigin(
+            "checkpoint", ", ".join(o.file for o in origins), ", ".join(o.sha256 for o in origins),
+            ", ".join(str(o.algorithm) for o in origins),
+            any(bool(o.trusted) for o in origins),  # True: some head's file was loaded by SB3's own loader
+            tuple(w for o in origins for w in o.warnings))
 
     # --- padding and routing ------------------------------------------------------------------------
     def pad(self, index: int, x: torch.Tensor) -> torch.Tensor:
@@ -290,7 +294,8 @@ class MultiTask(Task):
 
 
 # A single-task error's field, as the same field is spelled inside a head.
-_HEAD_FIELDS = {"env.id": "env", "teacher.checkpoint": "checkpoint", "distill.temperature": "temperature"}
+_HEAD_FIELDS = {"env.id": "env", "teacher.checkpoint": "checkpoint", "teacher.trusted": "trusted",
+                "distill.temperature": "temperature"}
 
 
 @contextlib.contextmanager
@@ -304,4 +309,5 @@ def _under_head(name: str) -> Iterator[None]:
             if field == single or field.startswith(single + "."):
                 field = inside + field[len(single):]
                 break
+        rest = rest.replace("teacher.trusted", f"heads.{name}.trusted")  # the advice, as spelled in a head
         raise ConfigError(f"heads.{name}.{field}: {rest}") from None

@@ -33,9 +33,9 @@ from tempdistill.temperature import Temperature
 from tempdistill.tasks.base import Batch, RecordGroup, Task
 from tempdistill.tasks.actions import ActionHead, action_head
 from tempdistill.tasks.envs import Collector, Episodes, check_spaces, greedy, make_env, run_episodes
-from tempdistill.tasks.sb3_teacher import SB3Teacher, load_teacher, read_algorithm
+from tempdistill.tasks.sb3_files import check_replaceable, read_sb3_file
+from tempdistill.tasks.sb3_teacher import SB3Teacher, algorithm_note, load_teacher
 from tempdistill.teacher import TeacherOrigin
-from tempdistill.data import file_sha256
 
 # Held-out states (visited by the teacher from validation seeds) for the per-epoch measures.
 VALIDATION_STATES = 1000
@@ -52,6 +52,9 @@ class PolicyTeacherOptions(Strict):
     # Every ``select_every`` steps the greedy return over ``eval.val_episodes`` validation
     # episodes is measured and the best model so far is the one saved (0: save the last).
     select_every: Annotated[int, within(0, MAX_TIMESTEPS)] = 0
+    # Load the checkpoint with SB3's own loader, which unpickles the file's serialized fields (runs
+    # code from it); only for a file you trust that the safe loader refuses (sb3_files).
+    trusted: bool = False
 
 
 def policy_teacher_options(config: RunConfig) -> PolicyTeacherOptions:
@@ -97,7 +100,10 @@ class PolicyTask(Task):
         if not options.checkpoint:
             raise ConfigError("teacher.checkpoint: required when task is 'policy' (an SB3 .zip; "
                               "train one with `tempdistill teach CONFIG`)")
-        algorithm = read_algorithm(options.checkpoint)  # a missing, corrupt or non-SB3 file fails before any work
+        file = read_sb3_file(options.checkpoint)  # a missing, corrupt or non-SB3 file fails before any work
+        if not options.trusted:
+            check_replaceable(file)  # and one the safe loader would refuse
+        algorithm = file.algorithm
         assert config.env is not None
         env = make_env(config.env.id)
         check_spaces(env)
@@ -111,10 +117,17 @@ class PolicyTask(Task):
         assert config.env is not None
         env = make_env(config.env.id)
         check_spaces(env)
-        teacher = load_teacher(teacher_options.checkpoint, env.observation_space, env.action_space, config.device)
-        env.close()
         path = teacher_options.checkpoint
-        return cls(config, teacher, log), TeacherOrigin("checkpoint", str(path), file_sha256(path))
+        teacher = load_teacher(path, env.observation_space, env.action_space, config.device,
+                               trusted=teacher_options.trusted)
+        env.close()
+        if teacher.trusted:
+            log(f"teacher: {path} loaded by SB3's own loader (teacher.trusted: true)")
+        notes: Tuple[str, ...] = ()
+        if "algo" in teacher_options.model_fields_set and teacher_options.algo != teacher.algorithm:
+            notes = (algorithm_note(path, teacher_options.algo, teacher.algorithm),)
+        origin = TeacherOrigin("checkpoint", str(path), teacher.sha256, teacher.algorithm, teacher.trusted, notes)
+        return cls(config, teacher, log), origin
 
     # --- data ---------------------------------------------------------------------------------
     def _label(self, obs: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:

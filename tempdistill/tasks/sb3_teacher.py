@@ -12,6 +12,10 @@ action distribution at T, after Rusu et al. (2016):
   (``tempdistill.tasks.actions.GaussianActions``). SAC's log σ is its actor's, clamped as SB3
   clamps it.
 
+A file from someone else is loaded without unpickling anything from it (``sb3_files``: SB3's
+``:serialized:`` fields are replaced, its weights read weights-only); ``teacher.trusted: true``
+hands the file to SB3's own loader instead, and the run records ``teacher_trusted``.
+
 ``SB3Teacher`` is an ``nn.Module`` from observations to those logits, so the distillation loop
 treats it like any teacher network; ``actor_parameters`` counts the part that acts (not the
 value head), the size a student is compared against.
@@ -19,8 +23,7 @@ value head), the size a student is compared against.
 
 from __future__ import annotations
 
-import json
-import zipfile
+import io
 from pathlib import Path
 from typing import Any, Dict
 
@@ -29,35 +32,15 @@ import torch
 from torch import nn
 
 from tempdistill.config import ConfigError
+from tempdistill.tasks.sb3_files import ALGORITHMS, SB3File, algorithm_class, read_sb3_file, safe_objects, \
+    weights_only_archive
 
-ALGORITHMS = ("ppo", "a2c", "dqn", "sac")
+__all__ = ["ALGORITHMS", "SB3Teacher", "algorithm_class", "load_teacher", "read_algorithm"]
 
 
 def read_algorithm(path: str | Path, field: str = "teacher.checkpoint") -> str:
     """Which SB3 algorithm saved ``path``; ConfigError naming ``field`` if it is not an SB3 zip."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{field}: file not found: {path}")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("data"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError):
-        raise ConfigError(f"{field}: {path} is not a Stable-Baselines3 model (.zip with a 'data' entry)") from None
-    module = str((data.get("policy_class") or {}).get("__module__", ""))
-    if module.startswith("stable_baselines3.dqn"):
-        return "dqn"
-    if module.startswith("stable_baselines3.sac"):
-        return "sac"
-    if module.startswith(("stable_baselines3.common", "stable_baselines3.ppo", "stable_baselines3.a2c")):
-        return "ppo" if "clip_range" in data else "a2c"
-    raise ConfigError(f"{field}: {path} was saved by an SB3 algorithm this tool does not read "
-                      f"(policy module {module or '?'}); allowed: {', '.join(ALGORITHMS)}")
-
-
-def algorithm_class(name: str) -> Any:
-    import stable_baselines3 as sb3
-
-    return {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN, "sac": sb3.SAC}[name]
+    return read_sb3_file(path, field).algorithm
 
 
 class SB3Teacher(nn.Module):
@@ -69,6 +52,9 @@ class SB3Teacher(nn.Module):
         from gymnasium import spaces
 
         self.algorithm = algorithm
+        # Set by ``load_teacher``: the loaded bytes' hash, and whether SB3's own loader read them.
+        self.sha256 = ""
+        self.trusted = False
         self.policy = model.policy
         self.policy.set_training_mode(False)
         self.action_space = model.action_space
@@ -101,24 +87,47 @@ class SB3Teacher(nn.Module):
 
 
 def load_teacher(path: str | Path, observation_space: Any, action_space: Any, device: str = "cpu",
-                 field: str = "teacher.checkpoint") -> SB3Teacher:
-    """Load an SB3 ``.zip`` and check it acts in the environment's spaces."""
+                 field: str = "teacher.checkpoint", trusted: bool = False) -> SB3Teacher:
+    """Load an SB3 ``.zip`` acting in the environment's spaces, without unpickling anything from
+    it (``sb3_files``); with ``trusted`` by SB3's own loader, which runs the file's pickles."""
     from gymnasium import spaces
 
-    algorithm = read_algorithm(path, field)
-    try:
-        model = algorithm_class(algorithm).load(str(path), device=device)
-    except Exception as exc:  # SB3 raises many kinds for a damaged file
-        raise ConfigError(f"{field}: cannot load {path} as an SB3 {algorithm.upper()} model ({type(exc).__name__})") from None
-    if isinstance(model.action_space, spaces.Box) and _uses_sde(model, algorithm):
+    file = read_sb3_file(path, field)
+    if trusted:
+        model = _sb3_load(file, io.BytesIO(file.raw), None, device, field)
+        _check_loaded_spaces(file, model, observation_space, action_space, field)
+    else:
+        objects = safe_objects(file, observation_space, action_space, field)
+        model = _sb3_load(file, weights_only_archive(file, field), objects, device, field)
+    if isinstance(model.action_space, spaces.Box) and _uses_sde(model, file.algorithm):
         raise ConfigError(f"{field}: {path} explores with gSDE (use_sde=True); only plain diagonal Gaussian "
                           "policies are distilled")
+    teacher = SB3Teacher(model, file.algorithm).to(device)
+    teacher.sha256, teacher.trusted = file.sha256, trusted
+    return teacher
+
+
+def _sb3_load(file: SB3File, archive: io.BytesIO, objects: Any, device: str, field: str) -> Any:
+    try:
+        return algorithm_class(file.algorithm).load(archive, device=device, custom_objects=objects)
+    except Exception as exc:  # SB3 raises many kinds for a damaged file
+        raise ConfigError(f"{field}: cannot load {file.path} as an SB3 {file.algorithm.upper()} model "
+                          f"({type(exc).__name__})") from None
+
+
+def _check_loaded_spaces(file: SB3File, model: Any, observation_space: Any, action_space: Any, field: str) -> None:
     expected = (tuple(observation_space.shape), _actions(action_space))
     found = (tuple(model.observation_space.shape), _actions(model.action_space))
     if found != expected:
-        raise ConfigError(f"{field}: {path} was trained on observations {found[0]} with {found[1]} actions; "
+        raise ConfigError(f"{field}: {file.path} was trained on observations {found[0]} with {found[1]} actions; "
                           f"the environment has observations {expected[0]} with {expected[1]} actions")
-    return SB3Teacher(model, algorithm).to(device)
+
+
+def algorithm_note(path: str | Path, configured: str, found: str, field: str = "teacher.algo") -> str:
+    """The warning when the config names another algorithm than the file's (the file's is used:
+    the network's outputs mean Q-values or log-probabilities by what saved it)."""
+    return (f"warning: {field}: the config says {configured!r} but {Path(path).name} was saved by "
+            f"{found.upper()}; it is loaded and recorded as {found!r}")
 
 
 def _uses_sde(model: Any, algorithm: str) -> bool:
