@@ -74,8 +74,13 @@ epoch's validation figures under their per-epoch names (``val_accuracy``), ``sel
 holds, its attr ``weights`` says the same) and, with ``best_val``, ``best_val_epoch``
 (0-based, as ``/metrics/epoch``), ``best_val_score`` and the best-validation weights' test
 figures suffixed ``_best_val`` (``student_accuracy_best_val``, ``test_predictions_best_val``;
-``student_return_mean_best_val`` ...). Readers take every version; a field a version lacks
-reads as absent (a file without ``select`` is scored by its final figure). The
+``student_return_mean_best_val`` ...). 4 ties the traces to their inputs: beside each traced
+epoch's spikes, ``/traces/<epoch>/probe_rows`` (the probes' validation row indices; a
+multi-task run counts rows within each head's validation data) and, where the task has them,
+``probe_labels`` (a classifier's class labels as the user gave them, a policy's teacher action),
+one entry per probe. Readers take every version; a field a version lacks
+reads as absent (a file without ``select`` is scored by its final figure; traces without
+``probe_rows`` are probes 0, 1, ... of the rows the version measured on). The
 journal changes no finished file; a running file's root attr ``journal`` names its journal
 (readers older than the journal see a running file's epochs only once it is finished).
 """
@@ -101,7 +106,7 @@ import numpy as np
 from tempdistill import __version__, journal
 from tempdistill.journal import Journal
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 STATUSES = ("running", "complete", "failed", "interrupted")
 JOURNAL_ATTR = "journal"  # root attr of a running file: the id of its journal
 _ENV_PACKAGES = ("torch", "snntorch", "norse", "gymnasium", "numpy", "h5py", "nir")
