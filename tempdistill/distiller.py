@@ -209,6 +209,8 @@ class Distiller:
         with torch.no_grad():
             traces = self.student.capture_traces(probes) or None
         self.student.train()
+        if traces:
+            traces.update(self.task.probe_facts(cfg.samples))
         return traces
 
     def _group_temperatures(self) -> Dict[str, Dict[str, float]]:

@@ -27,6 +27,7 @@ from tempdistill.config import ConfigError
 from tempdistill.data import IDENTITY, Normalizer
 from tempdistill.predict import seeded_argmax, seeded_logits
 from tempdistill.record import read_run
+from tempdistill.runfile import fail
 from tempdistill.student import Backend, Student
 
 FORMATS = ("nir", "pt")
@@ -49,16 +50,49 @@ def load_student(path: str | Path) -> Tuple[Backend, Student, Dict[str, Any]]:
     attrs = run["student_attrs"]
     if not run["student"] or "backend" not in attrs:
         raise ConfigError(f"RUN: {path} holds no trained student (the run did not complete, or record.save_student was false)")
-    backend = get_backend(attrs["backend"])
-    options = backend.validate(json.loads(attrs["options"]), "student")
-    student = backend.build_student(options, int(attrs["input_dim"]), int(attrs["num_classes"]))
+    for name in ("options", "input_dim", "num_classes"):
+        if name not in attrs:
+            raise fail(path, f"/student {name}", "missing; the student cannot be rebuilt without it")
+    backend, student = _build(path, "/student", attrs["backend"], json.loads(attrs["options"]),
+                              int(attrs["input_dim"]), int(attrs["num_classes"]))
     # h5py splits names with '/', so nested groups are joined back into state-dict keys.
-    state = {k.replace("/", "."): torch.as_tensor(v) for k, v in _flatten(run["student"]).items()}
+    arrays = _flatten(run["student"])
+    for name, value in arrays.items():
+        if np.asarray(value).dtype.kind not in "biuf":
+            raise fail(path, f"/student/{name}", f"expected numbers, got dtype {np.asarray(value).dtype}")
+    state = {k.replace("/", "."): torch.as_tensor(v) for k, v in arrays.items()}
+    _load_state(student, state, path, "/student/")
+    return backend, student, run
+
+
+def _build(path: str | Path, where: str, backend_name: str, options: Dict[str, Any], input_dim: int,
+           num_classes: int) -> Tuple[Backend, Student]:
+    """The student a file's options describe, untrained; a bad option names the file."""
+    try:
+        backend = get_backend(backend_name)
+        return backend, backend.build_student(backend.validate(options, "student"), input_dim, num_classes)
+    except ConfigError as exc:
+        raise fail(path, f"{where} options", str(exc)) from None
+
+
+def _load_state(student: Student, state: Dict[str, torch.Tensor], path: str | Path, where: str) -> None:
+    """Load ``state`` into ``student`` once every name and shape is the one its options built;
+    otherwise one line naming the first weight that differs (``load_state_dict`` would raise
+    a multi-line error, or copy what fits)."""
     if "log_std" in state:  # a Gaussian policy's learned spread (``Student.enable_log_std``)
         student.enable_log_std(int(state["log_std"].numel()))
+    expected = {name: tuple(value.shape) for name, value in student.state_dict().items()}
+    for name, value in state.items():
+        if name not in expected:
+            raise fail(path, f"{where}{name}", "not a weight of the student its options build")
+        if tuple(value.shape) != expected[name]:
+            raise fail(path, f"{where}{name}", f"shape {tuple(value.shape)}; the student its options build has "
+                                                f"{expected[name]}")
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise fail(path, f"{where}{missing[0]}", f"missing ({len(missing)} weights missing)")
     student.load_state_dict(state)
     student.eval()
-    return backend, student, run
 
 
 EXPORT_FORMAT = 2  # 1: no normalisation, labels or readout facts (runs of format_version 1)
@@ -175,20 +209,65 @@ def load_predictor(path: str | Path) -> Predictor:
         graph = nir.read(str(path))
         if "tempdistill" not in (graph.metadata or {}):
             raise ConfigError(f"{path}: NIR graph carries no tempdistill metadata (exported by an older version?)")
-        facts = json.loads(metadata_text(graph.metadata["tempdistill"]))
+        try:
+            facts = json.loads(metadata_text(graph.metadata["tempdistill"]))
+        except json.JSONDecodeError:
+            facts = None
+        if not isinstance(facts, dict) or not isinstance(facts.get("describe"), dict):
+            raise fail(path, "metadata tempdistill", "expected a JSON object with the student's description")
+        _check_facts(facts, path)
         forward = get_backend("norse").nir_forward(str(path), facts["describe"])
     else:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = _read_pt(path)
         facts = {k: v for k, v in saved.items() if k not in ("state_dict", "config")}
-        backend = get_backend(saved["backend"])
-        student = backend.build_student(backend.validate(saved["options"], "student"), saved["input_dim"], saved["num_classes"])
-        if "log_std" in saved["state_dict"]:  # a Gaussian policy's learned spread
-            student.enable_log_std(int(saved["state_dict"]["log_std"].numel()))
-        student.load_state_dict(saved["state_dict"])
-        student.eval()
-        student.set_temperature(saved.get("eval_temperature", 1.0))
+        _, student = _build(path, "", saved["backend"], saved["options"], saved["input_dim"], saved["num_classes"])
+        _load_state(student, saved["state_dict"], path, "state_dict ")
+        student.set_temperature(facts.get("eval_temperature", 1.0))
         forward = student
-    normalizer = Normalizer.from_json(facts["normalization"]) if "normalization" in facts else IDENTITY
+    try:
+        normalizer = Normalizer.from_json(facts["normalization"]) if "normalization" in facts else IDENTITY
+    except (ValueError, KeyError, TypeError):
+        raise fail(path, "normalization", "expected the JSON of the run's input normalisation") from None
     labels = np.asarray(facts.get("class_labels") or range(facts["num_classes"]), dtype=np.int64)
     return Predictor(forward, normalizer, labels, facts)
 
+
+PT_FIELDS = {"backend": str, "options": dict, "input_dim": int, "num_classes": int, "state_dict": dict}
+
+
+def _read_pt(path: Path) -> Dict[str, Any]:
+    """A ``.pt`` export, loaded without running code from it (``weights_only``), checked to
+    hold what ``export_run`` writes."""
+    import pickle
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        raise fail(path, "file", f"not a tempdistill export ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    if not isinstance(saved, dict):
+        raise fail(path, "file", f"expected the dict that tempdistill export writes, got {type(saved).__name__}")
+    for name, kind in PT_FIELDS.items():
+        if name not in saved:
+            raise fail(path, name, "missing (not written by tempdistill export?)")
+        if not isinstance(saved[name], kind) or isinstance(saved[name], bool):
+            raise fail(path, name, f"expected {kind.__name__}, got {type(saved[name]).__name__}")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in saved["state_dict"].items()):
+        raise fail(path, "state_dict", "expected weight names mapped to tensors")
+    _check_facts(saved, path)
+    return saved
+
+
+def _check_facts(facts: Dict[str, Any], path: Path) -> None:
+    """The usage facts a predictor reads: sizes positive, labels one per class, T a number."""
+    for name in ("input_dim", "num_classes"):
+        if not isinstance(facts.get(name), int) or isinstance(facts[name], bool) or facts[name] < 1:
+            raise fail(path, name, f"expected a positive integer, got {facts.get(name)!r:.40}")
+    labels = facts.get("class_labels")
+    if labels is not None and (not isinstance(labels, list) or not all(isinstance(v, int) for v in labels)
+                               or len(labels) not in (0, facts["num_classes"])):
+        raise fail(path, "class_labels", f"expected {facts['num_classes']} integer labels")
+    temperature = facts.get("eval_temperature", 1.0)
+    if not isinstance(temperature, (int, float)) or not 0 < temperature < float("inf"):
+        raise fail(path, "eval_temperature", "expected a finite number > 0")
+    if not isinstance(facts.get("task_facts", {}), dict):
+        raise fail(path, "task_facts", "expected a mapping")

@@ -74,10 +74,18 @@ epoch's validation figures under their per-epoch names (``val_accuracy``), ``sel
 holds, its attr ``weights`` says the same) and, with ``best_val``, ``best_val_epoch``
 (0-based, as ``/metrics/epoch``), ``best_val_score`` and the best-validation weights' test
 figures suffixed ``_best_val`` (``student_accuracy_best_val``, ``test_predictions_best_val``;
-``student_return_mean_best_val`` ...). Readers take every version; a field a version lacks
-reads as absent (a file without ``select`` is scored by its final figure). The
+``student_return_mean_best_val`` ...). 4 ties the traces to their inputs: beside each traced
+epoch's spikes, ``/traces/<epoch>/probe_rows`` (the probes' validation row indices; a
+multi-task run counts rows within each head's validation data) and, where the task has them,
+``probe_labels`` (a classifier's class labels as the user gave them, a policy's teacher action),
+one entry per probe. Readers take every version; a field a version lacks
+reads as absent (a file without ``select`` is scored by its final figure; traces without
+``probe_rows`` are probes 0, 1, ... of the rows the version measured on). The
 journal changes no finished file; a running file's root attr ``journal`` names its journal
 (readers older than the journal see a running file's epochs only once it is finished).
+
+Reading is checked (``tempdistill.runfile``): a file that does not hold what its version
+promises is refused with one line naming the field, before its data is read.
 """
 
 from __future__ import annotations
@@ -89,6 +97,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 from importlib import metadata
@@ -100,9 +109,10 @@ import numpy as np
 
 from tempdistill import __version__, journal
 from tempdistill.journal import Journal
+from tempdistill.runfile import STATUSES, RunFileError, check_run_file, check_traces, fail, parse_config, trace_epoch
+from tempdistill.text import printable
 
-FORMAT_VERSION = 3
-STATUSES = ("running", "complete", "failed", "interrupted")
+FORMAT_VERSION = 4
 JOURNAL_ATTR = "journal"  # root attr of a running file: the id of its journal
 _ENV_PACKAGES = ("torch", "snntorch", "norse", "gymnasium", "numpy", "h5py", "nir")
 
@@ -332,13 +342,25 @@ def _fold(f: h5py.File, path: Path, compress: bool) -> Optional[Path]:
     """
     if JOURNAL_ATTR not in f.attrs:
         return None
-    journal_path = _journal_path(path, str(_plain(f.attrs[JOURNAL_ATTR])))
+    journal_id = _plain(f.attrs[JOURNAL_ATTR])
+    if not isinstance(journal_id, str) or not re.fullmatch(r"[0-9a-f]{1,64}", journal_id):
+        raise fail(path, JOURNAL_ATTR, f"expected the hexadecimal id of a journal, got {journal_id!r}")
+    journal_path = _journal_path(path, journal_id)
+    try:
+        return _apply_journal(f, path, journal_path, compress)
+    except (TypeError, ValueError, KeyError, OSError) as exc:
+        if isinstance(exc, RunFileError):
+            raise
+        raise fail(path, f"journal {journal_path.name}", f"does not apply to the file ({exc})") from None
+
+
+def _apply_journal(f: h5py.File, path: Path, journal_path: Path, compress: bool) -> Path:
     done = start = int(f.attrs.get("epochs_completed", 0))
     series: Dict[Tuple[str, str], List[np.ndarray]] = {}
     lengths: Dict[Tuple[str, str], int] = {}
     warnings: Optional[List[str]] = None
     schema: List[List[Any]] = []
-    for entry, arrays in journal.read(journal_path):
+    for entry, arrays in _journal_records(path, journal_path):
         if entry["kind"] == "warnings":
             warnings = entry["warnings"]
             continue
@@ -373,6 +395,53 @@ def _fold(f: h5py.File, path: Path, compress: bool) -> Optional[Path]:
         f.attrs["warnings"] = json.dumps(warnings)
     del f.attrs[JOURNAL_ATTR]
     return journal_path
+
+
+def _journal_records(path: Path, journal_path: Path) -> Iterator[journal.Record]:
+    """The records of the run file ``path``'s journal, each checked to be one the recorder
+    writes: an epoch (its series layout matching its values, its traces named) or the run's
+    warnings."""
+    try:
+        records = journal.read(journal_path)
+    except ValueError as exc:
+        raise RunFileError(printable(f"{path}: {exc}")) from None
+    schema: Optional[List[Any]] = None
+    for number, (entry, arrays) in enumerate(records, 1):
+        where = f"journal {journal_path.name} record {number}"
+        kind = entry.get("kind") if isinstance(entry, dict) else None
+        if kind == "warnings":
+            if not isinstance(entry.get("warnings"), list) or not all(isinstance(w, str) for w in entry["warnings"]):
+                raise fail(path, where, "expected warnings as a list of strings")
+        elif kind == "epoch":
+            schema = entry.get("series", schema)
+            _check_epoch_record(entry, schema, arrays, path, where)
+        else:
+            raise fail(path, where, f"expected kind 'epoch' or 'warnings', got {printable(repr(kind))[:40]}")
+        yield entry, arrays
+
+
+def _check_epoch_record(entry: Dict[str, Any], schema: Any, arrays: List[np.ndarray], path: Path,
+                        where: str) -> None:
+    for key in ("epoch", "step"):
+        if not isinstance(entry.get(key), int) or isinstance(entry[key], bool) or entry[key] < 0:
+            raise fail(path, where, f"expected {key} as a non-negative integer")
+    if not isinstance(schema, list) or not all(
+        isinstance(item, list) and len(item) == 4 and item[0] in ("epoch", "step") and _plain_name(item[1])
+        and _plain_name(item[2]) and isinstance(item[3], int) and item[3] >= 0 for item in schema
+    ):
+        raise fail(path, where, "expected its series layout as [rule, group, name, length] entries")
+    if not arrays or arrays[0].ndim != 1 or arrays[0].shape[0] != sum(item[3] for item in schema):
+        raise fail(path, where, "its values do not match its series layout")
+    traces = entry.get("traces") or []
+    if not isinstance(traces, list) or len(traces) != len(arrays) - 1 or not all(
+        isinstance(name, str) and all(_plain_name(part) for part in name.split("/")) for name in traces
+    ):
+        raise fail(path, where, "expected one trace name per trace array")
+
+
+def _plain_name(name: Any) -> bool:
+    """A name that is one HDF5 link, inside its group: text, no '/', not '.' or '..'."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
 
 
 def _extend(group: h5py.Group, name: str, values: np.ndarray) -> None:
@@ -430,7 +499,7 @@ def _attrs(obj: h5py.HLObject) -> Dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
-        return value.decode()
+        return value.decode("utf-8", "replace")
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -441,7 +510,7 @@ def _arrays(group: h5py.Group) -> Dict[str, Any]:
     for name, item in group.items():
         if isinstance(item, h5py.Dataset):
             value = item[()]
-            out[name] = value.decode() if isinstance(value, bytes) else value
+            out[name] = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
         else:
             out[name] = _arrays(item)
     return out
@@ -491,39 +560,73 @@ def _folded_copy(path: Path) -> h5py.File:
 
 
 def read_run(path: str | Path) -> Dict[str, Any]:
-    """The run as plain Python/numpy objects. Missing groups come back empty, never raise."""
+    """The run as plain Python/numpy objects. Missing groups come back empty, never raise; a
+    file that does not hold what its format promises raises ``RunFileError`` (one line, before
+    its data is read). ``traces`` is read an epoch at a time, when asked (``Traces``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"run file not found: {path}")
     try:
         f = _open_run(path)
     except OSError as exc:
-        raise ValueError(f"{path} is not a readable HDF5 run file ({exc})") from None
-    with f:
-        if not is_run_file(f):
-            raise ValueError(f"{path} is an HDF5 file but not a tempdistill run (no run status, format version or config)")
-        run: Dict[str, Any] = {"path": str(path), "attrs": _attrs(f)}
-        run["status"] = run["attrs"].get("status", "unknown")
-        run["format_version"] = int(run["attrs"].get("format_version", 1))
-        try:
-            run["warnings"] = json.loads(run["attrs"].get("warnings", "[]"))
-        except (TypeError, json.JSONDecodeError):
-            run["warnings"] = []
-        config_text = f["config"][()] if "config" in f else b"{}"
-        config_text = config_text.decode() if isinstance(config_text, bytes) else config_text
-        try:
-            run["config"] = json.loads(config_text)
-        except json.JSONDecodeError:
-            run["config"] = {}
-        run["env"] = _attrs(f["env"]) if "env" in f else {}
-        for group in ("metrics", "steps", "temperature", "episodes", "student", "data"):
-            run[group] = _arrays(f[group]) if group in f else {}
-        run["student_attrs"] = _attrs(f["student"]) if "student" in f else {}
-        run["data_attrs"] = _attrs(f["data"]) if "data" in f else {}
-        run["eval"] = {**_attrs(f["eval"]), **_arrays(f["eval"])} if "eval" in f else {}
-        traces = f["traces"] if "traces" in f else {}
-        run["traces"] = {int(k): _arrays(v) for k, v in traces.items()} if traces else {}
+        raise RunFileError(printable(f"{path} is not a readable HDF5 run file ({exc})")) from None
+    try:
+        with f:
+            if not is_run_file(f):
+                raise RunFileError(f"{path} is an HDF5 file but not a tempdistill run (no run status, format version or config)")
+            check_run_file(f, path)
+            return _read_checked(f, path)
+    except (OSError, KeyError) as exc:  # HDF5 failing on a damaged object that declared itself well
+        raise fail(path, "file", printable(f"cannot be read ({exc})")) from None
+
+
+def _read_checked(f: h5py.File, path: Path) -> Dict[str, Any]:
+    """Everything but the traces' data, from a file ``check_run_file`` passed."""
+    run: Dict[str, Any] = {"path": str(path), "attrs": _attrs(f)}
+    run["status"] = run["attrs"].get("status", "unknown")
+    run["format_version"] = int(run["attrs"].get("format_version", 1))
+    run["warnings"] = json.loads(run["attrs"].get("warnings", "[]"))
+    run["config"] = parse_config(f, path)
+    run["env"] = _attrs(f["env"]) if "env" in f else {}
+    for group in ("metrics", "steps", "temperature", "episodes", "student", "data"):
+        run[group] = _arrays(f[group]) if group in f else {}
+    run["student_attrs"] = _attrs(f["student"]) if "student" in f else {}
+    run["data_attrs"] = _attrs(f["data"]) if "data" in f else {}
+    run["eval"] = {**_attrs(f["eval"]), **_arrays(f["eval"])} if "eval" in f else {}
+    run["traces"] = Traces(path, [trace_epoch(f, name, path) for name in f["traces"]] if "traces" in f else [])
     return run
+
+
+class Traces(Mapping[int, Dict[str, Any]]):
+    """A run's ``/traces``: epoch -> that epoch's arrays (``{layer: {spikes, membrane, ...}}``,
+    and from format 4 ``probe_rows``/``probe_labels``), read from the file when an epoch is
+    asked for and not kept: traces can be most of a file, and most readers never look."""
+
+    def __init__(self, path: Path, epochs: Iterable[int]) -> None:
+        self.path = path
+        self.epochs = sorted(epochs)
+
+    def __getitem__(self, epoch: int) -> Dict[str, Any]:
+        if epoch not in self.epochs:
+            raise KeyError(epoch)
+        try:
+            with _open_run(self.path) as f:
+                group = f.get(f"traces/{epoch}")
+                if group is None:
+                    raise fail(self.path, f"/traces/{epoch}", "gone (the file changed since it was opened)")
+                check_traces(group, self.path)
+                return _arrays(group)
+        except (OSError, KeyError) as exc:
+            raise fail(self.path, f"/traces/{epoch}", printable(f"cannot be read ({exc})")) from None
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.epochs)
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def __repr__(self) -> str:
+        return f"Traces({str(self.path)!r}, epochs={self.epochs})"
 
 
 def run_identity(path: str | Path) -> Optional[Tuple[str, Dict[str, Any]]]:

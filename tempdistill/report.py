@@ -6,11 +6,13 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
+from tempdistill.rasters import raster_figure
 from tempdistill.record import read_run
+from tempdistill.text import code_fence, markdown, plot_label, printable
 
 EPOCH_COLUMNS = ("epoch", "temperature", "loss", "kd_loss", "ce_loss", "kl", "teacher_entropy", "student_entropy",
                  "val_accuracy", "return_mean", "action_agreement", "dagger_beta")
@@ -32,8 +34,9 @@ def format_value(value: Any) -> str:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A plain aligned text table (first column left-aligned, numbers right-aligned)."""
-    cells = [[str(h) for h in headers]] + [[format_value(v) for v in row] for row in rows]
+    """A plain aligned text table (first column left-aligned, numbers right-aligned); text
+    from run files is shown ``printable`` (no escape sequences, one line per row)."""
+    cells = [[printable(h) for h in headers]] + [[printable(format_value(v)) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -119,6 +122,7 @@ def show_run(path: str | Path) -> str:
     lines += [f"log      {w}" for w in run.get("warnings", [])]
     if run["eval"]:
         lines.append("eval     " + "  ".join(f"{k}={format_value(v)}" for k, v in sorted(run["eval"].items()) if not hasattr(v, "shape")))
+    lines = [printable(line) for line in lines]  # text from the file, as the terminal is to show it
     metrics = run["metrics"]
     columns = [c for c in EPOCH_COLUMNS if c in metrics]
     if columns and epochs_done:
@@ -320,7 +324,7 @@ def entropy_plot(rows: Sequence[Dict[str, float]], num_classes: int, path: str |
     ax.set_xscale("log", base=2)
     ax.set_xlabel("temperature T")
     ax.set_ylabel("entropy (nats), validation split")
-    ax.set_title(title)
+    ax.set_title(plot_label(title))
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     path = Path(path)
@@ -349,8 +353,59 @@ def run_colours(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     return {run["path"]: cycle(i % cycle.N) for i, run in enumerate(runs)}
 
 
+LINE_STYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "v", "D", "P", "X")
+
+
+def line_style(index: int, points: int) -> Dict[str, Any]:
+    """Dashes and markers for the ``index``-th curve of a figure, so that curves drawn on top
+    of one another (runs that agree exactly) stay visible: each has its own dash pattern and
+    hollow marker of its own size, its markers at its own offset along the curve."""
+    every = max(1, points // 8)
+    return {"linestyle": LINE_STYLES[index % len(LINE_STYLES)], "marker": MARKERS[index % len(MARKERS)],
+            "markersize": 4 + 1.5 * (index % 4), "markerfacecolor": "none", "markevery": (index % every, every),
+            "linewidth": 1.4}
+
+
+def same_as_earlier(curves: Sequence[Any]) -> List[Optional[int]]:
+    """For each curve, the index of the first earlier curve with exactly its values (drawn
+    over it, it would hide it), else None; the legend says so."""
+    found: List[Optional[int]] = []
+    for i, curve in enumerate(curves):
+        match = next((j for j in range(i) if found[j] is None and len(curves[j]) == len(curve)
+                      and np.array_equal(np.asarray(curves[j]), np.asarray(curve), equal_nan=True)), None)
+        found.append(match)
+    return found
+
+
 def _file_part(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+=-]+", "_", text).strip("_") or "run"
+
+
+def _draw_figures(runs: Sequence[Dict[str, Any]], out: Path, plt: Any) -> List[str]:
+    """Every figure of a report into ``out``: per-epoch curves, rasters, groups of seeds."""
+    colours = run_colours(runs)
+    out.mkdir(parents=True, exist_ok=True)
+    figures: List[str] = []
+    for metric, title in REPORT_SERIES:
+        series = [(r, r["metrics"][metric]) for r in runs if len(r["metrics"].get(metric, [])) > 0]
+        if not series:
+            continue
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        same = same_as_earlier([values for _, values in series])
+        for index, (run, values) in enumerate(series):
+            ax.plot(range(1, len(values) + 1), values, label=plot_label(run["label"]), color=colours[run["path"]],
+                    **line_style(index, len(values)))
+        notes = [plot_label(f"{run['label']} = {series[match][0]['label']}")
+                 for (run, _), match in zip(series, same) if match is not None]
+        figures.append(_save_epoch_figure(fig, ax, title, out / f"{metric}.png",
+                                          "same values, drawn over each other:\n" + "\n".join(notes) if notes else None))
+    for run in runs:
+        raster = raster_figure(run, colours[run["path"]], out / f"raster-{_file_part(Path(run['path']).stem)}.png")
+        if raster:
+            figures.append(raster)
+    figures += group_figures(runs, out)
+    return figures
 
 
 def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
@@ -368,44 +423,14 @@ def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
     if not files:
         raise FileNotFoundError(f"no run files found in {', '.join(map(str, paths))}")
     runs = read_runs(files)
-    colours = run_colours(runs)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    figures: List[str] = []
-    for metric, title in REPORT_SERIES:
-        series = [(r, r["metrics"][metric]) for r in runs if len(r["metrics"].get(metric, [])) > 0]
-        if not series:
-            continue
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        for run, values in series:
-            ax.plot(range(1, len(values) + 1), values, label=run["label"], color=colours[run["path"]])
-        figures.append(_save_epoch_figure(fig, ax, title, out / f"{metric}.png"))
-    for run in runs:
-        if not run["traces"]:
-            continue
-        epoch = max(run["traces"])
-        layers = {k: v for k, v in run["traces"][epoch].items() if isinstance(v, dict) and "spikes" in v}
-        if not layers:
-            continue
-        fig, axes = plt.subplots(1, len(layers), figsize=(4 * len(layers), 3.2), squeeze=False)
-        for ax, (layer, arrays) in zip(axes[0], sorted(layers.items())):
-            spikes = arrays["spikes"][0]  # first probe sample: (time, neuron)
-            times, neurons = spikes.nonzero()
-            ax.scatter(times, neurons, s=4, marker="|", color=colours[run["path"]])
-            ax.set_xlabel("time step")
-            ax.set_ylabel("neuron")
-            ax.set_title(f"{layer}, probe 0, epoch {epoch + 1}")
-        fig.suptitle(run["label"], fontsize=9)
-        fig.tight_layout()
-        name = f"raster-{_file_part(Path(run['path']).stem)}.png"
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
-        figures.append(name)
-    figures += group_figures(runs, out)
+    with matplotlib.rc_context({"text.usetex": False}):  # labels are plain text (``plot_label``), never LaTeX
+        figures = _draw_figures(runs, out, plt)
     comparison = compare_runs(files)
+    fence = code_fence(comparison)
     lines = ["# tempdistill report", "", f"{len(runs)} runs:", ""]
-    lines += [f"- `{r['path']}` ({r['status']})" for r in runs]
-    lines += ["", "```", comparison, "```", ""]
+    lines += [f"- {markdown(r['path'])} ({markdown(r['status'])})" for r in runs]
+    lines += ["", fence, comparison, fence, ""]
     lines += [f"![{name}]({name})" for name in figures]
     page = out / "index.md"
     page.write_text("\n".join(lines) + "\n")
@@ -421,14 +446,17 @@ GROUP_SERIES = (("temperature", "temperature T (epoch mean)"),
                 ("teacher_entropy", "teacher soft-label entropy at T (nats)"))
 
 
-def _save_epoch_figure(fig: Any, ax: Any, title: str, path: Path) -> str:
-    """Label a per-epoch figure, save it and close it; returns its file name."""
+def _save_epoch_figure(fig: Any, ax: Any, title: str, path: Path, note: Optional[str] = None) -> str:
+    """Label a per-epoch figure, save it and close it; returns its file name. ``note`` (which
+    curves hide one another; text already escaped) heads the legend."""
     import matplotlib.pyplot as plt
 
     ax.set_xlabel("epoch")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    legend = ax.legend(fontsize=7, loc="best", title=note, title_fontsize=6)
+    if note:
+        legend.get_title().set_multialignment("left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -438,7 +466,8 @@ def _save_epoch_figure(fig: Any, ax: Any, title: str, path: Path) -> str:
 def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
     """Figures over groups of seeds (``tempdistill.statistics.group_runs``): the score, T and
     the teacher's soft-label entropy per epoch as mean ± sd over seeds, and the final score
-    against the estimated energy per sample, dense and spiking students marked apart."""
+    against the estimated energy per sample, dense and spiking students marked apart and
+    every point labelled with its run."""
     import matplotlib.pyplot as plt
 
     from tempdistill.statistics import group_runs, score_of
@@ -453,7 +482,7 @@ def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
     for metric, title in series:
         fig, ax = plt.subplots(figsize=(6.5, 4))
         drawn = False
-        for group in groups:
+        for index, group in enumerate(groups):
             curves = [np.asarray(r["metrics"][metric], dtype=float) for r in group.runs if len(r["metrics"].get(metric, []))]
             if not curves:
                 continue
@@ -461,7 +490,8 @@ def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
             stack = np.stack([c[:length] for c in curves])
             mean, sd = stack.mean(axis=0), stack.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(length)
             epochs = np.arange(1, length + 1)
-            line, = ax.plot(epochs, mean, label=f"{group.label} (n={len(curves)})")
+            line, = ax.plot(epochs, mean, label=plot_label(f"{group.label} (n={len(curves)})"),
+                            **line_style(index, length))
             ax.fill_between(epochs, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
             drawn = True
         if drawn:
@@ -472,11 +502,19 @@ def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
     if points:
         fig, ax = plt.subplots(figsize=(6, 4))
         for kind, marker in (("dense", "s"), ("spiking", "o")):
-            chosen = [(x, y) for r, y, x in points if (r["config"]["student"]["backend"] == "dense") == (kind == "dense")]
+            chosen = [(x, y) for r, y, x in points
+                      if (r["config"].get("student", {}).get("backend") == "dense") == (kind == "dense")]
             if chosen:
                 ax.scatter(*zip(*chosen), marker=marker, label=f"{kind} students", alpha=0.8)
+        stacked: Dict[tuple, int] = {}
+        for run, y, x in points:  # which run each point is; labels of one spot stacked, not overprinted
+            spot = (round(float(x), 6), round(float(y), 6))
+            line = stacked[spot] = stacked.get(spot, -1) + 1
+            ax.annotate(plot_label(run["label"]), (x, y), xytext=(5, 3 - 8 * line), textcoords="offset points",
+                        fontsize=6, alpha=0.85, annotation_clip=False)
+        ax.margins(x=0.2, y=0.12)
         ax.set_xlabel("estimated energy per sample (nJ, 45 nm model)")
-        ax.set_ylabel(score_of(points[0][0])[0])
+        ax.set_ylabel(plot_label(score_of(points[0][0])[0]))
         ax.set_title("test score against estimated energy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -494,12 +532,14 @@ def write_html(runs: Sequence[Dict[str, Any]], statistics: str, figures: Sequenc
 
     headers, rows = comparison_rows(runs)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(format_value(v))}</td>" for v in row) + "</tr>" for row in rows)
+    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(printable(format_value(v)))}</td>" for v in row) + "</tr>"
+                     for row in rows)
     comparison = f'<table id="comparison"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>'
     if statistics:
         comparison += f'\n<pre id="statistics">{html.escape(statistics)}</pre>'
 
-    items = "\n".join(f"<li><code>{html.escape(r['path'])}</code> ({html.escape(r['status'])})</li>" for r in runs)
+    items = "\n".join(f"<li><code>{html.escape(printable(r['path']))}</code> ({html.escape(printable(r['status']))})</li>"
+                      for r in runs)
     images = "\n".join(
         f'<figure><img src="{html.escape(name)}" alt="{html.escape(name)}"><figcaption>{html.escape(name)}'
         "</figcaption></figure>" for name in figures)

@@ -95,6 +95,16 @@ def test_each_head_gets_its_own_temperature(tmp_path, backend):
         task.close()
 
 
+def test_multitask_probe_facts_follow_the_probe_inputs_head_by_head(tmp_path):
+    _, task, _ = build_task(tmp_path)
+    facts = task.probe_facts(4)
+    inputs = task.probe_inputs(4)
+    assert facts["probe_rows"].tolist() == [0, 1, 0, 1]  # rows within each head's validation data
+    assert facts["probe_labels"].shape == (len(inputs),)
+    for h, head in enumerate(task.heads.values()):  # each head's labels are its teacher's greedy actions
+        assert facts["probe_labels"][2 * h : 2 * h + 2].tolist() == head.probe_facts(2)["probe_labels"].tolist()
+
+
 def test_a_multitask_run_records_per_head_temperature_returns_and_episodes(tmp_path):
     run = read_run(execute(config_from_mapping(multitask_config(tmp_path)), warn=lambda _: None))
     assert run["status"] == "complete"

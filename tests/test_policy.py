@@ -133,6 +133,9 @@ def test_policy_run_records_returns_episodes_and_per_decision_spikes(tmp_path, b
     if backend != "dense":
         assert ev["spikes_per_sample"] > 0 and ev["synops_per_sample"] > 0  # per decision
         assert run["traces"]
+        probes = run["traces"][max(run["traces"])]  # the first validation observations, the teacher's action
+        np.testing.assert_array_equal(probes["probe_rows"], np.arange(4))
+        assert probes["probe_labels"].shape == (4,) and set(probes["probe_labels"]) <= {0, 1}
 
 
 def test_policy_best_val_tests_the_best_validation_epoch_once_more(tmp_path):

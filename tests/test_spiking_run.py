@@ -128,6 +128,12 @@ def _dense_config(root: Path) -> Path:
     return path
 
 
+def _probe_labels(run: Dict[str, Any], n: int) -> np.ndarray:
+    config = config_from_mapping(run["config"])
+    split = load_split(config.data, config.seed)
+    return split.class_labels[split.y_val[:n].numpy()]
+
+
 def _probe_inputs(run: Dict[str, Any], n: int) -> torch.Tensor:
     config = config_from_mapping(run["config"])
     return load_split(config.data, config.seed).x_val[:n]  # probes are validation rows
@@ -155,7 +161,10 @@ def test_run_records_traces_metrics_and_student(runs: Dict[str, Any], backend: s
     eval_t = run["config"]["distill"]["eval_temperature"]
     assert eval_t == 1.0
     for epoch, layers in run["traces"].items():
-        assert set(layers) == {"hidden0", "output"}, (epoch, sorted(layers))
+        assert set(layers) == {"hidden0", "output", "probe_rows", "probe_labels"}, (epoch, sorted(layers))
+        # The probes are the first validation rows, with their labels (format 4).
+        np.testing.assert_array_equal(layers["probe_rows"], np.arange(PROBES))
+        np.testing.assert_array_equal(layers["probe_labels"], _probe_labels(run, PROBES))
         for layer, n in (("hidden0", HIDDEN), ("output", NUM_CLASSES)):
             group = layers[layer]
             spikes, membrane, threshold = group["spikes"], group["membrane"], group["threshold"]

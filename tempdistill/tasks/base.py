@@ -138,6 +138,13 @@ class Task(ABC):
     def probe_inputs(self, count: int) -> torch.Tensor:
         """Fixed validation inputs whose spike traces are recorded."""
 
+    def probe_facts(self, count: int) -> Dict[str, np.ndarray]:
+        """What the probes of ``probe_inputs(count)`` are, recorded beside their spikes so a
+        trace can be tied to its input: ``probe_rows``, their validation row indices, and
+        where the task has one, ``probe_labels``, each probe's label. By default the probes
+        are the first validation rows, without labels."""
+        return {"probe_rows": np.arange(len(self.probe_inputs(count)), dtype=np.int64)}
+
     @abstractmethod
     def teacher_figures(self) -> Dict[str, Any]:
         """The teacher's figures on the test data (asked once, before training)."""

@@ -98,6 +98,12 @@ class ClassificationTask(Task):
     def probe_inputs(self, count: int) -> torch.Tensor:
         return self.split.x_val[:count]
 
+    def probe_facts(self, count: int) -> Dict[str, np.ndarray]:
+        """The first validation rows, labelled as the user labels them (``/data/class_labels``)."""
+        classes = self.split.y_val[:count].cpu().numpy().astype(np.int64)
+        labels = self.split.class_labels[classes] if len(self.split.class_labels) else classes
+        return {"probe_rows": np.arange(len(classes), dtype=np.int64), "probe_labels": np.asarray(labels, dtype=np.int64)}
+
     def teacher_figures(self) -> Dict[str, Any]:
         """The teacher's test accuracy (its one test pass), and its validation accuracy, the
         figure a teacher's settings are chosen by."""

@@ -257,6 +257,16 @@ class MultiTask(Task):
         share = max(count // len(self.heads), 1)
         return torch.cat([self.pad(h, task.probe_inputs(share)) for h, task in enumerate(self.heads.values())])
 
+    def probe_facts(self, count: int) -> Dict[str, np.ndarray]:
+        """Each head's probe facts in ``probe_inputs``' order: rows count within the head's own
+        validation data; labels only where every head has them."""
+        share = max(count // len(self.heads), 1)
+        parts = [task.probe_facts(share) for task in self.heads.values()]
+        facts = {"probe_rows": np.concatenate([p["probe_rows"] for p in parts])}
+        if all("probe_labels" in p for p in parts):
+            facts["probe_labels"] = np.concatenate([p["probe_labels"] for p in parts])
+        return facts
+
     def teacher_parameter_count(self) -> int:
         return self.teacher.actor_parameters()
 

@@ -201,6 +201,15 @@ class PolicyTask(Task):
     def probe_inputs(self, count: int) -> torch.Tensor:
         return self.val_obs[:count]
 
+    def probe_facts(self, count: int) -> Dict[str, np.ndarray]:
+        """The first validation observations, labelled with the teacher's greedy action where
+        the action space has one (discrete actions)."""
+        facts = {"probe_rows": np.arange(len(self.val_obs[:count]), dtype=np.int64)}
+        actions = self.head.targets(self.val_logits[:count])
+        if actions is not None and actions.ndim == 1:
+            facts["probe_labels"] = actions.cpu().numpy().astype(np.int64)
+        return facts
+
     def teacher_parameter_count(self) -> int:
         return self.teacher.actor_parameters()
 
