@@ -6,10 +6,11 @@ import json
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import numpy as np
 import pytest
+import torch
 
 from tempdistill.cli import main
 from tempdistill.comparison import by_task, drop_duplicates, task_label
@@ -180,3 +181,67 @@ class Tables(HTMLParser):
         if self._in_h3:
             self.headings.append(data)
             self._in_h3 = False
+
+
+# ---------------------------------------------------------------- latency
+def dense_student(seed: int = 0) -> torch.nn.Module:
+    from backends import get_backend
+
+    backend = get_backend("dense", "student.backend")
+    torch.manual_seed(seed)
+    return backend.build_student(backend.validate({"backend": "dense", "hidden": [16]}, "student"), 64, 10)
+
+
+def test_two_identical_students_time_alike_whatever_the_validation_set():
+    """The same student timed on 7 validation rows and on 3000 (a classifier's and a policy's
+    validation sets) reads the same per-sample latency within 3x: the batch is fixed, the
+    figure is a median. No assertion on absolute speed."""
+    from tempdistill.latency import inference_latency_ms
+
+    first, second = dense_student(), dense_student()
+    small, large = torch.randn(7, 64), torch.randn(3000, 64)
+    times = [inference_latency_ms(first, small, 1.0), inference_latency_ms(second, large, 1.0),
+             inference_latency_ms(first, large, 1.0)]
+    assert all(t > 0 for t in times)
+    assert max(times) / min(times) < 3.0, times
+
+
+def test_latency_leaves_threads_and_mode_as_it_found_them_and_pads_the_batch():
+    from tempdistill.latency import BATCH, fixed_batch, inference_latency_ms, latency_conditions
+
+    student = dense_student()
+    student.train()
+    threads = torch.get_num_threads()
+    inference_latency_ms(student, torch.randn(5, 64), 1.0, repeats=2)
+    assert student.training and torch.get_num_threads() == threads
+    x = torch.arange(5.0).unsqueeze(1)
+    assert fixed_batch(x).shape == (BATCH, 1) and fixed_batch(x)[5:10].flatten().tolist() == [0, 1, 2, 3, 4]
+    assert set(latency_conditions()) == {"latency_batch", "latency_repeats", "latency_threads"}
+
+
+def test_compare_shows_latency_only_where_measured_on_a_fixed_batch(tmp_path, capsys):
+    from tempdistill.report import comparison_rows
+
+    timed = {"student_latency_ms_per_sample": 0.001}
+    old = write_run(tmp_path, DIGITS, 0, 0.0, 0.9, timed)
+    new = write_run(tmp_path, DIGITS, 0, 0.9, 0.9, {**timed, "latency_batch": 256})
+    runs: List[Dict[str, Any]] = read_runs([old, new])
+    header, rows = comparison_rows(runs)
+    column = header.index("latency_ms/sample")
+    assert [row[column] for row in rows] == [None, 0.001]
+
+
+def test_two_runs_of_one_student_record_latencies_within_3x_and_how_they_were_timed(tiny_config_data):
+    """End to end: the same config run twice records student (and teacher) latencies within a
+    factor 3 of each other, with the batch, repeats and threads they were measured under."""
+    from tempdistill.config import config_from_mapping
+    from tempdistill.latency import latency_conditions
+    from tempdistill.record import read_run
+    from tempdistill.runner import execute
+
+    config = config_from_mapping({**tiny_config_data, "distill": {**tiny_config_data["distill"], "epochs": 1}})
+    first, second = (read_run(execute(config, warn=lambda _: None))["eval"] for _ in range(2))
+    for key in ("student_latency_ms_per_sample", "teacher_latency_ms_per_sample"):
+        low, high = sorted((first[key], second[key]))
+        assert 0 < low and high / low < 3.0, (key, low, high)
+    assert {key: first[key] for key in latency_conditions()} == latency_conditions()
