@@ -152,9 +152,15 @@ COMPARE_COLUMNS = (
     ("synops/sample", lambda r: r["eval"].get("synops_per_sample")),
     ("MACs/sample", lambda r: r["eval"].get("macs_per_sample")),
     ("energy_nJ(est)", lambda r: r["eval"].get("energy_nj_per_sample")),
-    ("latency_ms/sample", lambda r: r["eval"].get("student_latency_ms_per_sample")),
+    ("latency_ms/sample", lambda r: _latency(r)),
     ("wall_s", lambda r: r["eval"].get("wall_seconds", _last(r, "wall_seconds"))),
 )
+
+
+def _latency(run: Dict[str, Any]) -> Any:
+    """The student's latency where it was measured as ``tempdistill.latency`` does (a fixed
+    batch, median of repeats); earlier files timed one pass, which is noise, and show none."""
+    return run["eval"].get("student_latency_ms_per_sample") if "latency_batch" in run["eval"] else None
 
 
 def _selected(run: Dict[str, Any]) -> Any:
@@ -245,13 +251,15 @@ def read_runs(paths: Sequence[str | Path]) -> List[Dict[str, Any]]:
 
 def compare_runs(paths: Sequence[str | Path], statistics: bool = True) -> str:
     """One row per run: what a spiking student costs and scores against the dense baseline;
-    then, where runs repeat over seeds or differ in a two-level factor, the statistics."""
+    then, where runs repeat over seeds or differ in a two-level factor, the statistics. Runs of
+    different tasks get a table each, and a run given twice counts once
+    (``tempdistill.comparison``)."""
+    from tempdistill.comparison import comparison_text
+
     runs = read_runs(paths)
     if not runs:
         return "no runs found"
-    text = table(*comparison_rows(runs))
-    extra = statistics_text(runs) if statistics else ""
-    return text + ("\n\n" + extra if extra else "")
+    return comparison_text(runs, statistics)
 
 
 def comparison_rows(runs: Sequence[Dict[str, Any]]) -> tuple[List[str], List[List[Any]]]:
@@ -434,7 +442,7 @@ def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
     lines += [f"![{name}]({name})" for name in figures]
     page = out / "index.md"
     page.write_text("\n".join(lines) + "\n")
-    write_html(runs, statistics_text(runs), figures, out / "index.html")
+    write_html(runs, figures, out / "index.html")
     return page
 
 
@@ -525,18 +533,14 @@ def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
     return names
 
 
-def write_html(runs: Sequence[Dict[str, Any]], statistics: str, figures: Sequence[str], path: Path) -> Path:
+def write_html(runs: Sequence[Dict[str, Any]], figures: Sequence[str], path: Path) -> Path:
     """The report as one page next to its figures (relative links only): the comparison as an
-    HTML table, the statistics over seeds, every figure."""
+    HTML table per task with the statistics over seeds, every figure."""
     import html
 
-    headers, rows = comparison_rows(runs)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(printable(format_value(v)))}</td>" for v in row) + "</tr>"
-                     for row in rows)
-    comparison = f'<table id="comparison"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>'
-    if statistics:
-        comparison += f'\n<pre id="statistics">{html.escape(statistics)}</pre>'
+    from tempdistill.comparison import comparison_html
+
+    comparison = comparison_html(runs)
 
     items = "\n".join(f"<li><code>{html.escape(printable(r['path']))}</code> ({html.escape(printable(r['status']))})</li>"
                       for r in runs)

@@ -25,6 +25,7 @@ from tempdistill.config import ConfigError, RunConfig
 from tempdistill.data import Split
 from tempdistill.distiller import BestEpoch, Distiller
 from tempdistill.interrupt import NEVER, Interrupted, StopRequest
+from tempdistill.latency import inference_latency_ms, latency_conditions
 from tempdistill.memory import Part, available_bytes, check_fits, held_parts, network_size, training_parts
 from tempdistill.record import RunRecorder
 from tempdistill.schedules import Schedule, build_schedule
@@ -32,7 +33,7 @@ from tempdistill.student import Backend, Student
 from tempdistill.tasks import classification, get_task_class
 from tempdistill.tasks.base import Task
 from tempdistill.teacher import TeacherOrigin
-from tempdistill.training import batched_forward, parameter_count
+from tempdistill.training import parameter_count
 
 
 @dataclass
@@ -124,21 +125,6 @@ def prepare_teacher(
     return classification.prepare_teacher(config, plan.teacher_backend, plan.teacher_options, log)
 
 
-def inference_latency_ms(model: torch.nn.Module, x: torch.Tensor, temperature: Optional[float] = None) -> float:
-    """Wall-clock milliseconds per sample of a batched forward pass on this machine (eval mode).
-
-    A software latency on the run's device, for comparing students run the same way; it says
-    nothing about neuromorphic hardware, where a spiking student's cost is its synaptic ops.
-    """
-    model.eval()
-    if temperature is not None and isinstance(model, Student):
-        model.set_temperature(temperature)
-    batched_forward(model, x[:64])  # warm-up: first calls pay one-off costs
-    started = time.perf_counter()
-    batched_forward(model, x)
-    return 1000.0 * (time.perf_counter() - started) / x.shape[0]
-
-
 def execute(
     config: RunConfig,
     out_dir: Optional[str] = None,
@@ -208,6 +194,7 @@ def execute(
         eval_values["param_ratio"] = eval_values["student_params"] / eval_values["teacher_params"]
         eval_values["student_latency_ms_per_sample"] = inference_latency_ms(student, validation, config.distill.eval_temperature)
         eval_values["teacher_latency_ms_per_sample"] = inference_latency_ms(task.teacher, validation)
+        eval_values.update(latency_conditions())
         eval_values.update({k: v for k, v in final.items() if k not in ("epoch", "wall_seconds")})
         eval_values.update(evaluate_on_test(task, student, distiller.best, config))
         recorder.write_eval(eval_values)

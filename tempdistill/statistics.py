@@ -13,6 +13,7 @@ number of seeds is printed beside every interval.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ LEVEL = 0.95
 
 # Config keys that never define a factor: the seed replicates, the rest says where files went.
 NOT_FACTORS = ("seed", "name", "record.", "sweep.")
+
+# The widest "where" a difference table prints: past it a reader loses the row.
+WHERE_WIDTH = 48
 
 
 def bootstrap_interval(values: Sequence[float], level: float = LEVEL, resamples: int = BOOTSTRAP_RESAMPLES,
@@ -94,6 +98,18 @@ def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _is_factor_key(key: str) -> bool:
+    return key not in NOT_FACTORS and not key.startswith(tuple(p for p in NOT_FACTORS if p.endswith(".")))
+
+
+def replicate_key(config: Mapping[str, Any]) -> str:
+    """Which replicate a run is: a hash of its config's factor keys and its seed. Two files
+    with one key (a file given twice, a copy, the same config rerun into another folder) are
+    one seed, not two: counted twice they would narrow every interval for nothing."""
+    kept = {k: v for k, v in flatten(config).items() if k == "seed" or _is_factor_key(k)}
+    return hashlib.sha256(_key(kept).encode()).hexdigest()[:16]
+
+
 def factors(configs: Sequence[Mapping[str, Any]]) -> List[Tuple[str, ...]]:
     """The experiment's factors: config keys that take more than one value across the runs
     (seed excluded), keys that always change together joined into one factor (switching a
@@ -102,7 +118,7 @@ def factors(configs: Sequence[Mapping[str, Any]]) -> List[Tuple[str, ...]]:
     keys = sorted({k for flat in flats for k in flat})
     joined: Dict[Tuple[int, ...], List[str]] = {}
     for key in keys:
-        if key in NOT_FACTORS or key.startswith(tuple(p for p in NOT_FACTORS if p.endswith("."))):
+        if not _is_factor_key(key):
             continue
         values = [_key(flat.get(key)) for flat in flats]
         if len(set(values)) < 2:
@@ -127,6 +143,27 @@ def describe_level(keys: Sequence[str], values: Sequence[str]) -> str:
     pairs = sorted(zip(names, values), key=lambda pair: pair[0] != "schedule")
     parts = [f"{n}={json.loads(v)}" for n, v in pairs if v != "null"]
     return " ".join(parts) or "all runs"
+
+
+# The key that names a joined factor's level best (a schedule by its name, a student by its backend).
+_NAMING_KEYS = ("schedule", "backend", "name", "id")
+
+
+def brief_level(found: Sequence[Sequence[str]], keys: Sequence[str], values: Sequence[str],
+                width: Optional[int] = None) -> str:
+    """A level told by one ``key=value`` per factor ('backend=snntorch alpha=0.9'), cut to
+    ``width`` characters. One key is enough: keys that change together are one factor because
+    they split the runs alike, so any set one of them tells the factor's levels apart."""
+    value_of = dict(zip(keys, values))
+    chosen: List[Tuple[str, str]] = []
+    for factor in found:
+        present = [k for k in factor if k in value_of]
+        ranked = sorted(present, key=lambda k: k.split(".")[-1] not in _NAMING_KEYS)
+        key = next((k for k in ranked if value_of[k] != "null"), None)
+        if key is not None:
+            chosen.append((key, value_of[key]))
+    text = describe_level([k for k, _ in chosen], [v for _, v in chosen])
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 
 def factor_name(keys: Sequence[str]) -> str:
@@ -157,7 +194,7 @@ def group_runs(runs: Sequence[Mapping[str, Any]]) -> Tuple[List[Tuple[str, ...]]
     cells: Dict[Tuple[str, ...], List[Mapping[str, Any]]] = {}
     for run in runs:
         cells.setdefault(level_of(run["config"], keys), []).append(run)
-    return found, [Group(describe_level(keys, level), members) for level, members in sorted(cells.items())]
+    return found, [Group(brief_level(found, keys, level), members) for level, members in sorted(cells.items())]
 
 
 @dataclass
@@ -204,7 +241,9 @@ def paired_differences(runs: Sequence[Mapping[str, Any]], measure: Callable[[Map
                 diffs = [second[s] - first[s] for s in seeds]
                 interval = bootstrap_interval(diffs)
                 out.append(PairedDifference(factor_name(factor), describe_level(factor, reference),
-                                            describe_level(factor, level), describe_level(others, rest), len(seeds),
+                                            describe_level(factor, level),
+                                            brief_level([f for f in found if f != factor], others, rest, WHERE_WIDTH),
+                                            len(seeds),
                                             float(np.mean(diffs)), interval, verdict(interval, higher_is_better)))
     return out
 
@@ -238,15 +277,30 @@ def score_of(run: Mapping[str, Any]) -> Tuple[str, Optional[float]]:
     return name, (float(run["eval"][key]) if key in run["eval"] else None)
 
 
+def score_digits(name: str) -> int:
+    """Decimals a score is printed with, its differences too: a return is whole steps of reward
+    (one decimal), an accuracy or a retained fraction needs four to show a test row's worth."""
+    return 1 if name == "return" else 4
+
+
+def common_score(runs: Sequence[Mapping[str, Any]]) -> str:
+    """The score all ``runs`` share; a ValueError when they are scored by different measures
+    (a difference of accuracy and return means nothing: compare each task on its own)."""
+    names = sorted({score_of(r)[0] for r in runs})
+    if len(names) != 1:
+        raise ValueError(f"runs scored by different measures ({', '.join(names)}): compare each task on its own")
+    return names[0]
+
+
 # Final measures summarised per group besides the score: (column, /eval key, digits).
 MEASURES = (("spikes/sample", "spikes_per_sample", 1), ("energy_nJ(est)", "energy_nj_per_sample", 3))
 
 
 def group_table(runs: Sequence[Mapping[str, Any]]) -> Tuple[List[str], List[List[Any]]]:
     """Per group of seeds: the score and the final measures as mean ± std [95% bootstrap]."""
+    name = common_score(runs)
+    digits = score_digits(name)
     _, groups = group_runs(runs)
-    name = score_of(runs[0])[0]
-    digits = 4 if name != "return" else 1
     header = ["group", "seeds", f"{name} mean ± std [95% CI]"]
     present = [m for m in MEASURES if any(m[1] in r["eval"] for r in runs)]
     header += [f"{column} mean ± std [95% CI]" for column, _, _ in present]
@@ -260,8 +314,8 @@ def group_table(runs: Sequence[Mapping[str, Any]]) -> Tuple[List[str], List[List
 
 def difference_table(runs: Sequence[Mapping[str, Any]]) -> Tuple[List[str], List[List[Any]]]:
     """Every two-level factor's paired difference of the score, with its verdict."""
-    name = score_of(runs[0])[0]
-    digits = 4 if name != "return" else 1
+    name = common_score(runs)
+    digits = score_digits(name)
     header = ["factor", "change", "where", "paired seeds", f"Δ {name} [95% CI]", "verdict"]
     rows = []
     for diff in paired_differences(runs, lambda r: score_of(r)[1]):

@@ -34,6 +34,12 @@ def printable(text: Any) -> str:
                    if ch in _SPACES or (unicodedata.category(ch) != "Cc" and ch not in _INVISIBLE))
 
 
+def printable_lines(text: Any) -> str:
+    """``printable`` line by line: a block made of lines (a table, statistics) keeps its line
+    breaks and loses everything else ``printable`` removes."""
+    return "\n".join(printable(line) for line in str(text).split("\n"))
+
+
 def markdown(text: Any) -> str:
     """``printable`` text that Markdown shows literally: HTML's three specials as entities,
     every other ASCII punctuation mark Markdown gives a meaning (links, emphasis, code,
