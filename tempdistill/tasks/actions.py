@@ -37,6 +37,8 @@ from tempdistill.student import Student, StudentOutput
 from tempdistill.temperature import Temperature
 
 LOG_2PI_E = math.log(2 * math.pi * math.e)
+# A squashed mean "reaches" the box when tanh of it is this close to ±1 (99% of the half-range).
+SQUASH_REACH = 0.99
 
 
 class ActionHead(ABC):
@@ -174,6 +176,16 @@ class GaussianActions(ActionHead):
         """μ_s = z⁺ − z⁻ from the student's outputs at T = 1."""
         return logits[:, : self.dims] - logits[:, self.dims :]
 
+    @property
+    def reach(self) -> float:
+        """The largest |μ| whose action still differs from the box's bounds, over action
+        dimensions: the clip bound max(|low|, |high|), or atanh(SQUASH_REACH) when squashed (the
+        teacher's swing-up torques sit there: a student whose mean cannot get this far cannot
+        command them)."""
+        if self.squash:
+            return math.atanh(SQUASH_REACH)
+        return float(np.max(np.maximum(np.abs(self.low), np.abs(self.high))))
+
     def to_env(self, mean: torch.Tensor) -> np.ndarray:
         u = mean.detach().cpu().numpy().astype(np.float32)
         if self.squash:
@@ -199,6 +211,8 @@ class GaussianActions(ActionHead):
 
     def prepare_student(self, student: Student) -> None:
         student.enable_log_std(self.dims)
+        # μ_s = z⁺ − z⁻ with each output in [0, bound]: the bound must cover the reach.
+        student.require_logit_range(self.reach)
 
     def check_schedule(self, schedule: Any, env_id: str) -> None:
         from tempdistill.schedules import Schedule
