@@ -121,6 +121,7 @@ class SpikingStudentMixin(nn.Module):
         self.thresholds = nn.ModuleList(
             ThresholdTrace(n, base, options.threshold_tau) for n, base in zip(self.widths[1:], bases)
         )
+        self.required_range = 0.0  # the output logits a task needs reached (require_logit_range)
         self._last_counts: Optional[List[torch.Tensor]] = None  # homeostasis reads rates of training passes only
         self._epoch_activity = EpochActivity(len(self.widths) - 1)
 
@@ -153,12 +154,17 @@ class SpikingStudentMixin(nn.Module):
         """θ/θ0 of the output neurons as applied in the forward passes, (K,)."""
         return self.thresholds[-1].effective_temperature().detach()
 
+    def require_logit_range(self, bound: float) -> None:
+        """The count readout lies in [0, θ0]: with ``theta0: auto``, θ0 will be at least ``bound``."""
+        self.required_range = float(bound)
+
     def fit_to_teacher(self, teacher_logits: torch.Tensor, inputs: Optional[torch.Tensor] = None) -> None:
-        """With ``theta0: auto``, size θ0 to the teacher's logit spread (``spiking.theta0``);
-        with ``output_fit: teacher`` and the teacher's inputs, start the output current at the
-        teacher's scale (``spiking.output_fit``)."""
+        """With ``theta0: auto``, size θ0 to the teacher's logit spread (``spiking.theta0``), and
+        to at least the range a task requires (``require_logit_range``); with ``output_fit:
+        teacher`` and the teacher's inputs, start the output current at the teacher's scale
+        (``spiking.output_fit``)."""
         if self.options.theta0 == "auto":
-            self.thresholds[-1].rescale_base(auto_theta0(teacher_logits))
+            self.thresholds[-1].rescale_base(max(auto_theta0(teacher_logits), self.required_range))
         if self.options.output_fit == "teacher" and inputs is not None:
             rows = torch.randperm(inputs.shape[0], generator=torch.Generator().manual_seed(0))[:FIT_SAMPLES]
             rows = rows.to(inputs.device)
@@ -320,6 +326,13 @@ class SpikingStudentMixin(nn.Module):
             traces[f"{name}/threshold_trace"] = trace.trace.cpu().numpy().astype(np.float32)
         return traces
 
+    def _theta0_source(self) -> str:
+        if self.options.theta0 != "auto":
+            return "config"
+        if self.required_range > 0.0:
+            return f"auto (teacher logit spread, at least the task's required range {self.required_range:.4g})"
+        return "auto (teacher logit spread)"
+
     def describe(self) -> Dict[str, Any]:
         o = self.options
         return {
@@ -336,7 +349,7 @@ class SpikingStudentMixin(nn.Module):
             "engine": o.engine,
             "output_fit": o.output_fit,
             "theta0": float(self.thresholds[-1].theta0.mean()),
-            "theta0_source": "auto (teacher logit spread)" if o.theta0 == "auto" else "config",
+            "theta0_source": self._theta0_source(),
             "hidden_threshold": o.hidden_threshold,
             "threshold_tau_steps": o.threshold_tau,
             "temperature_on_hidden": o.temperature_on_hidden,

@@ -68,6 +68,13 @@ class Student(nn.Module):
         sharpest distribution it can express) from the teacher instead of from hand tuning.
         """
 
+    def require_logit_range(self, bound: float) -> None:
+        """Called before ``fit_to_teacher`` by a task whose student must be able to output logits
+        up to ``bound`` whatever the teacher's logits look like (a continuous action head: the
+        push-pull mean that reaches the action box's bounds). A dense student's logits are
+        unbounded: nothing to do.
+        """
+
     def effective_temperature(self) -> Temperature:
         """The T that forward passes apply now.
 

@@ -151,3 +151,27 @@ def test_teach_refuses_an_algorithm_that_cannot_act_in_the_env(tmp_path, capsys)
     path.write_text(yaml.safe_dump(mapping))
     assert main(["teach", str(path), "--quiet"]) == 2
     assert "teacher.algo: 'dqn'" in capsys.readouterr().err
+
+
+def test_a_gaussian_head_asks_the_student_to_reach_its_action_bounds():
+    """θ0 bounds a spiking student's push-pull mean: auto θ0 covers the mean at which the action
+    reaches the box (the clip bound; 99% of the half-range through tanh), a configured θ0 stays."""
+    from backends import get_backend
+
+    squashed = GaussianActions(np.array([-2.0]), np.array([2.0]), squash=True)
+    clipped = GaussianActions(np.array([-1.0, 0.0]), np.array([1.0, 3.0]), squash=False)
+    assert np.tanh(squashed.reach) == pytest.approx(0.99)
+    assert clipped.reach == 3.0
+    narrow_teacher = torch.tensor([[0.4, 0.0], [0.0, 0.3]])  # push-pull pairs with a small spread
+    backend = get_backend("snntorch")
+    for theta0, expected in (("auto", squashed.reach), (1.5, 1.5)):
+        student = backend.build_student(backend.validate({"backend": "snntorch", "theta0": theta0}, "student"), 3, 2)
+        squashed.prepare_student(student)
+        student.fit_to_teacher(narrow_teacher)
+        assert float(student.thresholds[-1].theta0.mean()) == pytest.approx(expected)
+    dense = get_backend("dense")
+    student = dense.build_student(dense.validate({"backend": "dense"}, "student"), 3, 2)
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    squashed.prepare_student(student)
+    student.fit_to_teacher(narrow_teacher)
+    assert all(torch.equal(before[k], v) for k, v in student.state_dict().items() if k in before)

@@ -178,6 +178,10 @@ class PolicyTask(Task):
     def fitting_logits(self) -> torch.Tensor:
         return self.head.fitting_logits(self.buffer_logits)
 
+    def fitting_inputs(self) -> Optional[torch.Tensor]:
+        """The teacher states of ``fitting_logits``, where the action head fits the output."""
+        return self.buffer_obs if self.head.fits_output else None
+
     def steps_per_epoch(self, batch_size: int) -> int:
         return self.dagger.updates_per_epoch
 
