@@ -27,7 +27,7 @@ from tempdistill.config import ConfigError
 from tempdistill.data import IDENTITY, Normalizer
 from tempdistill.predict import seeded_argmax, seeded_logits
 from tempdistill.record import read_run
-from tempdistill.runfile import fail
+from tempdistill.runfile import fail, quoted
 from tempdistill.student import Backend, Student
 
 FORMATS = ("nir", "pt")
@@ -206,17 +206,21 @@ def load_predictor(path: str | Path) -> Predictor:
 
         from spiking.nir_graph import metadata_text
 
-        graph = nir.read(str(path))
+        try:
+            graph = nir.read(str(path))
+        except Exception as exc:  # h5py, NIR's node constructors: a damaged file fails anywhere inside
+            raise fail(path, "graph", f"not a readable NIR graph ({type(exc).__name__})") from None
         if "tempdistill" not in (graph.metadata or {}):
             raise ConfigError(f"{path}: NIR graph carries no tempdistill metadata (exported by an older version?)")
         try:
             facts = json.loads(metadata_text(graph.metadata["tempdistill"]))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
             facts = None
         if not isinstance(facts, dict) or not isinstance(facts.get("describe"), dict):
             raise fail(path, "metadata tempdistill", "expected a JSON object with the student's description")
         _check_facts(facts, path)
-        forward = get_backend("norse").nir_forward(str(path), facts["describe"])
+        _check_spiking_description(facts["describe"], path)
+        forward = _runnable_graph(path, facts)
     else:
         saved = _read_pt(path)
         facts = {k: v for k, v in saved.items() if k not in ("state_dict", "config")}
@@ -255,6 +259,42 @@ def _read_pt(path: Path) -> Dict[str, Any]:
         raise fail(path, "state_dict", "expected weight names mapped to tensors")
     _check_facts(saved, path)
     return saved
+
+
+def _check_spiking_description(describe: Dict[str, Any], path: Path) -> None:
+    """What a NIR graph's runner reads beside the graph: steps within the student schema's
+    bounds (they size the encoded input), a known encoder and readout, a finite θ0."""
+    from spiking.encoders import ENCODERS
+    from spiking.options import SpikingOptions
+    from spiking.readout import READOUTS
+
+    bounds = SpikingOptions.model_fields["steps"].metadata
+    low = next(m.ge for m in bounds if hasattr(m, "ge"))
+    high = next(m.le for m in bounds if hasattr(m, "le"))
+    steps = describe.get("steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or not low <= steps <= high:
+        raise fail(path, "describe steps", f"expected an integer from {low} to {high}, got {quoted(steps)}")
+    for name, allowed in (("encoder", ENCODERS), ("readout", READOUTS)):
+        if describe.get(name) not in allowed:
+            raise fail(path, f"describe {name}", f"got {quoted(describe.get(name))}; allowed: {', '.join(allowed)}")
+    theta0 = describe.get("theta0")
+    if not isinstance(theta0, (int, float)) or isinstance(theta0, bool) or not np.isfinite(theta0):
+        raise fail(path, "describe theta0", f"expected a finite number, got {quoted(theta0)}")
+
+
+def _runnable_graph(path: Path, facts: Dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Norse's runner for the graph, tried once on one row of ``input_dim`` zeros: a graph whose
+    nodes do not fit together, or do not map the recorded input width to ``num_classes``
+    outputs, is refused here rather than at the user's first prediction."""
+    try:
+        forward = get_backend("norse").nir_forward(str(path), facts["describe"])
+        out = forward(torch.zeros(1, facts["input_dim"]))
+    except Exception as exc:  # Norse's importer and the graph's own shapes fail in many ways
+        raise fail(path, "graph", f"cannot be run as the recorded student ({type(exc).__name__}: "
+                   f"{quoted(str(exc), 80)})") from None
+    if tuple(out.shape) != (1, facts["num_classes"]):
+        raise fail(path, "graph", f"gives {tuple(out.shape)[1:]} outputs per row, expected ({facts['num_classes']},)")
+    return forward
 
 
 def _check_facts(facts: Dict[str, Any], path: Path) -> None:

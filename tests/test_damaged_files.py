@@ -243,6 +243,57 @@ def test_a_good_export_still_loads(good_export):
     assert predictor.predict(np.zeros((2, predictor.facts["input_dim"]))).shape == (2,)
 
 
+@pytest.fixture(scope="module")
+def good_nir(good_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "student.nir"
+    assert main(["export", str(good_run), "--format", "nir", "--out", str(out)]) == 0
+    return out
+
+
+def _damaged_nir(good: Path, path: Path, case: str) -> None:
+    """A copy of ``good`` damaged one way: its bytes, its graph, or the description beside it."""
+    import nir
+
+    if case == "garbage":
+        path.write_bytes(b"\x89HDF\r\n\x1a\n not a graph")
+        return
+    if case == "no graph":
+        with h5py.File(path, "w") as f:
+            f.attrs["note"] = "an HDF5 file without a NIR node"
+        return
+    graph = nir.read(str(good))
+    facts = json.loads(graph.metadata["tempdistill"])
+    if case == "metadata not JSON":
+        graph.metadata["tempdistill"] = "{not json"
+    elif case == "steps absurd":
+        facts["describe"]["steps"] = 10**9
+    elif case == "encoder unknown":
+        facts["describe"]["encoder"] = "os.system"
+    elif case == "weight wrong shape":
+        name = next(k for k, node in graph.nodes.items() if isinstance(node, nir.Affine))
+        weight = graph.nodes[name].weight
+        graph.nodes[name] = nir.Affine(weight=np.zeros((weight.shape[0] + 3, weight.shape[1]), dtype=np.float32),
+                                       bias=np.zeros(weight.shape[0] + 3, dtype=np.float32))
+    if case != "metadata not JSON":
+        graph.metadata["tempdistill"] = json.dumps(facts)
+    nir.write(str(path), graph)
+
+
+@pytest.mark.parametrize("case", ["garbage", "no graph", "metadata not JSON", "steps absurd", "encoder unknown",
+                                  "weight wrong shape"])
+def test_load_predictor_refuses_a_damaged_nir_graph(good_nir, tmp_path, case):
+    path = tmp_path / "bad.nir"
+    _damaged_nir(good_nir, path, case)
+    with pytest.raises(RunFileError) as caught:
+        load_predictor(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_good_nir_graph_still_loads_and_agrees_with_its_pt(good_nir, good_export):
+    rows = np.random.default_rng(0).normal(size=(16, load_predictor(good_export).facts["input_dim"]))
+    np.testing.assert_array_equal(load_predictor(good_nir).predict(rows), load_predictor(good_export).predict(rows))
+
+
 # ---------------------------------------------------------------- text from a file is inert
 def _renamed(good: Path, tmp_path: Path, name: str) -> Path:
     path = tmp_path / "named.h5"
@@ -304,12 +355,16 @@ def test_traces_record_their_probe_rows_and_labels(good_run):
         assert traces["hidden0"]["spikes"].shape[0] == 4
 
 
-@pytest.mark.parametrize("fixture", ["run_v1.h5", "run_v2_reference.h5"])
-def test_older_files_still_read_show_and_report(fixture, tmp_path, capsys):
+# run_v2_reference.h5 is the recorder's reference file (synthetic: no student options to export).
+@pytest.mark.parametrize("fixture,exportable", [("run_v1.h5", True), ("run_v2_reference.h5", False), ("run_v3.h5", True)])
+def test_older_files_still_read_show_and_report(fixture, exportable, tmp_path, capsys):
     path = REPO / "tests" / "data" / fixture
     run = read_run(path)
     assert run["format_version"] < FORMAT_VERSION and run["traces"]
     assert "probe_rows" not in run["traces"][max(run["traces"])]
-    for args in (["show", str(path)], ["report", str(path), "--out", str(tmp_path / "report")]):
+    commands = [["show", str(path)], ["compare", str(path)], ["report", str(path), "--out", str(tmp_path / "report")]]
+    if exportable:
+        commands.append(["export", str(path), "--format", "pt", "--out", str(tmp_path / "student.pt")])
+    for args in commands:
         code, _, err = _cli(args, capsys)
         assert code == 0 and err == "", err
