@@ -6,6 +6,7 @@ import json
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Dict, List
 
 import numpy as np
@@ -192,18 +193,35 @@ def dense_student(seed: int = 0) -> torch.nn.Module:
     return backend.build_student(backend.validate({"backend": "dense", "hidden": [16]}, "student"), 64, 10)
 
 
-def test_two_identical_students_time_alike_whatever_the_validation_set():
-    """The same student timed on 7 validation rows and on 3000 (a classifier's and a policy's
-    validation sets) reads the same per-sample latency within 3x: the batch is fixed, the
-    figure is a median. No assertion on absolute speed."""
-    from tempdistill.latency import inference_latency_ms
+class CountingModel(torch.nn.Module):
+    """A model that notes, for every pass, how many rows it got and on how many threads, and
+    moves a fake clock on by that pass's duration."""
 
-    first, second = dense_student(), dense_student()
-    small, large = torch.randn(7, 64), torch.randn(3000, 64)
-    times = [inference_latency_ms(first, small, 1.0), inference_latency_ms(second, large, 1.0),
-             inference_latency_ms(first, large, 1.0)]
-    assert all(t > 0 for t in times)
-    assert max(times) / min(times) < 3.0, times
+    def __init__(self, durations: List[float]) -> None:
+        super().__init__()
+        self.passes: List[tuple] = []
+        self.durations = durations
+        self.now = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.now += self.durations[len(self.passes)]
+        self.passes.append((x.shape[0], torch.get_num_threads()))
+        return x[:, :2]
+
+
+@pytest.mark.parametrize("rows", [7, 3000])
+def test_latency_times_a_fixed_batch_after_warm_up_and_keeps_the_median(monkeypatch, rows):
+    """Whatever the validation set (a classifier's few rows, a policy's thousands), every pass
+    sees the same batch on one thread, warm-up passes are not timed, and one slow pass (another
+    process took the CPU) does not move the figure. A fake clock: no assertion on real speed."""
+    import tempdistill.latency as latency
+
+    durations = [0.5] * latency.WARMUP + [0.001] * (latency.REPEATS - 1) + [5.0]  # seconds per pass
+    model = CountingModel(durations)
+    monkeypatch.setattr(latency, "time", SimpleNamespace(perf_counter=lambda: model.now))
+    figure = latency.inference_latency_ms(model, torch.randn(rows, 4))
+    assert model.passes == [(latency.BATCH, latency.THREADS)] * (latency.WARMUP + latency.REPEATS)
+    assert figure == pytest.approx(1000.0 * 0.001 / latency.BATCH)
 
 
 def test_latency_leaves_threads_and_mode_as_it_found_them_and_pads_the_batch():
@@ -231,17 +249,16 @@ def test_compare_shows_latency_only_where_measured_on_a_fixed_batch(tmp_path, ca
     assert [row[column] for row in rows] == [None, 0.001]
 
 
-def test_two_runs_of_one_student_record_latencies_within_3x_and_how_they_were_timed(tiny_config_data):
-    """End to end: the same config run twice records student (and teacher) latencies within a
-    factor 3 of each other, with the batch, repeats and threads they were measured under."""
+def test_a_run_records_its_latencies_and_how_they_were_timed(tiny_config_data):
+    """End to end: a run records student and teacher latencies with the batch, repeats and
+    threads they were measured under (their agreement across runs is a benchmark's job)."""
     from tempdistill.config import config_from_mapping
     from tempdistill.latency import latency_conditions
     from tempdistill.record import read_run
     from tempdistill.runner import execute
 
     config = config_from_mapping({**tiny_config_data, "distill": {**tiny_config_data["distill"], "epochs": 1}})
-    first, second = (read_run(execute(config, warn=lambda _: None))["eval"] for _ in range(2))
+    first = read_run(execute(config, warn=lambda _: None))["eval"]
     for key in ("student_latency_ms_per_sample", "teacher_latency_ms_per_sample"):
-        low, high = sorted((first[key], second[key]))
-        assert 0 < low and high / low < 3.0, (key, low, high)
+        assert 0 < first[key] < float("inf"), key
     assert {key: first[key] for key in latency_conditions()} == latency_conditions()
