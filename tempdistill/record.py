@@ -109,7 +109,8 @@ import numpy as np
 
 from tempdistill import __version__, journal
 from tempdistill.journal import Journal
-from tempdistill.runfile import STATUSES, RunFileError, check_run_file, check_traces, fail, parse_config, trace_epoch
+from tempdistill.runfile import (STATUSES, RunFileError, check_run_file, check_traces, fail, parse_config, plain,
+                                 trace_epoch)
 from tempdistill.text import printable
 
 FORMAT_VERSION = 4
@@ -342,7 +343,7 @@ def _fold(f: h5py.File, path: Path, compress: bool) -> Optional[Path]:
     """
     if JOURNAL_ATTR not in f.attrs:
         return None
-    journal_id = _plain(f.attrs[JOURNAL_ATTR])
+    journal_id = plain(f.attrs[JOURNAL_ATTR])
     if not isinstance(journal_id, str) or not re.fullmatch(r"[0-9a-f]{1,64}", journal_id):
         raise fail(path, JOURNAL_ATTR, f"expected the hexadecimal id of a journal, got {journal_id!r}")
     journal_path = _journal_path(path, journal_id)
@@ -494,15 +495,7 @@ def _write_array(group: h5py.Group, name: str, array: np.ndarray, compress: bool
 
 
 def _attrs(obj: h5py.HLObject) -> Dict[str, Any]:
-    return {k: _plain(v) for k, v in obj.attrs.items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    return {k: plain(v) for k, v in obj.attrs.items()}
 
 
 def _arrays(group: h5py.Group) -> Dict[str, Any]:
@@ -638,7 +631,7 @@ def run_identity(path: str | Path) -> Optional[Tuple[str, Dict[str, Any]]]:
             if not is_run_file(f):
                 return None
             text = f["config"][()] if "config" in f else b"{}"
-            status = _plain(f.attrs.get("status", "unknown"))
+            status = plain(f.attrs.get("status", "unknown"))
         return str(status), json.loads(text.decode() if isinstance(text, bytes) else text)
     except (OSError, ValueError, KeyError):
         return None

@@ -211,7 +211,7 @@ def _check_root_attrs(f: h5py.File, path: str | Path) -> None:
         if name in attrs:
             value = attrs[name]
             if not _is_integer(value) or int(value) < 0:
-                raise fail(path, name, f"expected a non-negative integer, got {quoted(_plain(value))}")
+                raise fail(path, name, f"expected a non-negative integer, got {quoted(plain(value))}")
     for name in TEXT_ATTRS:
         if name in attrs:
             _text_attr(f, name, path)
@@ -238,14 +238,14 @@ def _check_student_attrs(f: h5py.File, path: str | Path) -> None:
         if name in student.attrs:
             value = student.attrs[name]
             if not _is_integer(value) or int(value) < 1:
-                raise fail(path, f"/student {name}", f"expected a positive integer, got {quoted(_plain(value))}")
+                raise fail(path, f"/student {name}", f"expected a positive integer, got {quoted(plain(value))}")
 
 
 def _check_eval_attrs(f: h5py.File, path: str | Path) -> None:
     if "eval" not in f:
         return
     for name in f["eval"].attrs:
-        value = _plain(f["eval"].attrs[name])
+        value = plain(f["eval"].attrs[name])
         if not isinstance(value, (str, int, float)):
             raise fail(path, f"/eval {name}", f"expected a number or text, got {quoted(value)}")
         if NUMERIC_EVAL.search(name) and not isinstance(value, (int, float)):
@@ -265,7 +265,7 @@ def _check_json_object_attr(f: h5py.File, group: str, name: str, path: str | Pat
 
 
 def _text_attr(obj: h5py.HLObject, name: str, path: str | Path) -> str:
-    value = _plain(obj.attrs[name])
+    value = plain(obj.attrs[name])
     if not isinstance(value, str):
         where = name if obj.name == "/" else f"{obj.name} {name}"
         raise fail(path, where, f"expected text, got {quoted(value)}")
@@ -326,7 +326,8 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """An HDF5 attribute as a plain Python value: bytes decoded, numpy scalars unwrapped."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, np.generic):
