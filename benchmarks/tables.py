@@ -235,8 +235,7 @@ TABLES: Dict[str, Table] = {
         "README.md", "`experiments/acrobot.yaml` (PPO teacher",
         runs_of("experiments/acrobot.yaml", ["dense", "snntorch", "norse"]),
         acrobot_rows, pipe_table("| student | parameters | return over 100 test episodes (teacher", [1, 2, 3, 4]),
-        ["parameters", "return", "return_retained", "wall time"],
-        note="the text says 'same settings' as the CartPole table: its command with this config"),
+        ["parameters", "return", "return_retained", "wall time"]),
     "pendulum": Table(
         "README.md",
         "tempdistill sweep experiments/pendulum.yaml --grid student.backend=dense,snntorch,norse "
@@ -246,12 +245,10 @@ TABLES: Dict[str, Table] = {
         pendulum_rows, pipe_table("| student | return over 100 test episodes | return_retained", [1, 2, 3]),
         ["return", "return_retained (lowest)", "wall time per run"]),
     "multitask": Table(
-        "README.md", "`experiments/multitask.yaml`",
+        "README.md", "tempdistill run experiments/multitask.yaml [--set student.backend=...]",
         runs_of("experiments/multitask.yaml", ["dense", "snntorch", "norse"]),
         multitask_rows, pipe_table("| student (453 parameters", [1, 2, 3]),
-        ["CartPole return / retained", "Acrobot return / retained", "wall time"],
-        note="the text names the config, not the command; experiments/README.md gives "
-             "`tempdistill run experiments/multitask.yaml`"),
+        ["CartPole return / retained", "Acrobot return / retained", "wall time"]),
     "cartpole-losses": sweep_table(
         "tempdistill sweep experiments/cartpole.yaml --grid distill.loss=kl,nll,mse "
         "--grid student.backend=dense,snntorch --seeds 0-2 --jobs 2 --out runs/cartpole-losses"),
