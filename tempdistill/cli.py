@@ -10,28 +10,29 @@ from tempdistill.config import ConfigError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from tempdistill.api import run
+    from tempdistill.callbacks import EpochFunction
     from tempdistill.config import load_config
     from tempdistill.interrupt import EXIT_INTERRUPTED, StopRequest, stop_on_signals
-    from tempdistill.record import read_run
     from tempdistill.report import headline
-    from tempdistill.runner import echo, execute
+    from tempdistill.runner import echo
 
-    config = load_config(args.config, args.set or [])
-    log = (lambda _: None) if args.quiet else echo
-    bar = None if args.quiet else EpochBar(config.distill.epochs, f"{config.name} [{config.student.backend}]")
+    epochs = load_config(args.config, args.set or [])  # the bar's length; errors surface here, before any output
+    bar = None if args.quiet else EpochBar(epochs.distill.epochs, f"{epochs.name} [{epochs.student.backend}]")
     stop = StopRequest()
     try:
         with stop_on_signals(stop):
-            path = execute(config, args.out, log=log, on_epoch=bar, stop=stop, overrides=args.set or [])
+            made = run(args.config, out=args.out, set=args.set or [], callbacks=[EpochFunction(bar)] if bar else [],
+                       stop=stop, log=(lambda _: None) if args.quiet else echo,
+                       warn=lambda message: print(message, file=sys.stderr))
     finally:
         if bar is not None:
             bar.close()
-    run = read_run(path)
-    if run["status"] == "interrupted":
-        print(f"tempdistill run: {run['attrs'].get('error', 'interrupted')}; partial run kept (student saved, "
-              f"status=interrupted): {path}", file=sys.stderr)
+    if made.status == "interrupted":
+        print(f"tempdistill run: {made.record['attrs'].get('error', 'interrupted')}; partial run kept (student saved, "
+              f"status=interrupted): {made.path}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"{headline(run['eval'])}  record {path}")
+    print(f"{headline(made.eval)}  record {made.path}")
     return 0
 
 

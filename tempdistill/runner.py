@@ -23,7 +23,7 @@ import torch
 from backends import get_backend
 from tempdistill.config import ConfigError, RunConfig
 from tempdistill.data import Split
-from tempdistill.callbacks import ActivityAlarms, BestEpoch, Callback, EpochFunction, RecordEpochs, StopOnRequest
+from tempdistill.callbacks import ActivityAlarms, BestEpoch, Callback, RecordEpochs, StopOnRequest
 from tempdistill.distiller import Distiller
 from tempdistill.interrupt import NEVER, Interrupted, StopRequest
 from tempdistill.latency import inference_latency_ms, latency_conditions
@@ -130,7 +130,6 @@ def execute(
     config: RunConfig,
     out_dir: Optional[str] = None,
     log: Callable[[str], None] = lambda _: None,
-    on_epoch: Optional[Callable[[int, Dict[str, float]], None]] = None,
     stop: StopRequest = NEVER,
     overrides: Sequence[str] = (),
     warn: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
@@ -186,7 +185,6 @@ def execute(
                 *([best] if best is not None else []),
                 RecordEpochs(recorder, config.record.traces),
                 ActivityAlarms(warn, recorder),
-                *([EpochFunction(on_epoch)] if on_epoch is not None else []),
                 *callbacks,
                 StopOnRequest(stop),
             ]
