@@ -16,18 +16,32 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Protocol
 
 import numpy as np
 import torch
 
-from tempdistill.config import TracesConfig
+from tempdistill.config import DistillConfig, TracesConfig
 from tempdistill.interrupt import StopRequest
 from tempdistill.record import RunRecorder
+from tempdistill.schedules import Schedule
 from tempdistill.student import Student
+from tempdistill.tasks.base import Task
+from tempdistill.temperature import Temperature
 
-if TYPE_CHECKING:  # the loop imports this module; annotations only
-    from tempdistill.distiller import Distiller
+
+class Loop(Protocol):
+    """What a callback may read of the running loop (``tempdistill.distiller.Distiller``)."""
+
+    student: Student
+    task: Task
+    schedule: Schedule
+    config: DistillConfig
+    history: List[Dict[str, float]]  # every finished epoch's metrics
+    last_base_temperature: Temperature
+
+    def request_stop(self, reason: str) -> None:
+        """End training after the epoch in flight."""
 
 
 @dataclass
@@ -52,19 +66,19 @@ class EpochEnd:
 class Callback:
     """A hook into the training loop; override the methods you need.
 
-    ``loop`` is the running ``Distiller``: ``loop.student``, ``loop.task``, ``loop.history``
+    ``loop`` is the running loop (``Loop``): ``loop.student``, ``loop.task``, ``loop.history``
     (every epoch's metrics so far); call ``loop.request_stop(reason)`` to end training after
     this epoch (the run is then recorded as ``interrupted`` with that reason, its student
     saved).
     """
 
-    def on_train_begin(self, loop: "Distiller") -> None:
+    def on_train_begin(self, loop: Loop) -> None:
         """Before the first epoch."""
 
-    def on_epoch_end(self, loop: "Distiller", end: EpochEnd) -> None:
+    def on_epoch_end(self, loop: Loop, end: EpochEnd) -> None:
         """After each epoch's training and validation."""
 
-    def on_train_end(self, loop: "Distiller") -> None:
+    def on_train_end(self, loop: Loop) -> None:
         """After the last epoch (or the one a stop was requested in)."""
 
 
@@ -74,7 +88,7 @@ class EpochFunction(Callback):
     def __init__(self, function: Callable[[int, Dict[str, float]], None]) -> None:
         self.function = function
 
-    def on_epoch_end(self, loop: "Distiller", end: EpochEnd) -> None:
+    def on_epoch_end(self, loop: Loop, end: EpochEnd) -> None:
         self.function(end.epoch, end.metrics)
 
 
@@ -90,7 +104,7 @@ class BestEpoch(Callback):
         self.state: Dict[str, torch.Tensor] = {}
         self.restored = False  # whether a student now holds these weights
 
-    def on_epoch_end(self, loop: "Distiller", end: EpochEnd) -> None:
+    def on_epoch_end(self, loop: Loop, end: EpochEnd) -> None:
         self.offer(end.epoch, end.metrics, loop.student)
 
     def offer(self, epoch: int, metrics: Dict[str, float], student: Student) -> bool:
@@ -117,12 +131,12 @@ class RecordEpochs(Callback):
         self.recorder = recorder
         self.traces = traces
 
-    def on_epoch_end(self, loop: "Distiller", end: EpochEnd) -> None:
+    def on_epoch_end(self, loop: Loop, end: EpochEnd) -> None:
         named = loop.schedule.named_temperatures(loop.last_base_temperature)
         self.recorder.append_epoch(end.metrics, steps=end.steps, traces=self.probe_traces(loop, end.epoch),
                                    groups={"temperature": named} if named else {})
 
-    def probe_traces(self, loop: "Distiller", epoch: int) -> Optional[Dict[str, np.ndarray]]:
+    def probe_traces(self, loop: Loop, epoch: int) -> Optional[Dict[str, np.ndarray]]:
         cfg = self.traces
         if cfg is None or cfg.every <= 0 or cfg.samples <= 0:
             return None
@@ -148,7 +162,7 @@ class ActivityAlarms(Callback):
         self.recorder = recorder
         self.alarmed: Dict[str, Optional[int]] = {}  # flag -> epoch it was raised (None: cleared)
 
-    def on_epoch_end(self, loop: "Distiller", end: EpochEnd) -> None:
+    def on_epoch_end(self, loop: Loop, end: EpochEnd) -> None:
         messages = []
         for flag, message in end.alarms:
             if flag not in self.alarmed:
@@ -173,6 +187,6 @@ class StopOnRequest(Callback):
     def __init__(self, stop: StopRequest) -> None:
         self.stop = stop
 
-    def on_epoch_end(self, loop: "Distiller", end: EpochEnd) -> None:
+    def on_epoch_end(self, loop: Loop, end: EpochEnd) -> None:
         if self.stop.requested():
             loop.request_stop(self.stop.reason)

@@ -66,13 +66,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from tempdistill.report import compare_runs, find_runs
+    from tempdistill.comparison import compare_runs
+    from tempdistill.record import find_runs
 
     if not find_runs(args.paths):
         raise FileNotFoundError(f"no run files found in {', '.join(args.paths)}")
     print(compare_runs(args.paths))
     if args.csv:
-        from tempdistill.report import runs_frame
+        from tempdistill.comparison import runs_frame
 
         runs_frame(args.paths).to_csv(args.csv, index=False)
         print(f"one row per run written to {args.csv}")
@@ -159,7 +160,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_claims(args: argparse.Namespace) -> int:
     from tempdistill.claims_experiment import run_claims
     from tempdistill.interrupt import EXIT_INTERRUPTED
-    from tempdistill.report import table
+    from tempdistill.text import table
     from tempdistill.runner import echo
 
     if args.executor != "ray" and args.address:

@@ -19,7 +19,8 @@ from tempdistill.config import ConfigError, load_config
 from tempdistill.hugepages import prefer_huge_pages
 from tempdistill.interrupt import EXIT_INTERRUPTED, Interrupted, interruption_line
 from tempdistill.record import read_run
-from tempdistill.report import compare_runs, table
+from tempdistill.comparison import compare_runs
+from tempdistill.text import table
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "digits.yaml"
 POLICY_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "cartpole.yaml"
