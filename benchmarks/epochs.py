@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from bench_common import interleaved_medians, markdown_table
 from tempdistill.config import RunConfig, load_config
+from tempdistill.callbacks import EpochFunction, RecordEpochs
 from tempdistill.distiller import Distiller
 from tempdistill.record import RunRecorder
 from tempdistill.runner import plan_run
@@ -50,7 +51,8 @@ def build_distiller(config: RunConfig, recorder: Optional[RunRecorder]) -> Disti
     student = plan.student_backend.build_student(plan.student_options, task.input_dim, task.num_outputs)
     task.prepare_student(student)
     schedule = task.build_schedule(config)
-    return Distiller(student, task, schedule, config.distill, recorder, config.seed, traces=config.record.traces)
+    callbacks = [RecordEpochs(recorder, config.record.traces)] if recorder is not None else []
+    return Distiller(student, task, schedule, config.distill, config.seed, callbacks)
 
 
 # --- dense epoch vs hand-written loop ------------------------------------------------------------
@@ -95,24 +97,24 @@ class TimedRecording:
     def __init__(self, distiller: Distiller) -> None:
         self.capture_ms: Dict[int, float] = {}
         self.commit_ms: List[float] = []
-        capture = distiller._probe_traces
+        recording = next(c for c in distiller.callbacks if isinstance(c, RecordEpochs))
+        capture = recording.probe_traces
 
-        def timed_capture(epoch: int):
+        def timed_capture(loop: Distiller, epoch: int):
             started = time.perf_counter()
-            traces = capture(epoch)
+            traces = capture(loop, epoch)
             self.capture_ms[epoch] = 1000 * (time.perf_counter() - started)
             return traces
 
-        distiller._probe_traces = timed_capture  # type: ignore[method-assign]
-        if distiller.recorder is not None:
-            append = distiller.recorder.append_epoch
+        recording.probe_traces = timed_capture  # type: ignore[method-assign]
+        append = recording.recorder.append_epoch
 
-            def timed_append(*args: Any, **kwargs: Any) -> None:
-                started = time.perf_counter()
-                append(*args, **kwargs)
-                self.commit_ms.append(1000 * (time.perf_counter() - started))
+        def timed_append(*args: Any, **kwargs: Any) -> None:
+            started = time.perf_counter()
+            append(*args, **kwargs)
+            self.commit_ms.append(1000 * (time.perf_counter() - started))
 
-            distiller.recorder.append_epoch = timed_append  # type: ignore[method-assign]
+        recording.recorder.append_epoch = timed_append  # type: ignore[method-assign]
 
     def per_epoch(self) -> np.ndarray:
         capture = np.array([self.capture_ms.get(i, 0.0) for i in range(len(self.commit_ms))])
@@ -128,7 +130,7 @@ def epoch_times(distiller: Distiller) -> List[float]:
         times.append(1000 * (now - last[0]))
         last[0] = now
 
-    distiller.on_epoch = tick
+    distiller.callbacks.append(EpochFunction(tick))
     last[0] = time.perf_counter()
     distiller.run()
     return times

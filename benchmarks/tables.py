@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tempdistill.record import read_run  # noqa: E402
-from tempdistill.report import find_runs  # noqa: E402
+from tempdistill.record import find_runs  # noqa: E402
 from tempdistill.statistics import paired_differences, score_of, verdict  # noqa: E402
 from tempdistill.sweep import summarize, summary_table  # noqa: E402
 

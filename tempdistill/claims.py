@@ -15,7 +15,7 @@ is T = 4, fixed before any run (the project's default and a common choice), not 
 
 Intervals. Seeds are resampled with replacement within each setting, the arms of a seed staying
 together (a paired design: a seed fixes the split, the teacher and the student's initialisation),
-``statistics.BOOTSTRAP_RESAMPLES`` times; the interval is the 2.5th–97.5th percentile of the
+``bootstrap.BOOTSTRAP_RESAMPLES`` times; the interval is the 2.5th–97.5th percentile of the
 resampled effect. An effect pooled over settings is the mean of the settings' effects (each
 setting weighs the same) and is resampled the same way, setting by setting. A setting with fewer
 than two paired seeds gives no interval and is left out of a pooled effect.
@@ -48,7 +48,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tempdistill.statistics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, LEVEL, score_of, score_spec
+from tempdistill.bootstrap import Effect, bootstrap_strata, mean_difference, mean_of_first
+from tempdistill.statistics import score_of, score_spec
 from tempdistill.sweep import epochs_to_value, target_near
 
 REPRODUCED = "reproduced"
@@ -58,83 +59,10 @@ NOT_TESTABLE = "not testable here"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, OPPOSITE, NOT_TESTABLE)
 
 Run = Mapping[str, Any]  # a run as tempdistill.record.read_run returns it
-# A statistic of resampled seeds: (resamples, seeds, arms) -> (resamples,)
-Statistic = Callable[[np.ndarray], np.ndarray]
 
 
 # ---------------------------------------------------------------------------------------------
 # Effects, intervals and verdicts
-
-
-@dataclass(frozen=True)
-class Effect:
-    """An estimate with its 95% interval, over ``n`` seeds (or settings, when pooled)."""
-
-    estimate: float
-    low: float
-    high: float
-    n: int
-
-    @classmethod
-    def missing(cls) -> "Effect":
-        return cls(math.nan, math.nan, math.nan, 0)
-
-    def map(self, f: Callable[[float], float]) -> "Effect":
-        """The same effect on another (monotone increasing) scale, e.g. exp of a log-ratio."""
-        return Effect(f(self.estimate), f(self.low), f(self.high), self.n)
-
-    @property
-    def has_interval(self) -> bool:
-        return math.isfinite(self.low) and math.isfinite(self.high)
-
-
-def _quantiles(draws: np.ndarray) -> Tuple[float, float]:
-    tail = (1.0 - LEVEL) / 2.0
-    finite = draws[np.isfinite(draws)]
-    if finite.size == 0:
-        return math.nan, math.nan
-    return float(np.quantile(finite, tail)), float(np.quantile(finite, 1.0 - tail))
-
-
-def bootstrap_strata(strata: Mapping[str, np.ndarray], statistic: Statistic,
-                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Tuple[Effect, Dict[str, Effect]]:
-    """(pooled effect, effect per stratum) of ``statistic`` over paired seeds.
-
-    Each stratum (a setting) is a (seeds, arms) array; its rows are resampled with replacement,
-    whole, so a seed's arms stay paired. The pooled effect is the mean of the strata's effects,
-    resampled stratum by stratum; strata with fewer than two seeds get no interval and are left
-    out of the pool."""
-    rng = np.random.default_rng(seed)
-    per: Dict[str, Effect] = {}
-    pooled_points, pooled_draws = [], []
-    for name, values in strata.items():
-        values = np.asarray(values, dtype=float)
-        n = values.shape[0]
-        if n == 0:
-            per[name] = Effect.missing()
-            continue
-        point = float(statistic(values[None])[0])
-        if n < 2:
-            per[name] = Effect(point, math.nan, math.nan, n)
-            continue
-        draws = statistic(values[rng.integers(n, size=(resamples, n))])
-        per[name] = Effect(point, *_quantiles(draws), n)
-        pooled_points.append(point)
-        pooled_draws.append(draws)
-    if not pooled_points:
-        return Effect.missing(), per
-    pooled = np.mean(pooled_draws, axis=0)
-    return Effect(float(np.mean(pooled_points)), *_quantiles(pooled), len(pooled_points)), per
-
-
-def mean_of_first(x: np.ndarray) -> np.ndarray:
-    """The mean over seeds of the first column (a level)."""
-    return x[..., 0].mean(axis=-1)
-
-
-def mean_difference(x: np.ndarray) -> np.ndarray:
-    """The mean over seeds of (second column − first): a treatment against its reference."""
-    return (x[..., 1] - x[..., 0]).mean(axis=-1)
 
 
 # A floor under a seed-to-seed standard deviation, so a ratio of two exactly repeated scores

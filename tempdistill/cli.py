@@ -10,28 +10,29 @@ from tempdistill.config import ConfigError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from tempdistill.api import run
+    from tempdistill.callbacks import EpochFunction
     from tempdistill.config import load_config
     from tempdistill.interrupt import EXIT_INTERRUPTED, StopRequest, stop_on_signals
-    from tempdistill.record import read_run
     from tempdistill.report import headline
-    from tempdistill.runner import echo, execute
+    from tempdistill.runner import echo
 
-    config = load_config(args.config, args.set or [])
-    log = (lambda _: None) if args.quiet else echo
-    bar = None if args.quiet else EpochBar(config.distill.epochs, f"{config.name} [{config.student.backend}]")
+    epochs = load_config(args.config, args.set or [])  # the bar's length; errors surface here, before any output
+    bar = None if args.quiet else EpochBar(epochs.distill.epochs, f"{epochs.name} [{epochs.student.backend}]")
     stop = StopRequest()
     try:
         with stop_on_signals(stop):
-            path = execute(config, args.out, log=log, on_epoch=bar, stop=stop, overrides=args.set or [])
+            made = run(args.config, out=args.out, set=args.set or [], callbacks=[EpochFunction(bar)] if bar else [],
+                       stop=stop, log=(lambda _: None) if args.quiet else echo,
+                       warn=lambda message: print(message, file=sys.stderr))
     finally:
         if bar is not None:
             bar.close()
-    run = read_run(path)
-    if run["status"] == "interrupted":
-        print(f"tempdistill run: {run['attrs'].get('error', 'interrupted')}; partial run kept (student saved, "
-              f"status=interrupted): {path}", file=sys.stderr)
+    if made.status == "interrupted":
+        print(f"tempdistill run: {made.record['attrs'].get('error', 'interrupted')}; partial run kept (student saved, "
+              f"status=interrupted): {made.path}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"{headline(run['eval'])}  record {path}")
+    print(f"{headline(made.eval)}  record {made.path}")
     return 0
 
 
@@ -65,13 +66,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from tempdistill.report import compare_runs, find_runs
+    from tempdistill.comparison import compare_runs
+    from tempdistill.record import find_runs
 
     if not find_runs(args.paths):
         raise FileNotFoundError(f"no run files found in {', '.join(args.paths)}")
     print(compare_runs(args.paths))
     if args.csv:
-        from tempdistill.report import runs_frame
+        from tempdistill.comparison import runs_frame
 
         runs_frame(args.paths).to_csv(args.csv, index=False)
         print(f"one row per run written to {args.csv}")
@@ -158,7 +160,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_claims(args: argparse.Namespace) -> int:
     from tempdistill.claims_experiment import run_claims
     from tempdistill.interrupt import EXIT_INTERRUPTED
-    from tempdistill.report import table
+    from tempdistill.text import table
     from tempdistill.runner import echo
 
     if args.executor != "ray" and args.address:

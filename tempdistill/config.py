@@ -19,11 +19,10 @@ from typing import Annotated, Any, Dict, Iterable, List, Literal, Mapping, Optio
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tempdistill.errors import ConfigError
+from tempdistill.tasks import TASKS
+
 M = TypeVar("M", bound=BaseModel)
-
-
-class ConfigError(ValueError):
-    """A user's configuration is wrong; the message is one line naming the field."""
 
 
 class Strict(BaseModel):
@@ -255,7 +254,7 @@ class RunConfig(Strict):
     name: str = Field("run", min_length=1)
     seed: int = Field(0, ge=0, le=MAX_SEED)
     device: Literal["cpu", "cuda"] = "cpu"
-    task: Literal["classification", "policy", "multitask"] = "classification"
+    task: str = "classification"  # a name in tempdistill.tasks.TASKS
     data: DataConfig = Field(default_factory=DataConfig)
     env: Optional[EnvConfig] = None
     heads: Optional[List[HeadConfig]] = None
@@ -265,6 +264,13 @@ class RunConfig(Strict):
     record: RecordConfig = Field(default_factory=RecordConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     sweep: Optional[SweepConfig] = None
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        if value not in TASKS:
+            raise ValueError(f"got {value!r}; allowed: {', '.join(repr(n) for n in TASKS.names())}")
+        return value
 
     @model_validator(mode="after")
     def _sections_fit_the_task(self) -> "RunConfig":
@@ -342,6 +348,8 @@ def _describe(error: Mapping[str, Any], root: str, model: Optional[Type[BaseMode
     if kind == "missing":
         return f"{path}: required field is missing"
     msg = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if msg.startswith("got "):
+        return f"{path}: {msg}"  # the validator named the value and the allowed ones
     if path and msg.startswith(path + "."):
         return msg  # a section's validator already named the field inside it
     if not error.get("loc"):

@@ -14,11 +14,13 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from tempdistill.callbacks import EpochFunction
 from tempdistill.config import ConfigError, load_config
 from tempdistill.hugepages import prefer_huge_pages
 from tempdistill.interrupt import EXIT_INTERRUPTED, Interrupted, interruption_line
 from tempdistill.record import read_run
-from tempdistill.report import compare_runs, table
+from tempdistill.comparison import compare_runs
+from tempdistill.text import table
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "digits.yaml"
 POLICY_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "cartpole.yaml"
@@ -37,7 +39,7 @@ def run_demo(config_path: Path, backends: Sequence[str], out: str, quiet: bool =
             )
             if not quiet:
                 echo(f"== {config.name}: student {backend}, alpha={config.distill.alpha}")
-            paths.append(execute(config, out, log=(lambda _: None) if quiet else echo, on_epoch=None if quiet else _progress(config)))
+            paths.append(execute(config, out, log=(lambda _: None) if quiet else echo, callbacks=[] if quiet else [EpochFunction(_progress(config))]))
     return paths
 
 
@@ -52,7 +54,7 @@ def run_policy_demo(
         config = load_config(config_path, [f"student.backend={backend}", *extra])
         if not quiet:
             echo(f"== {config.name}: student {backend}, {config.env.id if config.env else ''}")
-        paths.append(execute(config, out, log=(lambda _: None) if quiet else echo, on_epoch=None if quiet else _progress(config)))
+        paths.append(execute(config, out, log=(lambda _: None) if quiet else echo, callbacks=[] if quiet else [EpochFunction(_progress(config))]))
     return paths
 
 

@@ -2,33 +2,29 @@
 
 It asks the task for an epoch's batches, the schedule for T at every step, hands T to the
 student (which applies it its own way), trains on the shared objective, and after every
-epoch measures the student on the task's validation batch (the task scores it), keeps the
-best-validation epoch's weights when ``distill.select: best_val`` asks for them, and commits
-the epoch to the record; it never sees test data. Between epochs it reads a stop request
-(``tempdistill.interrupt``): a run asked to stop ends after the epoch it is in, recorded. It
-holds no label, argmax or environment code: that is the task's.
+epoch measures the student on the task's validation batch (the task scores it) and hands the
+epoch to its callbacks (``tempdistill.callbacks``): choosing the best-validation weights,
+committing the epoch to the record, warnings, progress and stop requests are theirs. A
+callback may ask the loop to stop; it then ends after the epoch it is in. The loop never sees
+test data and holds no label, argmax or environment code: that is the task's.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
-from tempdistill.config import DistillConfig, TracesConfig
-from tempdistill.interrupt import NEVER, StopRequest
-from tempdistill.record import RunRecorder
+from tempdistill.callbacks import Callback, EpochEnd
+from tempdistill.config import DistillConfig
 from tempdistill.schedules import Schedule
 from tempdistill.student import Student
 from tempdistill.tasks.base import Task
 from tempdistill.temperature import Temperature
 from tempdistill.training import collect_outputs
-
-EpochCallback = Callable[[int, Dict[str, float]], None]
 
 
 def temperature_value(temperature: Temperature) -> float:
@@ -63,35 +59,15 @@ class EpochSums:
         self.n += n
 
 
-class BestEpoch:
-    """The weights of the epoch with the highest validation score so far: every parameter and
-    buffer (a spiking student's threshold traces are state), copied when the score improves.
-    Ties keep the earlier epoch; a NaN score never wins over a number."""
-
-    def __init__(self, measure: str) -> None:
-        self.measure = measure
-        self.epoch: Optional[int] = None
-        self.score = math.nan
-        self.state: Dict[str, torch.Tensor] = {}
-        self.restored = False  # whether a student now holds these weights
-
-    def offer(self, epoch: int, metrics: Dict[str, float], student: Student) -> bool:
-        """Keep ``student``'s weights if ``metrics[measure]`` beats the best so far; says whether."""
-        score = float(metrics[self.measure])
-        better = self.epoch is None or (math.isnan(self.score) and not math.isnan(score)) or score > self.score
-        if better:
-            self.epoch, self.score = epoch, score
-            self.state = {name: t.detach().clone() for name, t in student.state_dict().items()}
-        return better
-
-    def restore(self, student: Student) -> None:
-        """Load the kept weights into ``student``."""
-        student.load_state_dict(self.state)
-        self.restored = True
+def adam(student: Student, schedule: Schedule, config: DistillConfig) -> torch.optim.Optimizer:
+    """The run's optimizer: Adam over the student's parameters and a learned schedule's."""
+    params = list(student.parameters()) + list(schedule.parameters())
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 class Distiller:
-    """Trains ``student`` on ``task``'s teacher under ``schedule``; writes to ``recorder``."""
+    """Trains ``student`` on ``task``'s teacher under ``schedule`` for ``config.epochs``
+    epochs, handing every epoch to ``callbacks`` in order."""
 
     def __init__(
         self,
@@ -99,34 +75,28 @@ class Distiller:
         task: Task,
         schedule: Schedule,
         config: DistillConfig,
-        recorder: Optional[RunRecorder],
         seed: int,
-        traces: Optional[TracesConfig] = None,
-        on_epoch: Optional[EpochCallback] = None,
-        stop: StopRequest = NEVER,
-        warn: Callable[[str], None] = lambda _: None,
+        callbacks: Sequence[Callback] = (),
+        optimizer: Optional[torch.optim.Optimizer] = None,
     ) -> None:
         self.student = student
         self.task = task
         self.schedule = schedule
         self.config = config
-        self.recorder = recorder
-        self.traces = traces
-        self.on_epoch = on_epoch
-        self.stop = stop
-        self.warn = warn
+        self.callbacks = list(callbacks)
+        self.stop_reason: Optional[str] = None
         self.stopped_early = False
-        self.alarmed: Dict[str, Optional[int]] = {}  # flag -> epoch it was raised (None: cleared)
         self.generator = torch.Generator().manual_seed(seed)
         student.fit_to_teacher(task.fitting_logits(), task.fitting_inputs())
-        params = list(student.parameters()) + list(schedule.parameters())
-        self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = optimizer if optimizer is not None else adam(student, schedule, config)
         self.signals: Dict[str, float] = {}
         self.last_base_temperature: Temperature = 1.0
         self.step = 0
         self.history: List[Dict[str, float]] = []
-        measure = task.validation_score
-        self.best: Optional[BestEpoch] = BestEpoch(measure) if config.select == "best_val" and measure else None
+
+    def request_stop(self, reason: str) -> None:
+        """End training after the epoch in flight (called by a callback)."""
+        self.stop_reason = self.stop_reason or reason
 
     def train_epoch(self, epoch: int) -> EpochSums:
         sums = EpochSums()
@@ -197,51 +167,13 @@ class Distiller:
             tempered.append(self.student(x[rows]).tempered)
         return torch.cat(tempered)
 
-    def _probe_traces(self, epoch: int) -> Optional[Dict[str, np.ndarray]]:
-        cfg = self.traces
-        if cfg is None or cfg.every <= 0 or cfg.samples <= 0:
-            return None
-        if epoch % cfg.every != 0 and epoch != self.config.epochs - 1:
-            return None
-        probes = self.task.probe_inputs(cfg.samples)
-        self.student.eval()
-        self.student.set_temperature(self.config.eval_temperature)
-        with torch.no_grad():
-            traces = self.student.capture_traces(probes) or None
-        self.student.train()
-        if traces:
-            traces.update(self.task.probe_facts(cfg.samples))
-        return traces
-
-    def _group_temperatures(self) -> Dict[str, Dict[str, float]]:
-        """Per-class or per-head T of the schedule at the end of the epoch, for /temperature."""
-        named = self.schedule.named_temperatures(self.last_base_temperature)
-        return {"temperature": named} if named else {}
-
-    def _raise_alarms(self, epoch: int, flags: Dict[str, float], alarms: List[tuple]) -> None:
-        """Warn once per flag, and once when it clears (a silent start that recovers still cost
-        epochs); the per-epoch flags stay in the record, the messages in its ``warnings``."""
-        messages = []
-        for flag, message in alarms:
-            if flag not in self.alarmed:
-                self.alarmed[flag] = epoch
-                messages.append(f"warning: epoch {epoch + 1}: {message}")
-        for flag, since in list(self.alarmed.items()):
-            if since is not None and flags.get(flag) == 0.0:
-                self.alarmed[flag] = None
-                layer = flag.split(".", 1)[-1]
-                messages.append(f"note: epoch {epoch + 1}: {layer} layer no longer {flag.split('.')[0]} "
-                                f"(it was from epoch {since + 1})")
-        for text in messages:
-            self.warn(text)
-            if self.recorder is not None:
-                self.recorder.add_warning(text)
-
     def run(self) -> Dict[str, float]:
-        """Train for every configured epoch, or until a stop is requested; returns the last
+        """Train for every configured epoch, or until a callback asks to stop; returns the last
         epoch's metrics (``stopped_early`` says which)."""
         started = time.perf_counter()
         metrics: Dict[str, float] = {}
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
         for epoch in range(self.config.epochs):
             first_step = self.step
             gathered = self.task.begin_epoch(epoch, self.student, self.config.eval_temperature)
@@ -261,21 +193,17 @@ class Distiller:
             metrics["wall_seconds"] = time.perf_counter() - started
             self.signals.update({k: v for k, v in metrics.items() if k == "kl" or k.startswith("kl.")})
             self.history.append(metrics)
-            if self.best is not None:
-                self.best.offer(epoch, metrics, self.student)
-            if self.recorder is not None:
-                steps = {
-                    "step": np.arange(first_step, self.step, dtype=np.float64),
-                    "temperature": np.asarray(sums.temperatures),
-                    **{name: np.asarray(values) for name, values in sums.step_series.items()},
-                }
-                self.recorder.append_epoch(
-                    metrics, steps=steps, traces=self._probe_traces(epoch), groups=self._group_temperatures()
-                )
-            self._raise_alarms(epoch, flags, alarms)
-            if self.on_epoch is not None:
-                self.on_epoch(epoch, metrics)
-            if self.stop.requested() and epoch < self.config.epochs - 1:
+            steps = {
+                "step": np.arange(first_step, self.step, dtype=np.float64),
+                "temperature": np.asarray(sums.temperatures),
+                **{name: np.asarray(values) for name, values in sums.step_series.items()},
+            }
+            end = EpochEnd(epoch, metrics, steps, flags, alarms)
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, end)
+            if self.stop_reason is not None and epoch < self.config.epochs - 1:
                 self.stopped_early = True
                 break
+        for callback in self.callbacks:
+            callback.on_train_end(self)
         return metrics

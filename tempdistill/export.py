@@ -236,6 +236,15 @@ def load_predictor(path: str | Path) -> Predictor:
     return Predictor(forward, normalizer, labels, facts)
 
 
+def run_predictor(path: str | Path) -> Predictor:
+    """A ``Predictor`` straight from a run file, the same an export of it would load."""
+    _, student, run = load_student(path)
+    facts = usage_facts(run, student)
+    student.set_temperature(facts["eval_temperature"])
+    labels = np.asarray(facts["class_labels"] or range(facts["num_classes"]), dtype=np.int64)
+    return Predictor(student, Normalizer.from_json(facts["normalization"]), labels, facts)
+
+
 PT_FIELDS = {"backend": str, "options": dict, "input_dim": int, "num_classes": int, "state_dict": dict}
 
 

@@ -102,7 +102,7 @@ import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -656,3 +656,28 @@ def place_run_file(source: str | Path, directory: str | Path) -> Path:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def find_runs(paths: Sequence[str | Path]) -> List[Path]:
+    """Run files named directly or found (recursively) in directories, in a stable order.
+
+    A directory's ``.h5`` files that are not runs (a user's data, an export) are passed over;
+    a file named directly must be a run (``read_run`` says why not).
+    """
+    found: List[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*.h5") if not q.name.startswith(".") and _looks_like_run(q)))
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise FileNotFoundError(f"no run file or directory at {p}")
+    return found
+
+
+def _looks_like_run(path: Path) -> bool:
+    try:
+        with h5py.File(path, "r") as f:
+            return is_run_file(f)
+    except OSError:
+        return False

@@ -1,4 +1,6 @@
-"""Reading runs back for people: summaries, per-epoch tables and cross-run comparisons."""
+"""Reading runs back for people: one run's summary, and the report (figures and pages) of many.
+
+The comparison tables themselves are ``tempdistill.comparison``'s."""
 
 from __future__ import annotations
 
@@ -6,70 +8,17 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from tempdistill.comparison import comparison_html, compare_runs, read_runs
 from tempdistill.rasters import raster_figure
-from tempdistill.record import read_run
-from tempdistill.text import code_fence, markdown, plot_label, printable
+from tempdistill.record import find_runs, read_run
+from tempdistill.text import code_fence, format_value, markdown, plot_label, printable, table
 
 EPOCH_COLUMNS = ("epoch", "temperature", "loss", "kd_loss", "ce_loss", "kl", "teacher_entropy", "student_entropy",
                  "val_accuracy", "return_mean", "action_agreement", "dagger_beta")
-
-
-def format_value(value: Any) -> str:
-    """Numbers at a precision a table can be read at; missing values as '-'."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-            return f"{value:.3g}"
-        if abs(value) < 10:
-            return f"{value:.4f}"
-        return f"{value:.2f}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A plain aligned text table (first column left-aligned, numbers right-aligned); text
-    from run files is shown ``printable`` (no escape sequences, one line per row)."""
-    cells = [[printable(h) for h in headers]] + [[printable(format_value(v)) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def find_runs(paths: Sequence[str | Path]) -> List[Path]:
-    """Run files named directly or found (recursively) in directories, in a stable order.
-
-    A directory's ``.h5`` files that are not runs (a user's data, an export) are passed over;
-    a file named directly must be a run (``read_run`` says why not).
-    """
-    found: List[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found.extend(sorted(q for q in p.rglob("*.h5") if not q.name.startswith(".") and _looks_like_run(q)))
-        elif p.is_file():
-            found.append(p)
-        else:
-            raise FileNotFoundError(f"no run file or directory at {p}")
-    return found
-
-
-def _looks_like_run(path: Path) -> bool:
-    import h5py
-
-    from tempdistill.record import is_run_file
-
-    try:
-        with h5py.File(path, "r") as f:
-            return is_run_file(f)
-    except OSError:
-        return False
 
 
 HEADLINE = (
@@ -131,181 +80,6 @@ def show_run(path: str | Path) -> str:
             row[0] = int(row[0]) + 1 if row[0] is not None else None  # 1-based, as in report figures
         lines += ["", table(columns, rows)]
     return "\n".join(lines)
-
-
-COMPARE_COLUMNS = (
-    ("run", lambda r: r["label"]),
-    ("backend", lambda r: r["config"].get("student", {}).get("backend")),
-    ("alpha", lambda r: r["config"].get("distill", {}).get("alpha")),
-    ("schedule", lambda r: _schedule_label(r["config"])),
-    ("status", lambda r: r["status"]),
-    ("select", lambda r: _selected(r)),
-    ("accuracy", lambda r: _test_figure(r, "student_accuracy", "val_accuracy")),
-    ("teacher_acc", lambda r: r["eval"].get("teacher_accuracy")),
-    ("return", lambda r: _test_figure(r, "student_return_mean", "return_mean")),
-    ("return_std", lambda r: _test_figure(r, "student_return_std")),
-    ("teacher_return", lambda r: r["eval"].get("teacher_return_mean")),
-    ("retained", lambda r: r["eval"].get("return_retained")),
-    ("params", lambda r: r["eval"].get("student_params")),
-    ("param_ratio", lambda r: r["eval"].get("param_ratio")),
-    ("spikes/sample", lambda r: r["eval"].get("spikes_per_sample")),
-    ("synops/sample", lambda r: r["eval"].get("synops_per_sample")),
-    ("MACs/sample", lambda r: r["eval"].get("macs_per_sample")),
-    ("energy_nJ(est)", lambda r: r["eval"].get("energy_nj_per_sample")),
-    ("latency_ms/sample", lambda r: _latency(r)),
-    ("wall_s", lambda r: r["eval"].get("wall_seconds", _last(r, "wall_seconds"))),
-)
-
-
-def _latency(run: Dict[str, Any]) -> Any:
-    """The student's latency where it was measured as ``tempdistill.latency`` does (a fixed
-    batch, median of repeats); earlier files timed one pass, which is noise, and show none."""
-    return run["eval"].get("student_latency_ms_per_sample") if "latency_batch" in run["eval"] else None
-
-
-def _selected(run: Dict[str, Any]) -> Any:
-    """'best_val@E' (1-based epoch) for a run that reports its best-validation weights, else None."""
-    epoch = run["eval"].get("best_val_epoch")
-    return f"best_val@{int(epoch) + 1}" if run["eval"].get("select") == "best_val" and epoch is not None else None
-
-
-def _test_figure(run: Dict[str, Any], key: str, old_series: str | None = None) -> Any:
-    """A test figure of the weights the run selected without test data (the final student's,
-    or the best-validation epoch's). A format 1–2 file without final figures falls back to its
-    last per-epoch value, which those formats measured on the same held-out rows; from format
-    3 the per-epoch series are validation and never stand in for a test figure."""
-    selected = f"{key}_best_val" if run["eval"].get("select") == "best_val" else key
-    if selected in run["eval"]:
-        return run["eval"][selected]
-    if key in run["eval"]:
-        return run["eval"][key]
-    return _last(run, old_series) if old_series and run.get("format_version", 1) < 3 else None
-
-
-def _last(run: Dict[str, Any], metric: str) -> Any:
-    series = run["metrics"].get(metric)
-    return float(series[-1]) if series is not None and len(series) else None
-
-
-def _schedule_label(config: Dict[str, Any]) -> str:
-    shared = config.get("distill", {}).get("temperature", {})
-    if config.get("heads"):  # one schedule per head
-        return " ".join(f"{h['name']}:{_section_label(h.get('temperature') or shared)}" for h in config["heads"])
-    return _section_label(shared)
-
-
-def _section_label(temperature: Dict[str, Any]) -> str:
-    section = dict(temperature)
-    name = section.pop("schedule", "?")
-    return name + "(" + ",".join(f"{k}={v}" for k, v in sorted(section.items())) + ")"
-
-
-def _flatten_config(config: Dict[str, Any]) -> Dict[str, str]:
-    """Dotted config keys with their values as JSON text (comparable across runs)."""
-    from tempdistill.statistics import flatten
-
-    return {key: json.dumps(value, sort_keys=True, separators=(",", ":")) for key, value in flatten(config).items()}
-
-
-# Keys that never tell runs apart for a reader (where files went, how often traces were taken).
-_UNLABELLED = ("name", "record.", "sweep.")
-
-
-def run_labels(runs: Sequence[Dict[str, Any]]) -> List[str]:
-    """A label per run: its name plus ``key=value`` for every config key that differs among
-    the runs sharing that name (the last part of the key where that is unambiguous), so runs
-    made from one config with ``--set`` or a grid are told apart and distinct names stay short.
-    A run alone is labelled by the ``--set``/grid overrides it was made with."""
-    flats = [_flatten_config(r["config"]) for r in runs]
-    names = [r["config"].get("name", Path(r["path"]).stem) for r in runs]
-    labels = []
-    for run, flat, name in zip(runs, flats, names):
-        if len(runs) == 1:
-            parts = json.loads(run["attrs"].get("overrides", "[]") or "[]")
-        else:
-            group = [f for f, n in zip(flats, names) if n == name]
-            keys = sorted({k for f in group for k in f})
-            varying = [k for k in keys if not k.startswith(_UNLABELLED) and len({f.get(k) for f in group}) > 1]
-            shorts = [k.rsplit(".", 1)[-1] for k in varying]
-            parts = [f"{short if shorts.count(short) == 1 else key}={_plain_value(flat.get(key))}"
-                     for key, short in zip(varying, shorts)]
-        # No spaces: a label stays one column for awk, cut and the column checks in tests.
-        labels.append(f"{name}[{','.join(parts)}]" if parts else name)
-    return labels
-
-
-def _plain_value(text: Any) -> str:
-    if text is None:
-        return "-"
-    value = json.loads(text)
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-
-def read_runs(paths: Sequence[str | Path]) -> List[Dict[str, Any]]:
-    """The runs at ``paths`` (files or directories), each with its ``label`` among them."""
-    runs = [read_run(p) for p in find_runs(paths)]
-    for run, label in zip(runs, run_labels(runs)):
-        run["label"] = label
-    return runs
-
-
-def compare_runs(paths: Sequence[str | Path], statistics: bool = True) -> str:
-    """One row per run: what a spiking student costs and scores against the dense baseline;
-    then, where runs repeat over seeds or differ in a two-level factor, the statistics. Runs of
-    different tasks get a table each, and a run given twice counts once
-    (``tempdistill.comparison``)."""
-    from tempdistill.comparison import comparison_text
-
-    runs = read_runs(paths)
-    if not runs:
-        return "no runs found"
-    return comparison_text(runs, statistics)
-
-
-def comparison_rows(runs: Sequence[Dict[str, Any]]) -> tuple[List[str], List[List[Any]]]:
-    """The comparison's columns (those some run has) and one row per run."""
-    columns = [(name, get) for name, get in COMPARE_COLUMNS if any(get(r) is not None for r in runs)]
-    return [name for name, _ in columns], [[get(r) for _, get in columns] for r in runs]
-
-
-def runs_frame(paths: Sequence[str | Path]) -> Any:
-    """A pandas DataFrame with one row per run (files, or directories searched for them): the
-    run's path, status and seed, its final figures (``/eval``, prefixed ``eval.``), the last
-    value of every per-epoch metric (``final.``) and every config key flattened
-    (``config.distill.temperature.schedule``), for analysis in a notebook."""
-    import pandas as pd
-
-    from tempdistill.statistics import flatten
-
-    rows = []
-    for run in read_runs(paths):
-        row: Dict[str, Any] = {"path": run["path"], "status": run["status"], "seed": run["config"].get("seed")}
-        row.update({f"config.{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v)
-                    for k, v in flatten(run["config"]).items()})
-        row.update({f"eval.{k}": v for k, v in run["eval"].items() if not hasattr(v, "shape") or v.shape == ()})
-        row.update({f"final.{k}": float(v[-1]) for k, v in run["metrics"].items() if len(v)})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def statistics_text(runs: Sequence[Dict[str, Any]]) -> str:
-    """Groups of seeds (mean ± std and 95% bootstrap interval of the final figures) and the
-    paired differences of every two-level factor, with verdicts (``tempdistill.statistics``)."""
-    from tempdistill.statistics import difference_table, group_table
-
-    complete = [r for r in runs if r["status"] == "complete" and r["eval"]]
-    if len(complete) < 2:
-        return ""
-    parts = []
-    header, rows = group_table(complete)
-    if any(row[1] > 1 for row in rows):
-        parts.append("per group of seeds (final figures; 95% percentile bootstrap interval of the mean):\n"
-                     + table(header, rows))
-    header, rows = difference_table(complete)
-    if rows:
-        parts.append("paired differences over matching seeds (second level minus first; a verdict needs the 95% "
-                     "interval to exclude 0):\n" + table(header, rows))
-    return "\n\n".join(parts)
 
 
 def entropy_table(rows: Sequence[Dict[str, float]], num_classes: int) -> str:
@@ -537,8 +311,6 @@ def write_html(runs: Sequence[Dict[str, Any]], figures: Sequence[str], path: Pat
     """The report as one page next to its figures (relative links only): the comparison as an
     HTML table per task with the statistics over seeds, every figure."""
     import html
-
-    from tempdistill.comparison import comparison_html
 
     comparison = comparison_html(runs)
 

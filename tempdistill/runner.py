@@ -23,7 +23,8 @@ import torch
 from backends import get_backend
 from tempdistill.config import ConfigError, RunConfig
 from tempdistill.data import Split
-from tempdistill.distiller import BestEpoch, Distiller
+from tempdistill.callbacks import ActivityAlarms, BestEpoch, Callback, RecordEpochs, StopOnRequest
+from tempdistill.distiller import Distiller
 from tempdistill.interrupt import NEVER, Interrupted, StopRequest
 from tempdistill.latency import inference_latency_ms, latency_conditions
 from tempdistill.memory import Part, available_bytes, check_fits, held_parts, network_size, training_parts
@@ -129,16 +130,18 @@ def execute(
     config: RunConfig,
     out_dir: Optional[str] = None,
     log: Callable[[str], None] = lambda _: None,
-    on_epoch: Optional[Callable[[int, Dict[str, float]], None]] = None,
     stop: StopRequest = NEVER,
     overrides: Sequence[str] = (),
     warn: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+    callbacks: Sequence[Callback] = (),
 ) -> Path:
     """Run one distillation from a config; returns the path of its HDF5 record.
 
     The record ends ``complete``; ``interrupted`` when ``stop`` was requested (after the epoch
     in flight, with the student so far saved) or a KeyboardInterrupt cut an epoch short (then
     ``Interrupted`` is raised, carrying the path); ``failed`` with the error otherwise.
+    ``callbacks`` see every epoch after it is recorded (``tempdistill.callbacks``); one that
+    asks the loop to stop ends the run ``interrupted`` with its reason, like a stop request.
     """
     plan = plan_run(config)
     directory = output_directory(config, out_dir)
@@ -174,12 +177,18 @@ def execute(
         recorder.add_warning(message)
     started = time.perf_counter()
     distiller: Optional[Distiller] = None
+    measure = task.validation_score
+    best = BestEpoch(measure) if config.distill.select == "best_val" and measure else None
     try:
         with stop.deferring():
-            distiller = Distiller(
-                student, task, schedule, config.distill, recorder, config.seed,
-                traces=config.record.traces, on_epoch=on_epoch, stop=stop, warn=warn,
-            )
+            loop_callbacks = [
+                *([best] if best is not None else []),
+                RecordEpochs(recorder, config.record.traces),
+                ActivityAlarms(warn, recorder),
+                *callbacks,
+                StopOnRequest(stop),
+            ]
+            distiller = Distiller(student, task, schedule, config.distill, config.seed, loop_callbacks)
             final = distiller.run()
         validation = task.evaluation_batch().x
         eval_values: Dict[str, Any] = {
@@ -196,21 +205,22 @@ def execute(
         eval_values["teacher_latency_ms_per_sample"] = inference_latency_ms(task.teacher, validation)
         eval_values.update(latency_conditions())
         eval_values.update({k: v for k, v in final.items() if k not in ("epoch", "wall_seconds")})
-        eval_values.update(evaluate_on_test(task, student, distiller.best, config))
+        eval_values.update(evaluate_on_test(task, student, best, config))
         recorder.write_eval(eval_values)
         for group, (arrays, group_attrs) in task.final_groups().items():
             recorder.write_arrays(group, arrays, group_attrs)
         if config.record.save_student:
-            save_student(recorder, student, plan, task, config, weights_held(distiller))
+            save_student(recorder, student, plan, task, config, weights_held(best))
         if distiller.stopped_early:
-            recorder.finish("interrupted", error=f"{stop.reason} after epoch {len(distiller.history)} of {config.distill.epochs}")
+            recorder.finish("interrupted", error=f"{distiller.stop_reason} after epoch {len(distiller.history)} of "
+                                                 f"{config.distill.epochs}")
         else:
             recorder.finish("complete")
     except KeyboardInterrupt as exc:
         done = len(distiller.history) if distiller is not None else 0
         reason = f"interrupted by {exc}" if str(exc) else "interrupted"
         with contextlib.suppress(Exception):  # keep what can be kept; the status must be written
-            save_student(recorder, student, plan, task, config, weights_held(distiller))
+            save_student(recorder, student, plan, task, config, weights_held(best))
         recorder.finish("interrupted", error=f"{reason} during epoch {done + 1} of {config.distill.epochs}")
         raise Interrupted(f"{reason}; {done} of {config.distill.epochs} epochs recorded", recorder.path) from None
     except Exception as exc:
@@ -240,9 +250,8 @@ def evaluate_on_test(task: Task, student: Student, best: Optional[BestEpoch], co
     return figures
 
 
-def weights_held(distiller: Optional[Distiller]) -> str:
+def weights_held(best: Optional[BestEpoch]) -> str:
     """Which weights the student holds: the best-validation epoch's once restored, else the last."""
-    best = distiller.best if distiller is not None else None
     return "best_val" if best is not None and best.restored else "final"
 
 

@@ -18,6 +18,7 @@ import torch
 from pydantic import BaseModel, Field, model_validator
 
 from tempdistill.config import ConfigError, Strict, TemperatureConfig, validate_section
+from tempdistill.registry import Registry
 from tempdistill.temperature import Temperature
 
 Signals = Optional[Mapping[str, float]]
@@ -363,22 +364,19 @@ class LogitStd(Schedule):
         return temperature * std
 
 
-_REGISTRY: Dict[str, Type[Schedule]] = {}
+SCHEDULES = Registry("schedule", {cls.name: f"{__name__}:{cls.__name__}" for cls in (
+    Constant, Linear, Cosine, Exponential, TwoPhase, Adaptive, Learnable, Instance, LogitStd)})
 
 
 def register_schedule(cls: Type[Schedule]) -> Type[Schedule]:
     """Make a schedule selectable by its ``name`` (also usable as a class decorator)."""
-    _REGISTRY[cls.name] = cls
+    SCHEDULES.register(cls.name, f"{cls.__module__}:{cls.__qualname__}")
     return cls
-
-
-for _cls in (Constant, Linear, Cosine, Exponential, TwoPhase, Adaptive, Learnable, Instance, LogitStd):
-    register_schedule(_cls)
 
 
 def known_schedules() -> List[str]:
     """Built-in schedule names, as listed in error messages."""
-    return sorted(_REGISTRY)
+    return SCHEDULES.names()
 
 
 def _import_schedule(target: str) -> Type[Schedule]:
@@ -397,8 +395,8 @@ def _import_schedule(target: str) -> Type[Schedule]:
 
 def schedule_class(name: str) -> Type[Schedule]:
     """A registered schedule by name, or a user's by import path 'package.module:ClassName'."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
+    if name in SCHEDULES:
+        return SCHEDULES.load(name, f"{PATH}.schedule")
     if ":" in name:
         return _import_schedule(name)
     raise ConfigError(

@@ -21,9 +21,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-BOOTSTRAP_RESAMPLES = 10_000
-BOOTSTRAP_SEED = 0
-LEVEL = 0.95
+from tempdistill.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, LEVEL, bootstrap_strata, mean_of_first
 
 # Config keys that never define a factor: the seed replicates, the rest says where files went.
 NOT_FACTORS = ("seed", "name", "record.", "sweep.")
@@ -36,12 +34,8 @@ def bootstrap_interval(values: Sequence[float], level: float = LEVEL, resamples:
                        seed: int = BOOTSTRAP_SEED) -> Tuple[float, float]:
     """Percentile bootstrap interval of the mean; (nan, nan) for fewer than 2 values."""
     array = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if array.size < 2:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = array[rng.integers(array.size, size=(resamples, array.size))].mean(axis=1)
-    tail = (1.0 - level) / 2.0
-    return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
+    _, per = bootstrap_strata({"values": array[:, None]}, mean_of_first, resamples, seed, level)
+    return per["values"].low, per["values"].high
 
 
 def verdict(interval: Tuple[float, float], higher_is_better: bool = True) -> str:

@@ -44,7 +44,7 @@ from tempdistill.interrupt import Interrupted, StopRequest, stop_on_signals
 from tempdistill.record import consolidate, read_run, run_identity
 from tempdistill.statistics import score_of, score_spec
 from tempdistill.runner import execute, plan_run
-from tempdistill.report import table
+from tempdistill.text import table
 
 EXECUTORS = ("local", "ray")
 

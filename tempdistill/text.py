@@ -1,4 +1,4 @@
-"""Text from a run file, made safe for where it is shown.
+"""Text from a run file, made safe for where it is shown, and the plain tables it is shown in.
 
 A run's name, status, warnings and config values are written by whoever made the file. Shown
 raw, a name can move a terminal's cursor or retitle its window (escape sequences), open an HTML
@@ -10,9 +10,10 @@ for its medium: ``printable`` for a terminal, ``markdown`` for ``index.md``, ``h
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 # Bidirectional overrides and isolates reorder what a terminal shows without being control
 # characters (category Cf); the zero-width ones hide text.
@@ -59,3 +60,28 @@ def plot_label(text: Any) -> str:
     """``printable`` text that matplotlib draws as written: every ``$`` escaped, so no part of
     it is parsed as mathtext (an escaped dollar is drawn as a dollar)."""
     return printable(text).replace("$", r"\$")
+
+
+def format_value(value: Any) -> str:
+    """Numbers at a precision a table can be read at; missing values as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3g}"
+        if abs(value) < 10:
+            return f"{value:.4f}"
+        return f"{value:.2f}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A plain aligned text table (first column left-aligned, numbers right-aligned); text
+    from run files is shown ``printable`` (no escape sequences, one line per row)."""
+    cells = [[printable(h) for h in headers]] + [[printable(format_value(v)) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

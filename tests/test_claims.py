@@ -17,17 +17,15 @@ from tempdistill.claims import (
     OPPOSITE,
     REPRODUCED,
     VERDICTS,
-    Effect,
     Part,
     RunIndex,
-    bootstrap_strata,
     claims_by_id,
     combine,
     log_std_ratio,
-    mean_difference,
     part_verdict,
     speedup,
 )
+from tempdistill.bootstrap import Effect, bootstrap_strata, mean_difference
 from tempdistill.claims_experiment import load_spec, plan_claims
 from tempdistill.cli import main
 from tempdistill.statistics import bootstrap_interval

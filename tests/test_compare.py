@@ -16,7 +16,8 @@ import torch
 from tempdistill.cli import main
 from tempdistill.comparison import by_task, drop_duplicates, task_label
 from tempdistill.record import RunRecorder
-from tempdistill.report import read_runs, write_html
+from tempdistill.comparison import read_runs
+from tempdistill.report import write_html
 from tempdistill.statistics import WHERE_WIDTH, difference_table, group_table, replicate_key
 
 DIGITS = {"task": "classification", "data": {"name": "digits", "test_fraction": 0.3}}
@@ -238,7 +239,7 @@ def test_latency_leaves_threads_and_mode_as_it_found_them_and_pads_the_batch():
 
 
 def test_compare_shows_latency_only_where_measured_on_a_fixed_batch(tmp_path, capsys):
-    from tempdistill.report import comparison_rows
+    from tempdistill.comparison import comparison_rows
 
     timed = {"student_latency_ms_per_sample": 0.001}
     old = write_run(tmp_path, DIGITS, 0, 0.0, 0.9, timed)

@@ -192,8 +192,7 @@ def test_backend_that_cannot_be_imported_is_a_user_error(capsys, make_config, tm
     except ImportError as exc:  # pragma: no cover - the failure mode this test guards against
         pytest.fail(f"ImportError escaped the CLI instead of a one-line error: {exc!r}")
     finally:
-        backends._REGISTRY.pop("phantom", None)
-        backends._LOADED.pop("phantom", None)
+        backends.BACKENDS.unregister("phantom")
     assert code == 2
     assert_one_line_naming(err, "student.backend")
 

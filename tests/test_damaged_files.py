@@ -23,7 +23,7 @@ from tempdistill import journal
 from tempdistill.cli import main
 from tempdistill.export import load_predictor
 from tempdistill.record import FORMAT_VERSION, read_run
-from tempdistill.report import runs_frame
+from tempdistill.comparison import runs_frame
 from tempdistill.runfile import RunFileError
 from tempdistill.text import markdown, plot_label, printable
 

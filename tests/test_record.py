@@ -180,7 +180,8 @@ def test_read_run_bad_paths(tmp_path):
 
 
 def test_show_and_compare_survive_partial_files(tmp_path):
-    from tempdistill.report import compare_runs, show_run
+    from tempdistill.comparison import compare_runs
+    from tempdistill.report import show_run
 
     bare = tmp_path / "bare.h5"  # a run file whose writer died after its very first attribute
     with h5py.File(bare, "w") as f:
@@ -278,7 +279,7 @@ def killed_run(directory: Path, epochs: int = 5) -> RunRecorder:
 
 def test_a_killed_run_reads_every_completed_epoch_and_shows(tmp_path, capsys):
     from tempdistill.cli import main
-    from tempdistill.report import find_runs
+    from tempdistill.record import find_runs
 
     rec = killed_run(tmp_path)
     run = read_run(rec.path)
@@ -370,7 +371,7 @@ KILL_IN_FINISH = {
 
 @pytest.mark.parametrize("moment", list(KILL_IN_FINISH))
 def test_a_run_killed_during_finish_reads_every_epoch_once(tmp_path, moment):
-    from tempdistill.report import compare_runs
+    from tempdistill.comparison import compare_runs
 
     script = "\n".join([
         "import os, pathlib, signal, sys",

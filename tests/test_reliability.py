@@ -389,7 +389,8 @@ def test_old_run_files_still_read_show_compare_and_export(tmp_path, capsys):
 def test_labels_say_what_varies_and_colours_and_rasters_follow_the_run(make_config, tmp_path, monkeypatch):
     from matplotlib.axes import Axes
 
-    from tempdistill.report import read_runs, write_report
+    from tempdistill.comparison import read_runs
+    from tempdistill.report import write_report
 
     base = make_config({"student": {"backend": "snntorch", "hidden": [8], "steps": 5},
                         "record": {"traces": {"every": 1, "samples": 2}}})

@@ -439,7 +439,7 @@ def short_dense_run(tiny_config_data):
     torch.manual_seed(0)
     student = plan.student_backend.build_student(plan.student_options, split.input_dim, split.num_classes)
     schedule = build_schedule(config.distill.temperature, 2, 20, split.num_classes)
-    Distiller(student, ClassificationTask(split, teacher), schedule, config.distill, None, 0).run()
+    Distiller(student, ClassificationTask(split, teacher), schedule, config.distill, 0).run()
     student.eval()
     student.set_temperature(1.0)
     with torch.no_grad():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tempdistill.cli import main
-from tempdistill.report import runs_frame
+from tempdistill.comparison import runs_frame
 from tempdistill.statistics import (
     bootstrap_interval,
     factors,
@@ -121,7 +121,7 @@ def test_compare_scores_each_run_by_the_test_figure_of_the_weights_it_selected(t
 
 
 def test_a_missing_test_figure_is_never_filled_from_validation_in_new_files():
-    from tempdistill.report import _test_figure
+    from tempdistill.comparison import _test_figure
 
     old = {"format_version": 2, "eval": {}, "metrics": {"val_accuracy": np.array([0.5, 0.7])}}
     new = {**old, "format_version": 3}

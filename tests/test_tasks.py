@@ -26,7 +26,7 @@ def test_the_distiller_has_no_task_or_label_code():
 
 def test_unknown_task_names_the_known_ones():
     assert known_tasks() == ["classification", "multitask", "policy"]
-    with pytest.raises(ConfigError, match=r"^task: 'bandit' is not available; allowed: 'classification', 'multitask', 'policy'"):
+    with pytest.raises(ConfigError, match=r"^task: unknown task 'bandit'; allowed: classification, multitask, policy$"):
         get_task_class("bandit")
 
 

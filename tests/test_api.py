@@ -1,0 +1,94 @@
+"""The Python API: ``td.run`` / ``td.load_run`` make and read ordinary run files, ``callbacks``
+sit at the loop's hook points, and bad input raises the CLI's one-line ``ConfigError``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+
+import tempdistill as td
+from tempdistill.cli import main
+from tempdistill.config import config_from_mapping
+from tempdistill.data import raw_split
+
+FIXTURES = Path(__file__).resolve().parent / "data"
+
+
+def test_public_names_are_exported_and_lazy():
+    import subprocess
+    import sys
+
+    assert set(td.__all__) >= {"distill", "run", "load_run", "Run", "ArrayData", "StoredLogits", "Callback",
+                               "ConfigError", "__version__"}
+    # ``import tempdistill`` alone does not import torch (the CLI's --version and help stay fast).
+    code = "import sys, tempdistill; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_run_from_a_config_file_with_overrides_returns_a_run_the_cli_reads(make_config, tmp_path, capsys):
+    config = make_config()
+    run = td.run(config, out=tmp_path / "api", **{"student.hidden": [12], "distill.epochs": 2})
+    assert isinstance(run, td.Run) and run.status == "complete"
+    assert run.config["student"]["hidden"] == [12] and run.path.parent == tmp_path / "api"
+    assert run.overrides() == ["student.hidden=[12]", "distill.epochs=2"]
+    assert list(run.metrics.index) == [0, 1] and "val_accuracy" in run.metrics
+    assert 0.0 <= run.eval["student_accuracy"] <= 1.0
+    for command in (["show", str(run.path)], ["compare", str(run.path)],
+                    ["export", str(run.path), "--format", "pt", "--out", str(tmp_path / "s.pt")]):
+        assert main(command) == 0, capsys.readouterr().err
+
+
+def test_run_from_a_mapping_and_its_student_predicts_what_the_run_recorded(tiny_config_data, tmp_path):
+    run = td.run(tiny_config_data)
+    student = run.student
+    assert not student.training
+    x_test = raw_split(config_from_mapping(tiny_config_data).data, 0).x_test
+    np.testing.assert_array_equal(run.predict(x_test), run.eval["test_predictions"])
+    exported = run.export(tmp_path / "student.pt")
+    from tempdistill.export import load_predictor
+
+    np.testing.assert_array_equal(load_predictor(exported).predict(x_test), run.eval["test_predictions"])
+
+
+def test_load_run_reads_every_format_version():
+    for name in ("run_v1.h5", "run_v2_reference.h5", "run_v3.h5"):
+        run = td.load_run(FIXTURES / name)
+        assert run.format_version < 4 and len(run.metrics) == run.record["attrs"]["epochs_completed"]
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"distill.temperature": {"schedule": "constant", "value": -1.0}}, "distill.temperature"),
+    ({"student.backend": "loihi"}, "student.backend"),
+    ({"distill.temprature": 2.0}, "temprature"),
+])
+def test_bad_input_raises_the_clis_one_line_config_error(tiny_config_data, change, field):
+    with pytest.raises(td.ConfigError) as caught:
+        td.run(tiny_config_data, **change)
+    assert field in str(caught.value) and "\n" not in str(caught.value)
+
+
+class Recorder(td.Callback):
+    """A user's callback: notes each epoch as it ends, and stops after ``stop_after`` epochs."""
+
+    def __init__(self, stop_after: int) -> None:
+        self.stop_after = stop_after
+        self.seen: List[Dict[str, Any]] = []
+
+    def on_epoch_end(self, loop: Any, end: td.EpochEnd) -> None:
+        self.seen.append({"epoch": end.epoch, "temperature": end.metrics["temperature"],
+                          "steps": len(end.steps["step"]), "history": len(loop.history)})
+        if end.epoch + 1 == self.stop_after:
+            loop.request_stop("enough for this test")
+
+
+def test_a_users_callback_sees_every_epoch_and_can_stop_the_run(tiny_config_data):
+    callback = Recorder(stop_after=2)
+    run = td.run(tiny_config_data, callbacks=[callback], **{"distill.epochs": 5})
+    assert [s["epoch"] for s in callback.seen] == [0, 1]
+    assert all(s["temperature"] == 4.0 and s["steps"] > 0 for s in callback.seen)
+    assert [s["history"] for s in callback.seen] == [1, 2]
+    assert run.status == "interrupted" and "enough for this test after epoch 2 of 5" in run.record["attrs"]["error"]
+    assert len(run.metrics) == 2 and run.student is not None  # recorded before the user's callback ran
