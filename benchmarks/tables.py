@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from tempdistill.record import read_run  # noqa: E402
 from tempdistill.record import find_runs  # noqa: E402
 from tempdistill.statistics import paired_differences, score_of, verdict  # noqa: E402
-from tempdistill.sweep import summarize, summary_table  # noqa: E402
+from tempdistill.sweep.summary import summarize, summary_table
 
 Run = Dict[str, Any]
 Rows = Dict[str, List[str]]  # row key -> compared cells

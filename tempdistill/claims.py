@@ -50,7 +50,7 @@ import numpy as np
 
 from tempdistill.bootstrap import Effect, bootstrap_strata, mean_difference, mean_of_first
 from tempdistill.statistics import score_of, score_spec
-from tempdistill.sweep import epochs_to_value, target_near
+from tempdistill.sweep.summary import epochs_to_value, target_near
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"

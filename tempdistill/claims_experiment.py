@@ -35,7 +35,9 @@ from tempdistill.claims import (
 )
 from tempdistill.config import ConfigError, Strict, config_from_mapping, read_yaml, resolve_paths, set_path, validate_section
 from tempdistill.record import read_run
-from tempdistill.sweep import EXECUTORS, Job, SweepOutcome, plan_sweep, run_sweep
+from tempdistill.sweep.jobs import SweepOutcome
+from tempdistill.sweep.launch import EXECUTORS, run_sweep
+from tempdistill.sweep.plan import Job, plan_sweep
 
 
 class SettingSpec(Strict):

@@ -125,7 +125,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from tempdistill.config import read_yaml
     from tempdistill.interrupt import EXIT_INTERRUPTED
     from tempdistill.runner import echo
-    from tempdistill.sweep import difference_text, parse_grid, parse_seeds, plan_sweep, run_sweep, summarize, summary_table
+    from tempdistill.sweep.launch import run_sweep
+    from tempdistill.sweep.plan import parse_grid, parse_seeds, plan_sweep
+    from tempdistill.sweep.summary import difference_text, summarize, summary_table
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs: must be >= 1, got {args.jobs}")

@@ -154,7 +154,7 @@ def test_compare_gives_the_known_answer_on_hand_made_run_files(tmp_path, capsys,
 def test_the_sweep_summary_and_the_headline_use_the_selected_weights(tmp_path):
     from tempdistill.record import read_run
     from tempdistill.report import headline
-    from tempdistill.sweep import summarize
+    from tempdistill.sweep.summary import summarize
 
     for seed, (final, best) in enumerate([(0.80, 0.90), (0.82, 0.94)]):
         write_run(tmp_path, seed, 0.9, final, best_val=best)

@@ -62,7 +62,7 @@ def _trial(params: Dict[str, Any], teachers: Dict[str, bytes]) -> None:
 
     from tempdistill.config import config_from_mapping
     from tempdistill.runner import execute
-    from tempdistill.sweep import one_line
+    from tempdistill.sweep.jobs import one_line
 
     torch.set_num_threads(params["threads"])
     _install_teachers(teachers)
@@ -88,7 +88,7 @@ def run_on_ray(
     except ImportError:
         raise ConfigError("--executor: 'ray' needs Ray Tune: pip install 'tempdistill[ray]'") from None
     from tempdistill.record import place_run_file
-    from tempdistill.sweep import prepare_teachers
+    from tempdistill.sweep.jobs import prepare_teachers
 
     if cpus_per_run <= 0 or gpus_per_run < 0:
         raise ConfigError(f"--cpus-per-run: must be > 0 (got {cpus_per_run}); --gpus-per-run >= 0 (got {gpus_per_run})")
