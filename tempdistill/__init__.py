@@ -17,12 +17,13 @@ _PUBLIC = {
     "distill": "tempdistill.api",
     "run": "tempdistill.api",
     "load_run": "tempdistill.api",
-    "Run": "tempdistill.runs",
+    "Run": "tempdistill.record.run",
     "ArrayData": "tempdistill.sources",
     "StoredLogits": "tempdistill.sources",
-    "Callback": "tempdistill.callbacks",
-    "EpochEnd": "tempdistill.callbacks",
-    "ConfigError": "tempdistill.config",
+    "Callback": "tempdistill.core.callbacks",
+    "EpochEnd": "tempdistill.core.callbacks",
+    "ConfigError": "tempdistill.errors",
+    "runs_frame": "tempdistill.analysis.comparison",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -23,10 +23,10 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from tempdistill.callbacks import Callback
+from tempdistill.core.callbacks import Callback
 from tempdistill.config import ConfigError, config_from_mapping, read_yaml, set_path
-from tempdistill.interrupt import NEVER, StopRequest
-from tempdistill.runs import Run
+from tempdistill.core.interrupt import NEVER, StopRequest
+from tempdistill.record.run import Run
 
 LOGGER = logging.getLogger("tempdistill")
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import ConfigError
-from tempdistill.record import read_run
+from tempdistill.record.run_file import read_run
 from tempdistill.sweep.plan import parse_grid, parse_seeds, plan_sweep, split_top_level
 from tempdistill.sweep.summary import epochs_to_fraction
 
@@ -147,7 +147,7 @@ def test_a_sweep_resumes_keeping_complete_runs_and_redoing_the_rest(make_config,
 def test_resuming_moves_a_killed_run_aside_with_its_epochs(tiny_config_data: dict, tmp_path: Path) -> None:
     import json
 
-    from tempdistill.record import RunRecorder
+    from tempdistill.record.run_file import RunRecorder
     from tempdistill.sweep.resume import resume_plan
 
     [job] = plan_sweep(dict(tiny_config_data), {}, [0])

@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 from tempdistill.config import (
     ConfigError,
 )
-from tempdistill.interrupt import StopRequest, stop_on_signals
+from tempdistill.core.interrupt import StopRequest, stop_on_signals
 from tempdistill.sweep.jobs import SweepOutcome
 from tempdistill.sweep.local import run_in_pool, run_in_process
 from tempdistill.sweep.plan import Job

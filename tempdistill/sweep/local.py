@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 from tempdistill.config import (
     config_from_mapping,
 )
-from tempdistill.interrupt import Interrupted, StopRequest, stop_on_signals
+from tempdistill.core.interrupt import Interrupted, StopRequest, stop_on_signals
 from tempdistill.runner import execute
 from tempdistill.sweep.jobs import SweepOutcome, one_line, prepare_teachers
 from tempdistill.sweep.plan import Job

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from tempdistill.config import ConfigError
-from tempdistill.interrupt import StopRequest
+from tempdistill.core.interrupt import StopRequest
 
 # Tune's logger callbacks write CSV/JSON/TensorBoard files for every trial: not wanted here.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -43,7 +43,7 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 def _install_teachers(teachers: Dict[str, bytes]) -> None:
     """Write the shipped teacher cache files this node lacks (atomically: trials run in parallel)."""
-    from tempdistill.teacher import cache_dir
+    from tempdistill.tasks.cache import cache_dir
 
     folder = cache_dir()
     for name, content in teachers.items():
@@ -87,7 +87,7 @@ def run_on_ray(
         from ray import tune
     except ImportError:
         raise ConfigError("--executor: 'ray' needs Ray Tune: pip install 'tempdistill[ray]'") from None
-    from tempdistill.record import place_run_file
+    from tempdistill.record.run_file import place_run_file
     from tempdistill.sweep.jobs import prepare_teachers
 
     if cpus_per_run <= 0 or gpus_per_run < 0:

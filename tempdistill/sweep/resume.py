@@ -11,7 +11,7 @@ from typing import Dict, List, Sequence, Tuple
 from tempdistill.config import (
     ConfigError,
 )
-from tempdistill.record import consolidate, run_identity
+from tempdistill.record.run_file import consolidate, run_identity
 from tempdistill.sweep.plan import Job, job_digest
 
 MANIFEST = "manifest.json"

@@ -8,8 +8,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tempdistill.record import read_run
-from tempdistill.statistics import score_of, score_spec
+from tempdistill.record.run_file import read_run
+from tempdistill.analysis.statistics import score_of, score_spec
 from tempdistill.text import table
 
 
@@ -104,9 +104,9 @@ def summary_table(rows: Sequence[Dict[str, Any]]) -> str:
 
 
 def difference_text(paths: Sequence[Path]) -> str:
-    """The sweep's paired differences over seeds with their verdicts (``tempdistill.statistics``):
+    """The sweep's paired differences over seeds with their verdicts (``tempdistill.analysis.statistics``):
     "helped"/"hurt" only where the 95% bootstrap interval excludes 0."""
-    from tempdistill.statistics import difference_table
+    from tempdistill.analysis.statistics import difference_table
 
     runs = [run for run in (read_run(p) for p in paths) if run["status"] == "complete" and run["eval"]]
     if len(runs) < 2:

@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from tempdistill.config import RunConfig
-from tempdistill.data import Split, load_split
-from tempdistill.predict import seeded_argmax
-from tempdistill.student import Backend, Student, StudentOutput
-from tempdistill.tasks.base import Batch, RecordGroup, Task
-from tempdistill.teacher import TeacherOrigin, obtain_teacher
-from tempdistill.training import accuracy, batched_forward, iterate_minibatches, seed_everything
+from tempdistill.tasks.data import Split, load_split
+from tempdistill.core.predict import seeded_argmax
+from tempdistill.core.student import Backend, Student, StudentOutput
+from tempdistill.core.task import Batch
+from tempdistill.tasks.base import RecordGroup, Task
+from tempdistill.tasks.teacher import TeacherOrigin, obtain_teacher
+from tempdistill.core.training import accuracy, batched_forward, iterate_minibatches, seed_everything
 
 
 def prepare_teacher(
@@ -113,7 +114,7 @@ class ClassificationTask(Task):
     def test_figures(self, student: Student, temperature: float, weights: str = "final") -> Dict[str, Any]:
         """Test accuracy and the test predictions in the user's labels, from one seeded pass.
 
-        The pass is ``tempdistill.predict``'s, so an exported student given the same raw
+        The pass is ``tempdistill.core.predict``'s, so an exported student given the same raw
         inputs predicts the same labels, Poisson encoders included, and the recorded accuracy
         is exactly that of the recorded predictions.
         """

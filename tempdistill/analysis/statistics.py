@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tempdistill.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, LEVEL, bootstrap_strata, mean_of_first
+from tempdistill.analysis.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, LEVEL, bootstrap_strata, mean_of_first
 
 # Config keys that never define a factor: the seed replicates, the rest says where files went.
 NOT_FACTORS = ("seed", "name", "record.", "sweep.")

@@ -11,10 +11,10 @@ from tempdistill.config import ConfigError
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from tempdistill.api import run
-    from tempdistill.callbacks import EpochFunction
+    from tempdistill.core.callbacks import EpochFunction
     from tempdistill.config import load_config
-    from tempdistill.interrupt import EXIT_INTERRUPTED, StopRequest, stop_on_signals
-    from tempdistill.report import headline
+    from tempdistill.core.interrupt import EXIT_INTERRUPTED, StopRequest, stop_on_signals
+    from tempdistill.analysis.report import headline
     from tempdistill.runner import echo
 
     epochs = load_config(args.config, args.set or [])  # the bar's length; errors surface here, before any output
@@ -39,14 +39,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 class EpochBar:
     """A progress bar over epochs, opened at the first finished epoch, so that a user error
     found while the run is set up (data, checkpoint, backend) prints as one clean line; off a
-    terminal, one plain line per epoch (``tempdistill.progress``)."""
+    terminal, one plain line per epoch (``tempdistill.core.progress``)."""
 
     def __init__(self, epochs: int, description: str) -> None:
         self.epochs, self.description, self.bar = epochs, description, None
 
     def __call__(self, epoch: int, metrics: dict) -> None:
         if self.bar is None:
-            from tempdistill.progress import progress_bar
+            from tempdistill.core.progress import progress_bar
 
             self.bar = progress_bar(self.epochs, self.description, "epoch", lines=self.epochs)
         score = {k: f"{metrics[k]:.4f}" for k in ("val_accuracy", "return_mean") if k in metrics}
@@ -59,21 +59,21 @@ class EpochBar:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from tempdistill.report import show_run
+    from tempdistill.analysis.report import show_run
 
     print(show_run(args.run))
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from tempdistill.comparison import compare_runs
-    from tempdistill.record import find_runs
+    from tempdistill.analysis.comparison import compare_runs
+    from tempdistill.record.run_file import find_runs
 
     if not find_runs(args.paths):
         raise FileNotFoundError(f"no run files found in {', '.join(args.paths)}")
     print(compare_runs(args.paths))
     if args.csv:
-        from tempdistill.comparison import runs_frame
+        from tempdistill.analysis.comparison import runs_frame
 
         runs_frame(args.paths).to_csv(args.csv, index=False)
         print(f"one row per run written to {args.csv}")
@@ -81,7 +81,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from tempdistill.report import write_report
+    from tempdistill.analysis.report import write_report
 
     page = write_report(args.paths, args.out)
     print(f"report: {page}")
@@ -89,7 +89,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from tempdistill.export import export_run
+    from tempdistill.record.export import export_run
 
     out = export_run(args.run, args.format, args.out)
     print(f"exported {args.format} student to {out}")
@@ -101,9 +101,9 @@ def _cmd_entropy(args: argparse.Namespace) -> int:
 
     from tempdistill.config import load_config
     from tempdistill.information import entropy_summary
-    from tempdistill.report import entropy_plot, entropy_table
+    from tempdistill.analysis.report import entropy_plot, entropy_table
     from tempdistill.runner import echo, prepare_teacher
-    from tempdistill.training import batched_forward
+    from tempdistill.core.training import batched_forward
 
     for t in args.temperatures:
         if not math.isfinite(t) or t <= 0:
@@ -123,7 +123,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tempdistill.config import read_yaml
-    from tempdistill.interrupt import EXIT_INTERRUPTED
+    from tempdistill.core.interrupt import EXIT_INTERRUPTED
     from tempdistill.runner import echo
     from tempdistill.sweep.launch import run_sweep
     from tempdistill.sweep.plan import parse_grid, parse_seeds, plan_sweep
@@ -160,8 +160,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_claims(args: argparse.Namespace) -> int:
-    from tempdistill.claims_experiment import run_claims
-    from tempdistill.interrupt import EXIT_INTERRUPTED
+    from tempdistill.studies.claims_experiment import run_claims
+    from tempdistill.core.interrupt import EXIT_INTERRUPTED
     from tempdistill.text import table
     from tempdistill.runner import echo
 
@@ -185,7 +185,7 @@ def _cmd_claims(args: argparse.Namespace) -> int:
 def _cmd_teach(args: argparse.Namespace) -> int:
     from tempdistill.config import load_config
     from tempdistill.runner import echo
-    from tempdistill.teach import teach
+    from tempdistill.tasks.teach import teach
 
     config = load_config(args.config, args.set or [])
     result = teach(config, show_progress=not args.quiet, log=(lambda _: None) if args.quiet else echo)
@@ -274,8 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from tempdistill.hugepages import prefer_huge_pages
-    from tempdistill.interrupt import EXIT_INTERRUPTED, Interrupted, interruption_line
+    from tempdistill.app.hugepages import prefer_huge_pages
+    from tempdistill.core.interrupt import EXIT_INTERRUPTED, Interrupted, interruption_line
 
     prefer_huge_pages()
 
@@ -296,7 +296,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"tempdistill {args.command}: error: {message}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as exc:
-        from tempdistill.memory import allocation_failure
+        from tempdistill.core.memory import allocation_failure
 
         line = allocation_failure(exc)
         if line is None:

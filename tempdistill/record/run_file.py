@@ -4,7 +4,7 @@ that costs that epoch's data, not a copy of the file.
 While a run runs, its file ``NAME.h5`` holds what is known when it starts (``/config``,
 ``/env``, ``status=running``, the task's groups) and each finished epoch and each warning is
 appended as one record to a journal next to it, ``.NAME.h5.<id>.journal``
-(``tempdistill.journal``; ``<id>`` is random and the file names it in its root attr
+(``tempdistill.record.journal``; ``<id>`` is random and the file names it in its root attr
 ``journal``). Readers (``read_run``, hence ``show``, ``compare``, ``report``) fold the journal
 into an in-memory copy of the file, so a running or killed run reads as it always did: every
 completed epoch, ``status=running``. ``finish`` folds it into the file for good (the one copy of
@@ -84,7 +84,7 @@ reads as absent (a file without ``select`` is scored by its final figure; traces
 journal changes no finished file; a running file's root attr ``journal`` names its journal
 (readers older than the journal see a running file's epochs only once it is finished).
 
-Reading is checked (``tempdistill.runfile``): a file that does not hold what its version
+Reading is checked (``tempdistill.record.checks``): a file that does not hold what its version
 promises is refused with one line naming the field, before its data is read.
 """
 
@@ -107,9 +107,10 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 import h5py
 import numpy as np
 
-from tempdistill import __version__, journal
-from tempdistill.journal import Journal
-from tempdistill.runfile import (STATUSES, RunFileError, check_run_file, check_traces, fail, parse_config, plain,
+from tempdistill import __version__
+from tempdistill.record import journal
+from tempdistill.record.journal import Journal
+from tempdistill.record.checks import (STATUSES, RunFileError, check_run_file, check_traces, fail, parse_config, plain,
                                  trace_epoch)
 from tempdistill.text import printable
 

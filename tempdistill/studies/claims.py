@@ -4,7 +4,7 @@ Each claim (``CLAIMS``, C1–C11) carries the claim in one sentence, the runs it
 settings × arms: a setting is a dataset or environment with one student, an arm a temperature
 schedule or student option; ``claims.yaml`` defines both by these names) and an evaluation that
 turns the runs into a ``Finding``: the setting text, the measured effect with its 95% interval,
-a verdict and a note. Nothing here trains or plans; ``tempdistill.claims_experiment`` does.
+a verdict and a note. Nothing here trains or plans; ``tempdistill.studies.claims_experiment`` does.
 
 Where the numbers come from. Every choice (the best of several schedules, the best fixed T, an
 epoch target) is made on validation figures; an effect is measured on test figures
@@ -48,8 +48,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tempdistill.bootstrap import Effect, bootstrap_strata, mean_difference, mean_of_first
-from tempdistill.statistics import score_of, score_spec
+from tempdistill.analysis.bootstrap import Effect, bootstrap_strata, mean_difference, mean_of_first
+from tempdistill.analysis.statistics import score_of, score_spec
 from tempdistill.sweep.summary import epochs_to_value, target_near
 
 REPRODUCED = "reproduced"
@@ -370,7 +370,7 @@ def schedule_comparison(index: RunIndex) -> List[str]:
     test-accuracy differences over seeds with their 95% interval — whether it beats a fixed T
     beyond the seed spread. The schedules' parameters were fixed before any run (nothing here
     is chosen on test data, and nothing in this table is chosen at all)."""
-    from tempdistill.statistics import verdict
+    from tempdistill.analysis.statistics import verdict
 
     lines = ["| setting | schedule | seeds | test accuracy | Δ vs T = 4 [95% interval] | against a fixed T = 4 |",
              "|---|---|---|---|---|---|"]

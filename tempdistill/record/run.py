@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from tempdistill.record import Traces, read_run
+from tempdistill.record.run_file import Traces, read_run
 
 
 class Run:
@@ -74,7 +74,7 @@ class Run:
     def student(self) -> Any:
         """The trained student as a torch module in eval mode, at the run's evaluation
         temperature, holding the weights the run reports (``eval["select"]``)."""
-        from tempdistill.export import load_student
+        from tempdistill.record.export import load_student
 
         _, student, _ = load_student(self.path)
         student.set_temperature(float(self.config.get("distill", {}).get("eval_temperature", 1.0)))
@@ -83,7 +83,7 @@ class Run:
     def predict(self, x: Any, head: Optional[str] = None) -> np.ndarray:
         """The student's answers for raw inputs ``x`` (n, F), normalised as in the run: the
         user's class labels, or a policy's actions (``head`` for a multi-task student)."""
-        from tempdistill.export import run_predictor
+        from tempdistill.record.export import run_predictor
 
         return run_predictor(self.path).predict(np.asarray(x), head=head)
 
@@ -91,7 +91,7 @@ class Run:
         """Write the student to ``out`` as ``tempdistill export`` does; ``format`` ('pt' or
         'nir') defaults to the file's suffix."""
         from tempdistill.config import ConfigError
-        from tempdistill.export import FORMATS, export_run
+        from tempdistill.record.export import FORMATS, export_run
 
         fmt = format or Path(out).suffix.lstrip(".")
         if fmt not in FORMATS:

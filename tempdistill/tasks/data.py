@@ -105,7 +105,7 @@ def _load_mnist1d() -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     few seconds, so the arrays are kept in the cache directory after the first time."""
     from mnist1d.data import get_dataset_args, make_dataset
 
-    from tempdistill.teacher import cache_dir
+    from tempdistill.tasks.cache import cache_dir
 
     args = get_dataset_args()
     key = hashlib.sha256(json.dumps(vars(args), sort_keys=True, default=str).encode()).hexdigest()[:16]

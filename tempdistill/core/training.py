@@ -7,7 +7,7 @@ from typing import Dict, Iterator
 import torch
 from torch import nn
 
-from tempdistill.student import StudentOutput, logits_of
+from tempdistill.core.student import StudentOutput, logits_of
 
 
 def iterate_minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:

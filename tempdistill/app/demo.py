@@ -14,32 +14,33 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from tempdistill.callbacks import EpochFunction
 from tempdistill.config import ConfigError, load_config
-from tempdistill.hugepages import prefer_huge_pages
-from tempdistill.interrupt import EXIT_INTERRUPTED, Interrupted, interruption_line
-from tempdistill.record import read_run
-from tempdistill.comparison import compare_runs
+from tempdistill.app.hugepages import prefer_huge_pages
+from tempdistill.core.interrupt import EXIT_INTERRUPTED, Interrupted, interruption_line
+from tempdistill.record.run_file import read_run
+from tempdistill.analysis.comparison import compare_runs
 from tempdistill.text import table
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "digits.yaml"
-POLICY_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "cartpole.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "digits.yaml"
+POLICY_CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "cartpole.yaml"
 
 
 def run_demo(config_path: Path, backends: Sequence[str], out: str, quiet: bool = False, extra: Sequence[str] = ()) -> List[Path]:
-    from tempdistill.runner import echo, execute
+    from tempdistill.api import run
+    from tempdistill.core.callbacks import EpochFunction
+    from tempdistill.runner import echo
 
     paths: List[Path] = []
     base = load_config(config_path, list(extra))
     for backend in backends:
         for label, overrides in (("kd", []), ("no-kd", ["distill.alpha=0"])):
-            config = load_config(
-                config_path,
-                [*extra, f"student.backend={backend}", f"name={base.name}-{backend}-{label}", *overrides],
-            )
+            sets = [*extra, f"student.backend={backend}", f"name={base.name}-{backend}-{label}", *overrides]
+            config = load_config(config_path, sets)
             if not quiet:
                 echo(f"== {config.name}: student {backend}, alpha={config.distill.alpha}")
-            paths.append(execute(config, out, log=(lambda _: None) if quiet else echo, callbacks=[] if quiet else [EpochFunction(_progress(config))]))
+            made = run(config_path, out=out, set=sets, log=(lambda _: None) if quiet else echo,
+                       callbacks=[] if quiet else [EpochFunction(_progress(config))], warn=_stderr)
+            paths.append(made.path)
     return paths
 
 
@@ -47,15 +48,24 @@ def run_policy_demo(
     config_path: Path, backends: Sequence[str], out: str, quiet: bool = False, extra: Sequence[str] = ()
 ) -> List[Path]:
     """Each backend distils the policy config's teacher once."""
-    from tempdistill.runner import echo, execute
+    from tempdistill.api import run
+    from tempdistill.core.callbacks import EpochFunction
+    from tempdistill.runner import echo
 
     paths: List[Path] = []
     for backend in backends:
-        config = load_config(config_path, [f"student.backend={backend}", *extra])
+        sets = [f"student.backend={backend}", *extra]
+        config = load_config(config_path, sets)
         if not quiet:
             echo(f"== {config.name}: student {backend}, {config.env.id if config.env else ''}")
-        paths.append(execute(config, out, log=(lambda _: None) if quiet else echo, callbacks=[] if quiet else [EpochFunction(_progress(config))]))
+        made = run(config_path, out=out, set=sets, log=(lambda _: None) if quiet else echo,
+                   callbacks=[] if quiet else [EpochFunction(_progress(config))], warn=_stderr)
+        paths.append(made.path)
     return paths
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def _progress(config):
@@ -72,7 +82,7 @@ def distillation_verdicts(paths: Sequence[Path]) -> str:
     """Per backend: test accuracy with KD minus without (of the weights each run selected
     without test data: ``statistics.score_of``), paired over seeds, with the verdict only a
     95% interval that excludes 0 may give (one seed per backend here cannot give one)."""
-    from tempdistill.statistics import paired_differences, score_of
+    from tempdistill.analysis.statistics import paired_differences, score_of
 
     runs = [read_run(p) for p in paths]
     accuracy = {(r["config"]["student"]["backend"], r["config"]["distill"]["alpha"] > 0): score_of(r)[1]
@@ -91,7 +101,7 @@ def distillation_verdicts(paths: Sequence[Path]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tempdistill.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tempdistill.app.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--backends", nargs="+", default=["dense", "snntorch", "norse"])
     parser.add_argument("--out", default="runs/demo")

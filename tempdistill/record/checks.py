@@ -4,7 +4,7 @@
 A run file is data from outside the program: a file a colleague sent, a run killed mid-write,
 a disk that lost a block, a file made to break readers. Every reader (``read_run``, hence
 ``show``, ``compare``, ``report``, ``export``) opens it through ``check_run_file``, which
-checks the types and shapes the format promises (``tempdistill.record``'s format history)
+checks the types and shapes the format promises (``tempdistill.record.run_file``'s format history)
 against what HDF5 *declares*, before any data is read: a per-epoch series that claims four
 billion entries (a few hundred kilobytes on disk, compressed) is refused from its shape, not
 found out by allocating 30 GiB. Each failure is one ``RunFileError`` line naming the file and

@@ -28,7 +28,7 @@ def _progress_callback(total: int, show: bool) -> Any:
         bar: Any = None
 
         def _on_training_start(self) -> None:
-            from tempdistill.progress import progress_bar
+            from tempdistill.core.progress import progress_bar
 
             if show:
                 self.bar = progress_bar(total, "teach", "step", lines=10, mininterval=1.0)

@@ -3,7 +3,7 @@
 It asks the task for an epoch's batches, the schedule for T at every step, hands T to the
 student (which applies it its own way), trains on the shared objective, and after every
 epoch measures the student on the task's validation batch (the task scores it) and hands the
-epoch to its callbacks (``tempdistill.callbacks``): choosing the best-validation weights,
+epoch to its callbacks (``tempdistill.core.callbacks``): choosing the best-validation weights,
 committing the epoch to the record, warnings, progress and stop requests are theirs. A
 callback may ask the loop to stop; it then ends after the epoch it is in. The loop never sees
 test data and holds no label, argmax or environment code: that is the task's.
@@ -18,13 +18,13 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from tempdistill.callbacks import Callback, EpochEnd
+from tempdistill.core.callbacks import Callback, EpochEnd
 from tempdistill.config import DistillConfig
 from tempdistill.schedules import Schedule
-from tempdistill.student import Student
-from tempdistill.tasks.base import Task
+from tempdistill.core.student import Student
+from tempdistill.core.task import TrainingTask
 from tempdistill.temperature import Temperature
-from tempdistill.training import collect_outputs
+from tempdistill.core.training import collect_outputs
 
 
 def temperature_value(temperature: Temperature) -> float:
@@ -72,7 +72,7 @@ class Distiller:
     def __init__(
         self,
         student: Student,
-        task: Task,
+        task: TrainingTask,
         schedule: Schedule,
         config: DistillConfig,
         seed: int,

@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
-from tempdistill.record import find_runs, read_run
-from tempdistill.statistics import difference_table, flatten, group_table, replicate_key
+from tempdistill.record.run_file import find_runs, read_run
+from tempdistill.analysis.statistics import difference_table, flatten, group_table, replicate_key
 from tempdistill.text import format_value, printable, printable_lines, table
 
 # How many dropped files a notice names before it only counts.
@@ -140,7 +140,7 @@ COMPARE_COLUMNS = (
 
 
 def _latency(run: Dict[str, Any]) -> Any:
-    """The student's latency where it was measured as ``tempdistill.latency`` does (a fixed
+    """The student's latency where it was measured as ``tempdistill.core.latency`` does (a fixed
     batch, median of repeats); earlier files timed one pass, which is noise, and show none."""
     return run["eval"].get("student_latency_ms_per_sample") if "latency_batch" in run["eval"] else None
 
@@ -233,7 +233,7 @@ def compare_runs(paths: Sequence[str | Path], statistics: bool = True) -> str:
     """One row per run: what a spiking student costs and scores against the dense baseline;
     then, where runs repeat over seeds or differ in a two-level factor, the statistics. Runs of
     different tasks get a table each, and a run given twice counts once
-    (``tempdistill.comparison``)."""
+    (``tempdistill.analysis.comparison``)."""
     runs = read_runs(paths)
     if not runs:
         return "no runs found"
@@ -266,7 +266,7 @@ def runs_frame(paths: Sequence[str | Path]) -> Any:
 
 def statistics_text(runs: Sequence[Dict[str, Any]]) -> str:
     """Groups of seeds (mean ± std and 95% bootstrap interval of the final figures) and the
-    paired differences of every two-level factor, with verdicts (``tempdistill.statistics``)."""
+    paired differences of every two-level factor, with verdicts (``tempdistill.analysis.statistics``)."""
     complete = [r for r in runs if r["status"] == "complete" and r["eval"]]
     if len(complete) < 2:
         return ""

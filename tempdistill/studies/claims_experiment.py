@@ -3,7 +3,7 @@
 ``claims.yaml`` holds run configs (``bases``), the settings built from them (a base and
 overrides: a dataset or environment with one student), the arms (overrides that make a run one
 arm of a comparison: a schedule, a student option), the seeds, and what ``--quick`` shrinks. The
-claims (``tempdistill.claims``) name the settings and arms they are judged from; each needed
+claims (``tempdistill.studies.claims``) name the settings and arms they are judged from; each needed
 (setting, arm) becomes sweep jobs (``sweep.plan_sweep``, one per seed), and all of them run as
 one sweep (``sweep.run_sweep``) in one directory. So the experiment resumes like a sweep (a
 second launch keeps every complete run), runs on Ray like one, and every run is an ordinary
@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from pydantic import Field
 
-from tempdistill.claims import (
+from tempdistill.studies.claims import (
     Claim,
     Finding,
     RunIndex,
@@ -34,7 +34,7 @@ from tempdistill.claims import (
     schedule_comparison,
 )
 from tempdistill.config import ConfigError, Strict, config_from_mapping, read_yaml, resolve_paths, set_path, validate_section
-from tempdistill.record import read_run
+from tempdistill.record.run_file import read_run
 from tempdistill.sweep.jobs import SweepOutcome
 from tempdistill.sweep.launch import EXECUTORS, run_sweep
 from tempdistill.sweep.plan import Job, plan_sweep
@@ -226,7 +226,7 @@ def minutes(seconds: float) -> str:
 
 
 RULES = """\
-Verdict rules (`tempdistill/claims.py`). Each part of a claim is an effect with its 95% interval
+Verdict rules (`tempdistill/studies/claims.py`). Each part of a claim is an effect with its 95% interval
 (seeds resampled within each setting, paired arms together; an effect pooled over settings is the
 mean of the settings' effects):
 *reproduced* — the interval lies wholly on the claimed side of no effect (0 for a difference, 1

@@ -1,6 +1,6 @@
 """What happens around the training loop's epochs, as callbacks at its hook points.
 
-The loop (``tempdistill.distiller.Distiller``) trains and measures; everything a run does
+The loop (``tempdistill.core.distiller.Distiller``) trains and measures; everything a run does
 with an epoch's measures is a callback: choosing the best-validation weights, committing the
 epoch to the record with its trace probes, warning about silent or saturated layers, showing
 progress, stopping when asked. A user's own callback (``tempdistill.distill(...,
@@ -21,20 +21,19 @@ from typing import Callable, Dict, List, Optional, Protocol
 import numpy as np
 import torch
 
-from tempdistill.config import DistillConfig, TracesConfig
-from tempdistill.interrupt import StopRequest
-from tempdistill.record import RunRecorder
+from tempdistill.config import DistillConfig
+from tempdistill.core.interrupt import StopRequest
 from tempdistill.schedules import Schedule
-from tempdistill.student import Student
-from tempdistill.tasks.base import Task
+from tempdistill.core.student import Student
+from tempdistill.core.task import TrainingTask
 from tempdistill.temperature import Temperature
 
 
 class Loop(Protocol):
-    """What a callback may read of the running loop (``tempdistill.distiller.Distiller``)."""
+    """What a callback may read of the running loop (``tempdistill.core.distiller.Distiller``)."""
 
     student: Student
-    task: Task
+    task: TrainingTask
     schedule: Schedule
     config: DistillConfig
     history: List[Dict[str, float]]  # every finished epoch's metrics
@@ -122,44 +121,12 @@ class BestEpoch(Callback):
         self.restored = True
 
 
-class RecordEpochs(Callback):
-    """Commit each epoch to the run file: its metrics and step series, per-class or per-head T
-    (``/temperature``), and on the epochs ``record.traces`` asks for, the spikes of fixed
-    validation probes at the evaluation temperature (``/traces``)."""
-
-    def __init__(self, recorder: RunRecorder, traces: Optional[TracesConfig] = None) -> None:
-        self.recorder = recorder
-        self.traces = traces
-
-    def on_epoch_end(self, loop: Loop, end: EpochEnd) -> None:
-        named = loop.schedule.named_temperatures(loop.last_base_temperature)
-        self.recorder.append_epoch(end.metrics, steps=end.steps, traces=self.probe_traces(loop, end.epoch),
-                                   groups={"temperature": named} if named else {})
-
-    def probe_traces(self, loop: Loop, epoch: int) -> Optional[Dict[str, np.ndarray]]:
-        cfg = self.traces
-        if cfg is None or cfg.every <= 0 or cfg.samples <= 0:
-            return None
-        if epoch % cfg.every != 0 and epoch != loop.config.epochs - 1:
-            return None
-        probes = loop.task.probe_inputs(cfg.samples)
-        loop.student.eval()
-        loop.student.set_temperature(loop.config.eval_temperature)
-        with torch.no_grad():
-            traces = loop.student.capture_traces(probes) or None
-        loop.student.train()
-        if traces:
-            traces.update(loop.task.probe_facts(cfg.samples))
-        return traces
-
-
 class ActivityAlarms(Callback):
     """Warn once per activity flag, and once when it clears (a silent start that recovers still
     cost epochs); the per-epoch flags stay in the record, the messages in its ``warnings``."""
 
-    def __init__(self, warn: Callable[[str], None], recorder: Optional[RunRecorder] = None) -> None:
-        self.warn = warn
-        self.recorder = recorder
+    def __init__(self, warn: Callable[[str], None]) -> None:
+        self.warn = warn  # shows a message and (in a run) adds it to the record's warnings
         self.alarmed: Dict[str, Optional[int]] = {}  # flag -> epoch it was raised (None: cleared)
 
     def on_epoch_end(self, loop: Loop, end: EpochEnd) -> None:
@@ -176,13 +143,11 @@ class ActivityAlarms(Callback):
                                 f"(it was from epoch {since + 1})")
         for text in messages:
             self.warn(text)
-            if self.recorder is not None:
-                self.recorder.add_warning(text)
 
 
 class StopOnRequest(Callback):
     """End training after the epoch in which a stop was requested (Ctrl-C, SIGTERM, a sweep
-    being shut down: ``tempdistill.interrupt``)."""
+    being shut down: ``tempdistill.core.interrupt``)."""
 
     def __init__(self, stop: StopRequest) -> None:
         self.stop = stop

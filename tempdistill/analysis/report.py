@@ -1,6 +1,6 @@
 """Reading runs back for people: one run's summary, and the report (figures and pages) of many.
 
-The comparison tables themselves are ``tempdistill.comparison``'s."""
+The comparison tables themselves are ``tempdistill.analysis.comparison``'s."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tempdistill.comparison import comparison_html, compare_runs, read_runs
-from tempdistill.rasters import raster_figure
-from tempdistill.record import find_runs, read_run
+from tempdistill.analysis.comparison import comparison_html, compare_runs, read_runs
+from tempdistill.analysis.rasters import raster_figure
+from tempdistill.record.run_file import find_runs, read_run
 from tempdistill.text import code_fence, format_value, markdown, plot_label, printable, table
 
 EPOCH_COLUMNS = ("epoch", "temperature", "loss", "kd_loss", "ce_loss", "kl", "teacher_entropy", "student_entropy",
@@ -246,13 +246,13 @@ def _save_epoch_figure(fig: Any, ax: Any, title: str, path: Path, note: Optional
 
 
 def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
-    """Figures over groups of seeds (``tempdistill.statistics.group_runs``): the score, T and
+    """Figures over groups of seeds (``tempdistill.analysis.statistics.group_runs``): the score, T and
     the teacher's soft-label entropy per epoch as mean ± sd over seeds, and the final score
     against the estimated energy per sample, dense and spiking students marked apart and
     every point labelled with its run."""
     import matplotlib.pyplot as plt
 
-    from tempdistill.statistics import group_runs, score_of
+    from tempdistill.analysis.statistics import group_runs, score_of
 
     complete = [r for r in runs if r["metrics"].get("epoch") is not None and len(r["metrics"]["epoch"])]
     if not complete:

@@ -4,7 +4,7 @@ A spiking student with a random input encoder (Poisson) draws new spikes on ever
 "the same predictions" needs the same draws: every prediction here is one forward pass over
 all inputs with the global RNG forked and seeded with ``PREDICTION_SEED``. The run records its
 held-out predictions this way (``/eval/test_predictions``), and a loaded export
-(``tempdistill.export.load_predictor``) predicts the same inputs the same way.
+(``tempdistill.record.export.load_predictor``) predicts the same inputs the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from tempdistill.student import logits_of
+from tempdistill.core.student import logits_of
 
 PREDICTION_SEED = 0
 

@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, Optional
 
 import torch
 
-from tempdistill.student import Student, logits_of
+from tempdistill.core.student import Student, logits_of
 
 BATCH = 256      # samples per timed pass, for every run and task
 WARMUP = 3       # untimed passes first: allocation, lazy initialisation, caches

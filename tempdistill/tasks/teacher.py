@@ -21,20 +21,11 @@ import torch
 from torch import nn
 
 from tempdistill.config import ConfigError, DataConfig, TeacherConfig
-from tempdistill.data import Split, data_fingerprint, file_sha256
-from tempdistill.training import accuracy, iterate_minibatches
+from tempdistill.tasks.data import Split, data_fingerprint, file_sha256
+from tempdistill.core.training import accuracy, iterate_minibatches
+from tempdistill.tasks.cache import cache_dir
 
-CACHE_ENV = "TEMPDISTILL_CACHE"
 CHECKPOINT_FORMAT = 1
-
-
-def cache_dir() -> Path:
-    """Where trained teachers are kept: $TEMPDISTILL_CACHE, else the user's cache directory."""
-    explicit = os.environ.get(CACHE_ENV)
-    if explicit:
-        return Path(explicit).expanduser().resolve() / "teachers"
-    user_cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(user_cache).expanduser().resolve() / "tempdistill" / "teachers"
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ import torch
 
 from backends import get_backend
 from tempdistill.config import ConfigError
-from tempdistill.data import IDENTITY, Normalizer
-from tempdistill.predict import seeded_argmax, seeded_logits
-from tempdistill.record import read_run
-from tempdistill.runfile import fail, quoted
-from tempdistill.student import Backend, Student
+from tempdistill.tasks.data import IDENTITY, Normalizer
+from tempdistill.core.predict import seeded_argmax, seeded_logits
+from tempdistill.record.run_file import read_run
+from tempdistill.record.checks import fail, quoted
+from tempdistill.core.student import Backend, Student
 
 FORMATS = ("nir", "pt")
 

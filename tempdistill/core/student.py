@@ -127,7 +127,7 @@ class Backend(Protocol):
     """Builds networks of one kind (dense, snntorch, norse) from their config sections.
 
     A backend may also offer ``network_size(options, input_dim, num_outputs)`` returning a
-    ``tempdistill.memory.NetworkSize``, so that a run too big for the machine is refused before
+    ``tempdistill.core.memory.NetworkSize``, so that a run too big for the machine is refused before
     it is built; without it the network is sized as fully connected layers of its widths.
     """
 
