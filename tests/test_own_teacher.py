@@ -444,3 +444,31 @@ def test_given_objects_the_config_does_not_name_are_refused(tiny_config_data, ra
     with pytest.raises(ConfigError, match=r"^data: the ArrayData given has array X_val but not y_val"):
         execute(config_from_mapping({**tiny_config_data, "data": {"name": "arrays"}}),
                 given=InMemory(data=ArrayData(np.zeros((40, 2)), np.arange(40) % 2, X_val=np.zeros((4, 2)))))
+
+
+# ------------------------------------------------------------------ other commands over a user's teacher
+def test_entropy_reads_stored_logits_of_the_validation_rows(make_config, raw_teacher, tmp_path, capsys):
+    from sklearn.datasets import load_digits
+
+    from tempdistill.information import entropy_summary
+
+    logits = _raw_logits(raw_teacher, load_digits().data)
+    path = _digits_npz(tmp_path / "digits.npz", teacher_logits=logits)
+    config = make_config({"data": {"name": "npz", "path": str(path)}, "teacher": {"source": "logits"}})
+    assert main(["entropy", str(config), "--temperatures", "1", "4", "--plot", str(tmp_path / "e.png")]) == 0
+    out = capsys.readouterr().out
+    split = load_split(DataConfig(name="npz", path=str(path)), 0)
+    expected = entropy_summary(torch.as_tensor(logits[split.rows["val"].index]), 4.0)["mean"]
+    row = next(line.split() for line in out.splitlines() if line.split()[:1] in (["4"], ["4.0"], ["4.0000"]))
+    assert float(row[1]) == pytest.approx(expected, abs=1e-3)
+
+
+def test_a_sweep_prepares_no_teacher_of_the_users_own(tiny_config_data, raw_teacher, tmp_path):
+    from tempdistill.runner import plan_run
+    from tempdistill.tasks.classification import ClassificationTask
+
+    path = _script(raw_teacher, tmp_path / "teacher.ts")
+    config = config_from_mapping({**tiny_config_data, "teacher": {"checkpoint": str(path)}})
+    plan = plan_run(config)
+    assert plan.teacher_backend is None  # nothing to size, train or cache
+    assert ClassificationTask.prepare_teacher(config, plan.teacher_backend, plan.teacher_options, print) is None
