@@ -349,12 +349,12 @@ def raw_split(config: DataConfig, seed: int, arrays: Optional[ArrayData] = None)
     x, y = parts["X"]
     train = np.arange(len(y))
     rows: Dict[str, PartRows] = {}
-    for part, own, fraction, field in (("test", "X_test", config.test_fraction, "data.test_fraction"),
-                                       ("val", "X_val", config.val_fraction, "data.val_fraction")):
+    for part, own, fraction, setting in (("test", "X_test", config.test_fraction, "data.test_fraction"),
+                                         ("val", "X_val", config.val_fraction, "data.val_fraction")):
         if own in parts:
             rows[part] = PartRows(own, len(parts[own][1]), np.arange(len(parts[own][1])))
         else:
-            train, carved = _carve(train, y, fraction, seed, field)
+            train, carved = _carve(train, y, fraction, seed, setting)
             rows[part] = PartRows("X", len(y), carved)
     rows["train"] = PartRows("X", len(y), train)
     taken = {part: (parts[r.source][0][r.index], parts[r.source][1][r.index]) for part, r in rows.items()}

@@ -72,7 +72,8 @@ def plan_run(config: RunConfig, given: InMemory = InMemory()) -> Plan:
 
 def memory_phases(plan: Plan, input_dim: int = 1, num_outputs: int = 1) -> List[List[Part]]:
     """What a run holds at its two peaks: the teacher training (unless loaded from the user's
-    file; an SB3 teacher is not sized), then the teacher held while the student trains."""
+    file; an SB3 teacher and a teacher of the user's own are not sized), then the teacher held
+    while the student trains."""
     config = plan.config
     student = network_size(plan.student_backend, plan.student_options, input_dim, num_outputs)
     distilling = training_parts(student, "student", "distill.batch_size", config.distill.batch_size)

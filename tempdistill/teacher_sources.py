@@ -1,15 +1,15 @@
 """Where a classification run's teacher comes from, and that teacher bound to the run's data.
 
-=================  ========================================  ==================================  ==============
-``teacher_source``  config                                    what runs                           inputs it reads
-=================  ========================================  ==================================  ==============
-trained / cache /  ``teacher: {hidden: ..., checkpoint: ...}``  tempdistill's own network           normalised
-checkpoint
-torchscript        ``teacher: {checkpoint: model.ts}``         the archive's TorchScript code      as given
-factory            ``teacher: {factory: m:f, checkpoint: w}``  the factory's module (imported)     as given
-module             ``teacher: {source: module}`` + in memory   the module given                    as given
-logits             ``teacher: {source: logits}``               nothing: logits stored elsewhere    -
-=================  ========================================  ==================================  ==============
+- tempdistill's own (``teacher_source`` trained, cache or checkpoint): its network, on the
+  normalised inputs;
+- ``torchscript`` (``teacher.checkpoint`` holds a TorchScript archive): the archive's
+  TorchScript code, on the inputs as given;
+- ``factory`` (``teacher.factory`` + the state dict at ``teacher.checkpoint``): the user's
+  module, imported, and what its factory returns, on the inputs as given;
+- ``module`` (``teacher.source: module``): the ``nn.Module`` given in memory, on the inputs as
+  given;
+- ``logits`` (``teacher.source: logits``): no network; logits stored elsewhere
+  (``tempdistill.stored_logits``).
 
 **Which inputs a teacher reads is one property of its source** (``TeacherSource.inputs_as_given``),
 decided once: tempdistill's own teacher was trained on the normalised inputs the student reads,
@@ -136,6 +136,12 @@ def check_fits(network: nn.Module, split: Split, inputs_as_given: bool, what: st
                           f"data has {classes} classes, so it must return logits ({len(x)}, {classes})")
 
 
+def class_name(network: nn.Module) -> str:
+    """What the record calls a network's class: its Python class, or for TorchScript the
+    ``original_name`` of the class it was compiled from."""
+    return str(getattr(network, "original_name", None) or type(network).__name__)
+
+
 def state_dict_sha256(network: nn.Module) -> str:
     """SHA-256 of a module's state dict: every entry's name, dtype, shape and bytes, in order."""
     digest = hashlib.sha256()
@@ -204,7 +210,7 @@ class TorchScriptFile(TeacherSource):
 
     def bound(self, config: RunConfig, split: Split, given: InMemory, log: Log) -> ClassifierTeacher:
         module = load_torchscript(self.path, config.device)
-        name = str(getattr(module, "original_name", type(module).__name__))
+        name = class_name(module)
         origin = TeacherOrigin("torchscript", str(self.path.resolve()), file_sha256(self.path), class_name=name)
         log(f"teacher: TorchScript {name} from {self.path}")
         return self.network_teacher(module, split, origin, f"the TorchScript teacher {name}")
@@ -252,7 +258,7 @@ class FactoryTeacher(TeacherSource):
 
     def bound(self, config: RunConfig, split: Split, given: InMemory, log: Log) -> ClassifierTeacher:
         network = self.build().to(config.device).eval()
-        name = type(network).__name__
+        name = class_name(network)
         origin = TeacherOrigin("factory", str(self.weights.resolve()), file_sha256(self.weights), class_name=name)
         log(f"teacher: {name} from {self.target} with {self.weights}")
         return self.network_teacher(network, split, origin, f"the network of teacher.factory ({name})")
@@ -268,7 +274,7 @@ class GivenModule(TeacherSource):
         if given.teacher is None:
             raise ConfigError("teacher.source: 'module' uses a torch.nn.Module given in memory, and none was given")
         network = given.teacher.to(config.device)
-        name = type(network).__name__
+        name = class_name(network)
         origin = TeacherOrigin("module", None, state_dict_sha256(network), class_name=name)
         return self.network_teacher(network, split, origin, f"the module given ({name})")
 
@@ -286,8 +292,8 @@ class StoredLogitsSource(TeacherSource):
         logits = split_logits(found, split)
         notes: Tuple[str, ...] = ()
         if logits["test"] is None:
-            notes = (f"teacher: no {found.names[split.rows['test'].source]} was given, so the teacher's test "
-                     "accuracy (teacher_accuracy) is not recorded",)
+            notes = ((f"teacher: no {found.names[split.rows['test'].source]} was given, so the teacher's test "
+                      "accuracy (teacher_accuracy) is not recorded"),)
         origin = TeacherOrigin("logits", found.file, found.sha256, warnings=notes)
         return StoredTeacher(logits, origin, self.params)
 

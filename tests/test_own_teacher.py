@@ -319,8 +319,8 @@ def test_teacher_returning_a_tuple_or_nan_is_one_line(tiny_config_data):
 
 @pytest.mark.parametrize("logits,message", [
     (lambda n: np.full((n, 10), np.nan), r"teacher_logits holds non-finite values \(nan or inf\) in 1797 of its 1797 rows"),
-    (lambda n: np.zeros((n - 1, 10)), r"teacher_logits must have shape \(1797, 10\), one row per row of X and one column "
-                                      r"per class, got \(1796, 10\)"),
+    (lambda n: np.zeros((n - 1, 10)), (r"teacher_logits must have shape \(1797, 10\), one row per row of X and one "
+                                       r"column per class, got \(1796, 10\)")),
     (lambda n: np.zeros((n, 9)), r"teacher_logits must have shape \(1797, 10\).*got \(1797, 9\)"),
 ])
 def test_stored_logits_that_do_not_fit_are_one_line(make_config, tmp_path, capsys, logits, message):
@@ -423,8 +423,8 @@ def test_factory_problems_are_one_line(tiny_config_data, user_code, tmp_path):
     for teacher, message in (
         ({"factory": "no_such_module:make"}, "teacher.factory: cannot import 'no_such_module:make' (ModuleNotFoundError"),
         ({"factory": f"{USER_MODULE}:not_a_module"}, "returned int, not a torch.nn.Module"),
-        ({"factory": f"{USER_MODULE}:make", "kwargs": {"depth": 3}}, "failed when called with teacher.kwargs {'depth': 3} "
-                                                                     "(TypeError"),
+        ({"factory": f"{USER_MODULE}:make", "kwargs": {"depth": 3}},
+         "failed when called with teacher.kwargs {'depth': 3} (TypeError"),
     ):
         with pytest.raises(ConfigError) as refused:
             execute(config_from_mapping({**tiny_config_data, "teacher": {**base, **teacher}}))
