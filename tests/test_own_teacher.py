@@ -409,6 +409,10 @@ def test_a_damaged_torchscript_archive_is_refused_not_crashed(make_config, raw_t
     ({"teacher": {"source": "logits"}}, "teacher.source: 'logits' needs data.name 'npz'"),
     ({"teacher": {"source": "logits", "params": 10}, "task": "policy", "env": {"id": "CartPole-v1"}},
      "teacher.source: only used when task is 'classification'; a policy teacher is an SB3 .zip"),
+    ({"task": "multitask", "teacher": {"source": "logits"},
+      "heads": [{"name": "a", "env": "CartPole-v1", "checkpoint": "a.zip"},
+                {"name": "b", "env": "Acrobot-v1", "checkpoint": "b.zip"}]},
+     "teacher.source: only used when task is 'classification'; a multitask teacher is an SB3 .zip (each head's"),
     ({"data": {"name": "arrays"}}, "data.name: 'arrays' reads arrays given in memory"),
     ({"teacher": {"source": "module"}}, "teacher.source: 'module' uses a torch.nn.Module given in memory"),
 ])
