@@ -22,7 +22,9 @@ _PUBLIC = {
     "StoredLogits": "tempdistill.sources",
     "Callback": "tempdistill.callbacks",
     "EpochEnd": "tempdistill.callbacks",
-    "ConfigError": "tempdistill.config",
+    "ConfigError": "tempdistill.errors",
+    "runs_frame": "tempdistill.comparison",
+    "load_predictor": "tempdistill.export",
 }
 
 __all__ = ["__version__", *_PUBLIC]
