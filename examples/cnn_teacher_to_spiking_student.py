@@ -56,6 +56,13 @@ def train_teacher(x: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0) -> n
     return model.eval()
 
 
+def digits_split() -> tuple:
+    """scikit-learn's digits, 30% held out for test (the user's own split; tempdistill carves its
+    validation rows from the training part)."""
+    digits = load_digits()
+    return train_test_split(digits.data, digits.target, test_size=0.3, random_state=0, stratify=digits.target)
+
+
 def main(argv: list[str] | None = None) -> td.Run:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30, help="student epochs (the teacher trains 15)")
@@ -63,9 +70,7 @@ def main(argv: list[str] | None = None) -> td.Run:
     parser.add_argument("--out", default="runs/example")
     args = parser.parse_args(argv)
 
-    digits = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(
-        digits.data, digits.target, test_size=0.3, random_state=0, stratify=digits.target)
+    x_train, x_test, y_train, y_test = digits_split()
     teacher = train_teacher(x_train, y_train, args.teacher_epochs)
     with torch.no_grad():
         teacher_test = float((teacher(torch.as_tensor(x_test, dtype=torch.float32)).argmax(1).numpy() == y_test).mean())

@@ -18,12 +18,13 @@ _PUBLIC = {
     "run": "tempdistill.api",
     "load_run": "tempdistill.api",
     "Run": "tempdistill.record.run",
-    "ArrayData": "tempdistill.sources",
-    "StoredLogits": "tempdistill.sources",
+    "ArrayData": "tempdistill.tasks.sources",
+    "StoredLogits": "tempdistill.tasks.sources",
     "Callback": "tempdistill.core.callbacks",
     "EpochEnd": "tempdistill.core.callbacks",
     "ConfigError": "tempdistill.errors",
     "runs_frame": "tempdistill.analysis.comparison",
+    "load_predictor": "tempdistill.record.export",
 }
 
 __all__ = ["__version__", *_PUBLIC]

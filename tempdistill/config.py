@@ -65,7 +65,9 @@ States = Annotated[int, within(1, MAX_STATES)]
 
 
 class DataConfig(Strict):
-    name: Literal["digits", "mnist1d", "npz"] = "digits"  # mnist1d: generated offline, its own 4000/1000 split
+    # mnist1d: generated offline, its own 4000/1000 split; arrays: given in memory from Python
+    # (tempdistill.tasks.sources.ArrayData), checked and split like a .npz
+    name: Literal["digits", "mnist1d", "npz", "arrays"] = "digits"
     path: Optional[str] = None
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)  # of all samples, when the data has no test part of its own
     # Of the training part, held out for per-epoch measures and choices (schedule signals,
@@ -172,8 +174,21 @@ class NetworkSection(BaseModel):
         return {"backend": self.backend, "hidden": list(getattr(self, "hidden")), **(self.model_extra or {})}
 
 
+_IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+# The keys that describe a network tempdistill builds and trains; a user's own teacher has none.
+TEACHER_NETWORK_KEYS = ("backend", "hidden", "epochs", "lr", "batch_size", "weight_decay")
+
+
 class TeacherConfig(NetworkSection):
-    """The teacher network; backend-specific keys are validated by the backend."""
+    """The teacher: tempdistill's own network (backend-specific keys are validated by the
+    backend), or a user's own (docs/your-teacher.md).
+
+    ``source: auto`` tells the kinds apart by the other keys: ``factory`` (a user's factory +
+    the state dict at ``checkpoint``), else ``checkpoint`` by its content (a TorchScript
+    archive, or tempdistill's own ``.pt``), else a network tempdistill trains and caches.
+    ``module`` is a ``torch.nn.Module`` given in memory; ``logits`` are stored logits (no
+    network at all), ``teacher_logits`` beside ``X`` in the ``.npz`` or given in memory.
+    """
 
     hidden: List[int] = Field(default_factory=lambda: [512, 512])
     epochs: Epochs = 40
@@ -181,8 +196,58 @@ class TeacherConfig(NetworkSection):
     batch_size: BatchSize = 64
     weight_decay: float = Field(0.0, ge=0.0)
     checkpoint: Optional[str] = None
+    source: Literal["auto", "module", "logits"] = "auto"
+    # 'package.module:callable' returning the teacher network; importing it runs that module
+    factory: Optional[str] = None
+    kwargs: Dict[str, Any] = Field(default_factory=dict)  # keyword arguments the factory is called with
+    # Stored logits only: the teacher's parameter count when known (recorded as teacher_params)
+    params: Optional[int] = Field(None, ge=1)
 
     _check_hidden = field_validator("hidden")(_positive_widths)
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _file_kinds_are_auto(cls, value: Any) -> Any:
+        if value in ("torchscript", "factory", "tempdistill", "checkpoint"):
+            raise ValueError("allowed: 'auto', 'module' or 'logits'; a TorchScript file, a factory + state dict and "
+                             "tempdistill's own teacher are all 'auto', told apart by teacher.factory and the content "
+                             "of teacher.checkpoint")
+        return value
+
+    @field_validator("kwargs", mode="before")
+    @classmethod
+    def _kwargs_is_a_mapping(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise ValueError("must be a mapping of the factory's keyword arguments, e.g. {width: 64}")
+        return value
+
+    @field_validator("factory")
+    @classmethod
+    def _factory_is_an_import_path(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not _IMPORT_PATH.fullmatch(value):
+            raise ValueError("expected an import path 'package.module:callable'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind_of_teacher(self) -> "TeacherConfig":
+        if self.kwargs and not self.factory:
+            raise ValueError("teacher.kwargs: only used with teacher.factory (they are the factory's arguments)")
+        if self.params is not None and self.source != "logits":
+            raise ValueError(f"teacher.params: only used when teacher.source is 'logits' (a network's parameters "
+                             f"are counted), but teacher.source is {self.source!r}")
+        if self.source in ("module", "logits"):
+            for key in ("factory", "checkpoint"):
+                if getattr(self, key):
+                    raise ValueError(f"teacher.{key}: not used when teacher.source is {self.source!r}; drop it, "
+                                     "or set teacher.source: auto")
+        elif self.factory and not self.checkpoint:
+            raise ValueError("teacher.checkpoint: required with teacher.factory: the state dict "
+                             "(torch.save(model.state_dict(), path)) loaded into the factory's network")
+        return self
+
+    def user_network_keys(self) -> List[str]:
+        """The keys of tempdistill's own network that the config sets (its defaults aside)."""
+        return [key for key in TEACHER_NETWORK_KEYS if key in self.model_fields_set] + list(self.model_extra or {})
 
 
 class StudentConfig(NetworkSection):
@@ -290,7 +355,20 @@ class RunConfig(Strict):
             raise ValueError(f"heads: only used when task is 'multitask', but task is {self.task!r}")
         if self.task == "classification" and self.distill.dagger is not None:
             raise ValueError(f"distill.dagger: only used when task is 'policy' or 'multitask', but task is {self.task!r}")
+        self._teacher_fits_the_task()
         return self
+
+    def _teacher_fits_the_task(self) -> None:
+        """A user's teacher network or stored logits are for classification; a policy's
+        teacher is an SB3 .zip, and stored logits need the data they answer."""
+        own = [key for key in ("source", "factory", "kwargs", "params") if key in self.teacher.model_fields_set]
+        if self.task != "classification" and own:
+            where = "each head's heads[].checkpoint" if self.task == "multitask" else "teacher.checkpoint"
+            raise ValueError(f"teacher.{own[0]}: only used when task is 'classification'; a {self.task} teacher is "
+                             f"an SB3 .zip ({where})")
+        if self.teacher.source == "logits" and self.data.name not in ("npz", "arrays"):
+            raise ValueError(f"teacher.source: 'logits' needs data.name 'npz' (teacher_logits beside X in the file) "
+                             f"or 'arrays' (logits given in memory), but data.name is {self.data.name!r}")
 
     @field_validator("name")
     @classmethod

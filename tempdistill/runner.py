@@ -1,8 +1,9 @@
 """Composition root: turns a validated config into a recorded run.
 
 This is the one place that looks backends up in the registry; everything it needs from the
-user (config, output directory) is checked before the teacher is trained or the run file is
-created, so a bad input never costs minutes or leaves a file behind.
+user (config, output directory, what a Python caller gave in memory) is checked before the
+teacher is trained or the run file is created, so a bad input never costs minutes or leaves a
+file behind.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from tempdistill.core.memory import Part, available_bytes, check_fits, held_part
 from tempdistill.record.recording import RecordEpochs
 from tempdistill.record.run_file import RunRecorder
 from tempdistill.schedules import Schedule, build_schedule
+from tempdistill.tasks.sources import InMemory, check_given
 from tempdistill.core.student import Backend, Student
 from tempdistill.tasks import classification, get_task_class
 from tempdistill.tasks.base import Task
 from tempdistill.tasks.teacher import TeacherOrigin
+from tempdistill.tasks.teacher_sources import ClassifierTeacher
 from tempdistill.core.training import parameter_count
 
 
@@ -49,9 +52,11 @@ class Plan:
     student_options: Any
 
 
-def plan_run(config: RunConfig) -> Plan:
-    """Resolve backends and their options; raises ConfigError naming the field."""
+def plan_run(config: RunConfig, given: InMemory = InMemory()) -> Plan:
+    """Resolve backends and their options, and check what was given in memory against the
+    config; raises ConfigError naming the field."""
     task_class = get_task_class(config.task)  # an unknown task fails here, naming the known ones
+    check_given(config, given, task_class.accepts_in_memory)
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: 'cuda' requested but no CUDA device is available; allowed here: 'cpu'")
     if config.distill.select == "best_val" and task_class.validation_score is None:
@@ -69,7 +74,8 @@ def plan_run(config: RunConfig) -> Plan:
 
 def memory_phases(plan: Plan, input_dim: int = 1, num_outputs: int = 1) -> List[List[Part]]:
     """What a run holds at its two peaks: the teacher training (unless loaded from the user's
-    file; an SB3 teacher is not sized), then the teacher held while the student trains."""
+    file; an SB3 teacher and a teacher of the user's own are not sized), then the teacher held
+    while the student trains."""
     config = plan.config
     student = network_size(plan.student_backend, plan.student_options, input_dim, num_outputs)
     distilling = training_parts(student, "student", "distill.batch_size", config.distill.batch_size)
@@ -119,12 +125,25 @@ def student_arrays(student: torch.nn.Module) -> Dict[str, np.ndarray]:
     return {name: t.detach().cpu().numpy() for name, t in student.state_dict().items()}
 
 
+def prepare_classifier(
+    config: RunConfig, plan: Optional[Plan] = None, log: Callable[[str], None] = lambda _: None,
+    given: InMemory = InMemory(),
+) -> tuple[Split, ClassifierTeacher]:
+    """A classification config's data split and its teacher bound to it (any source: its
+    logits on each part come from ``ClassifierTeacher.logits``)."""
+    plan = plan or plan_run(config, given)
+    return classification.prepare_teacher(config, plan.teacher_backend, plan.teacher_options, log, given)
+
+
 def prepare_teacher(
     config: RunConfig, plan: Optional[Plan] = None, log: Callable[[str], None] = lambda _: None
-) -> tuple[Split, torch.nn.Module, TeacherOrigin]:
-    """A classification config's data split and teacher (from checkpoint, cache, or trained now)."""
-    plan = plan or plan_run(config)
-    return classification.prepare_teacher(config, plan.teacher_backend, plan.teacher_options, log)
+) -> tuple[Split, Optional[torch.nn.Module], TeacherOrigin]:
+    """A classification config's data split, teacher network (from checkpoint, cache, or
+    trained now; a user's, or None for stored logits) and its origin. The network of a user's
+    teacher reads ``split.inputs(part, as_given=True)``: ``prepare_classifier`` gives logits
+    without that choice."""
+    split, teacher = prepare_classifier(config, plan, log)
+    return split, teacher.network, teacher.origin
 
 
 def execute(
@@ -135,6 +154,7 @@ def execute(
     overrides: Sequence[str] = (),
     warn: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
     callbacks: Sequence[Callback] = (),
+    given: InMemory = InMemory(),
 ) -> Path:
     """Run one distillation from a config; returns the path of its HDF5 record.
 
@@ -143,12 +163,15 @@ def execute(
     ``Interrupted`` is raised, carrying the path); ``failed`` with the error otherwise.
     ``callbacks`` see every epoch after it is recorded (``tempdistill.core.callbacks``); one that
     asks the loop to stop ends the run ``interrupted`` with its reason, like a stop request.
+
+    :param given: objects a Python caller hands over beside the config (arrays, a teacher
+        module, stored logits; ``tempdistill.tasks.sources``); the config names each one it uses.
     """
-    plan = plan_run(config)
+    plan = plan_run(config, given)
     directory = output_directory(config, out_dir)
     if stop.requested():
         raise Interrupted(f"{stop.reason}; run not started")
-    task, origin = get_task_class(config.task).build(config, plan.teacher_backend, plan.teacher_options, log)
+    task, origin = get_task_class(config.task).build(config, plan.teacher_backend, plan.teacher_options, log, given)
     teacher_figures = task.teacher_figures()
     log(f"teacher ({origin.kind}): " + "  ".join(f"{k} {v:.4f}" for k, v in teacher_figures.items()))
 
@@ -200,14 +223,20 @@ def execute(
             **teacher_figures,
             **origin.record(),
             "student_params": parameter_count(student),
-            "teacher_params": task.teacher_parameter_count(),
             "wall_seconds": time.perf_counter() - started,
             "eval_temperature": config.distill.eval_temperature,
             "epochs_trained": len(distiller.history),
         }
-        eval_values["param_ratio"] = eval_values["student_params"] / eval_values["teacher_params"]
+        # A teacher without a network (stored logits) has no latency, and a size only if stated:
+        # absent from the record rather than a made-up number.
+        teacher_params = task.teacher_parameter_count()
+        if teacher_params is not None:
+            eval_values["teacher_params"] = teacher_params
+            eval_values["param_ratio"] = eval_values["student_params"] / teacher_params
         eval_values["student_latency_ms_per_sample"] = inference_latency_ms(student, validation, config.distill.eval_temperature)
-        eval_values["teacher_latency_ms_per_sample"] = inference_latency_ms(task.teacher, validation)
+        teacher_latency = task.teacher_latency_ms()
+        if teacher_latency is not None:
+            eval_values["teacher_latency_ms_per_sample"] = teacher_latency
         eval_values.update(latency_conditions())
         eval_values.update({k: v for k, v in final.items() if k not in ("epoch", "wall_seconds")})
         eval_values.update(evaluate_on_test(task, student, best, config))

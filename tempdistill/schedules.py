@@ -10,7 +10,6 @@ its own parameters and reports errors under ``distill.temperature.<param>``.
 
 from __future__ import annotations
 
-import importlib
 import math
 from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Type
 
@@ -18,6 +17,7 @@ import torch
 from pydantic import BaseModel, Field, model_validator
 
 from tempdistill.config import ConfigError, Strict, TemperatureConfig, validate_section
+from tempdistill.imports import import_object
 from tempdistill.registry import SCHEDULES
 from tempdistill.temperature import Temperature
 
@@ -376,11 +376,7 @@ def known_schedules() -> List[str]:
 
 
 def _import_schedule(target: str) -> Type[Schedule]:
-    module_name, _, class_name = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except Exception as exc:  # a user's module can fail to import in any way (SyntaxError, its own errors)
-        raise ConfigError(f"{PATH}.schedule: cannot import {target!r} ({type(exc).__name__}: {exc})") from None
+    cls = import_object(target, f"{PATH}.schedule")
     if not (isinstance(cls, type) and issubclass(cls, Schedule)):
         raise ConfigError(f"{PATH}.schedule: {target!r} is not a tempdistill.schedules.Schedule subclass")
     params = getattr(cls, "Params", None)

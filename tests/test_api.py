@@ -92,3 +92,79 @@ def test_a_users_callback_sees_every_epoch_and_can_stop_the_run(tiny_config_data
     assert [s["history"] for s in callback.seen] == [1, 2]
     assert run.status == "interrupted" and "enough for this test after epoch 2 of 5" in run.record["attrs"]["error"]
     assert len(run.metrics) == 2 and run.student is not None  # recorded before the user's callback ran
+
+
+# ---------------------------------------------------------------- td.distill with what a user holds
+def raw_digits_and_teacher(epochs: int = 150):
+    """Digits split by the user, and a linear teacher trained on the raw pixel values (0-16)
+    that scales them itself, as a user's own model does."""
+    import torch
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(digits.data, digits.target, test_size=0.3, random_state=0)
+
+    class Scaled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(64, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.linear(x / 16.0)
+
+    torch.manual_seed(0)
+    teacher = Scaled()
+    optimizer = torch.optim.Adam(teacher.parameters(), lr=0.02)
+    inputs, labels = torch.as_tensor(x_train, dtype=torch.float32), torch.as_tensor(y_train)
+    for _ in range(epochs):
+        loss = torch.nn.functional.cross_entropy(teacher(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return (x_train, x_test, y_train, y_test), teacher.eval()
+
+
+def test_distill_a_module_on_arrays_writes_an_ordinary_run(tmp_path, capsys):
+    import torch
+
+    (x_train, x_test, y_train, y_test), teacher = raw_digits_and_teacher()
+    with torch.no_grad():
+        own = float((teacher(torch.as_tensor(x_test, dtype=torch.float32)).argmax(1).numpy() == y_test).mean())
+    run = td.distill(teacher=teacher, data=td.ArrayData(x_train, y_train, X_test=x_test, y_test=y_test),
+                     student={"backend": "dense", "hidden": [16]}, temperature=4.0, epochs=3, out=tmp_path)
+    assert run.eval["teacher_source"] == "module" and run.eval["teacher_class"] == "Scaled"
+    assert run.eval["teacher_accuracy"] == pytest.approx(own)  # the teacher saw the raw features
+    assert run.config["data"]["name"] == "arrays" and run.config["distill"]["temperature"]["value"] == 4.0
+    assert run.predict(x_test).shape == (len(x_test),)
+    assert main(["compare", str(run.path)]) == 0, capsys.readouterr().err
+
+
+def test_distill_from_stored_logits_needs_no_network(tmp_path):
+    import torch
+
+    (x_train, _, y_train, _), teacher = raw_digits_and_teacher(epochs=50)
+    with torch.no_grad():
+        logits = teacher(torch.as_tensor(x_train, dtype=torch.float32)).numpy()
+    run = td.distill(teacher=td.StoredLogits(logits), data=(x_train, y_train), epochs=2, out=tmp_path)
+    assert run.status == "complete" and run.eval["teacher_source"] == "logits"
+    assert "teacher_latency_ms_per_sample" not in run.eval
+
+
+@pytest.mark.parametrize("teacher, data, field", [
+    (object(), "digits", "teacher"),
+    (None, 3.5, "data"),
+])
+def test_distill_refuses_what_it_cannot_use_naming_the_argument(tmp_path, teacher, data, field):
+    with pytest.raises(td.ConfigError, match=rf"^{field}: "):
+        td.distill(teacher=teacher, data=data, out=tmp_path)
+
+
+def test_a_teacher_with_the_wrong_number_of_outputs_is_refused_before_training(tmp_path):
+    import torch
+
+    (x_train, _, y_train, _), _ = raw_digits_and_teacher(epochs=1)
+    with pytest.raises(td.ConfigError) as caught:
+        td.distill(teacher=torch.nn.Linear(64, 7), data=(x_train, y_train), epochs=1, out=tmp_path)
+    assert "7" in str(caught.value) and "10" in str(caught.value) and "\n" not in str(caught.value)
+    assert not list(tmp_path.glob("*.h5"))  # nothing was started

@@ -44,6 +44,12 @@ def _teacher_label(config: Dict[str, Any]) -> str:
     if config.get("heads"):
         return "; ".join(f"{h['name']}: {Path(h['checkpoint']).name} on {h['env']}" for h in config["heads"])
     teacher = config.get("teacher", {})
+    if teacher.get("source") == "logits":
+        return "stored logits"
+    if teacher.get("source") == "module":
+        return "a module given in Python"
+    if teacher.get("factory"):
+        return f"{teacher['factory']} with {Path(str(teacher.get('checkpoint'))).name}"
     if teacher.get("checkpoint"):
         return Path(teacher["checkpoint"]).name + (f" on {config['env']['id']}" if config.get("env") else "")
     return str(teacher.get("hidden"))

@@ -102,15 +102,14 @@ def _cmd_entropy(args: argparse.Namespace) -> int:
     from tempdistill.config import load_config
     from tempdistill.information import entropy_summary
     from tempdistill.analysis.report import entropy_plot, entropy_table
-    from tempdistill.runner import echo, prepare_teacher
-    from tempdistill.core.training import batched_forward
+    from tempdistill.runner import echo, prepare_classifier
 
     for t in args.temperatures:
         if not math.isfinite(t) or t <= 0:
             raise ConfigError(f"--temperatures: every T must be a finite number > 0, got {t}")
     config = load_config(args.config, args.set or [])
-    split, teacher, _ = prepare_teacher(config, log=echo)
-    logits = batched_forward(teacher, split.x_val)  # a choice of T is made on validation, never test
+    split, teacher = prepare_classifier(config, log=echo)
+    logits = teacher.logits("val")  # a choice of T is made on validation, never test
     rows = [{"temperature": t, **entropy_summary(logits, t)} for t in args.temperatures]
     print(entropy_table(rows, split.num_classes))
     plot = entropy_plot(rows, split.num_classes, args.plot or f"{config.record.dir}/{config.name}-entropy.png",

@@ -101,11 +101,17 @@ class TrainingSide(ABC):
 
 class RunSide(ABC):
     """What the runner asks of a task around the loop: the teacher, the student's extras, the
-    schedule, the test figures and the record's extra groups."""
+    schedule, the test figures and the record's extra groups. ``teacher`` is the teacher's
+    network, whose parameters and latency are reported (by default it maps the student's inputs
+    to the teacher's logits; a classification teacher of the user's own reads the inputs as
+    given, and stored logits have no network: None)."""
 
     input_dim: int
     num_outputs: int
-    teacher: nn.Module
+    teacher: Optional[nn.Module]
+    # Whether the task takes objects given in memory (``tempdistill.tasks.sources.InMemory``: arrays,
+    # a teacher module, stored logits) beside its config.
+    accepts_in_memory: bool = False
 
     @classmethod
     @abstractmethod
@@ -114,8 +120,10 @@ class RunSide(ABC):
 
     @classmethod
     @abstractmethod
-    def build(cls, config: Any, teacher_backend: Any, teacher_options: Any, log: Any) -> Tuple["Task", Any]:
-        """The task for a config, with its teacher ready: (task, ``TeacherOrigin``)."""
+    def build(cls, config: Any, teacher_backend: Any, teacher_options: Any, log: Any,
+              given: Any = None) -> Tuple["Task", Any]:
+        """The task for a config, with its teacher ready: (task, ``TeacherOrigin``); ``given``:
+        what a Python caller handed over in memory (only where ``accepts_in_memory``)."""
 
     @classmethod
     def prepare_teacher(cls, config: Any, teacher_backend: Any, teacher_options: Any, log: Any) -> Optional[Path]:
@@ -149,9 +157,19 @@ class RunSide(ABC):
         ``best_val`` for the best-validation epoch's weights, whose keys the runner suffixes
         ``_best_val``). The only place a task shows the test data to a student."""
 
-    def teacher_parameter_count(self) -> int:
-        """The teacher's size a student is compared against (all parameters by default)."""
+    def teacher_parameter_count(self) -> Optional[int]:
+        """The teacher's size a student is compared against (all parameters by default); None
+        where unknown (recorded as absent)."""
+        assert self.teacher is not None
         return sum(p.numel() for p in self.teacher.parameters())
+
+    def teacher_latency_ms(self) -> Optional[float]:
+        """The teacher's forward time per sample on validation inputs (``tempdistill.core.latency``);
+        None where there is no teacher network to time (recorded as absent)."""
+        from tempdistill.core.latency import inference_latency_ms
+
+        assert self.teacher is not None
+        return inference_latency_ms(self.teacher, self.evaluation_batch().x)  # type: ignore[attr-defined]
 
     def export_facts(self) -> Dict[str, Any]:
         """What an exported student needs besides its weights to act for this task (saved with

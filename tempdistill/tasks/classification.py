@@ -6,12 +6,15 @@ scored by top-1 accuracy (``val_accuracy``, the ``best_val`` choice's score). Th
 are shown to each reported student once, at the end: its accuracy (``student_accuracy``) and
 its predictions in the user's own class labels (``test_predictions``) come from that one
 seeded pass. ``/data`` keeps the label mapping and input normalisation that exports need.
+
+The teacher is tempdistill's own or the user's (``tempdistill.tasks.teacher_sources``): the task asks
+the bound teacher for its logits on each part and never chooses the inputs it reads.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -21,24 +24,29 @@ from tempdistill.config import RunConfig
 from tempdistill.tasks.data import Split, load_split
 from tempdistill.core.predict import seeded_argmax
 from tempdistill.core.student import Backend, Student, StudentOutput
+from tempdistill.tasks.sources import InMemory
 from tempdistill.core.task import Batch
 from tempdistill.tasks.base import RecordGroup, Task
-from tempdistill.tasks.teacher import TeacherOrigin, obtain_teacher
-from tempdistill.core.training import accuracy, batched_forward, iterate_minibatches, seed_everything
+from tempdistill.tasks.teacher import TeacherOrigin
+from tempdistill.tasks.teacher_sources import ClassifierTeacher, NetworkTeacher, OwnTeacher, source_of, user_source
+from tempdistill.core.training import iterate_minibatches, seed_everything
 
 
 def prepare_teacher(
-    config: RunConfig, teacher_backend: Backend, teacher_options: Any, log: Callable[[str], None] = lambda _: None
-) -> Tuple[Split, nn.Module, TeacherOrigin]:
-    """The data split and the teacher (from checkpoint, cache, or trained now)."""
+    config: RunConfig, teacher_backend: Optional[Backend], teacher_options: Any,
+    log: Callable[[str], None] = lambda _: None, given: InMemory = InMemory(),
+) -> Tuple[Split, ClassifierTeacher]:
+    """The data split and the teacher bound to it: tempdistill's own (from checkpoint, cache,
+    or trained now) or the user's, checked against the data, as ``plan_teacher`` planned it."""
+    source = source_of(teacher_backend, teacher_options)
     seed_everything(config.seed)
-    split: Split = load_split(config.data, config.seed).to(config.device)
-    network = teacher_backend.build_teacher(teacher_options, split.input_dim, split.num_classes)
-    teacher, origin = obtain_teacher(
-        network.to(config.device), teacher_options.model_dump(mode="json"), config.teacher,
-        config.data, split, config.seed, log,
-    )
-    return split, teacher, origin
+    split: Split = load_split(config.data, config.seed, given.data, keep_as_given=source.inputs_as_given)
+    split = split.to(config.device)
+    return split, source.bind(config, split, given, log)
+
+
+def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    return float((logits.argmax(dim=-1) == y).float().mean())
 
 
 class ClassificationTask(Task):
@@ -46,17 +54,33 @@ class ClassificationTask(Task):
 
     name = "classification"
     validation_score = "val_accuracy"
+    accepts_in_memory = True
 
-    def __init__(self, split: Split, teacher: nn.Module) -> None:
+    def __init__(self, split: Split, teacher: Union[ClassifierTeacher, nn.Module]) -> None:
+        """``teacher``: the bound teacher, or a bare network, which is taken to be tempdistill's
+        own kind (it reads the normalised inputs the student reads)."""
+        if isinstance(teacher, nn.Module):
+            origin = TeacherOrigin("network", None, "", class_name=type(teacher).__name__)
+            teacher = NetworkTeacher(teacher.eval(), split, origin, inputs_as_given=False)
         self.split = split
-        self.teacher = teacher.eval()
+        self.bound = teacher
+        self.teacher = teacher.network
         self.input_dim = split.input_dim
         self.num_outputs = split.num_classes
-        self.teacher_train_logits = batched_forward(teacher, split.x_train)
-        self.teacher_val_logits = batched_forward(teacher, split.x_val)
+        self.teacher_train_logits = self._needed_logits("train")
+        self.teacher_val_logits = self._needed_logits("val")
+
+    def _needed_logits(self, part: str) -> torch.Tensor:
+        logits = self.bound.logits(part)
+        assert logits is not None, f"a classification teacher has logits for its {part} rows"
+        return logits
 
     @classmethod
-    def plan_teacher(cls, config: RunConfig) -> Tuple[Backend, Any]:
+    def plan_teacher(cls, config: RunConfig) -> Tuple[Optional[Backend], Any]:
+        """(backend, options) of tempdistill's own teacher; (None, the source) for a user's."""
+        source = user_source(config.teacher)
+        if source is not None:
+            return None, source
         from backends import get_backend
 
         backend = get_backend(config.teacher.backend, "teacher.backend")
@@ -64,16 +88,20 @@ class ClassificationTask(Task):
 
     @classmethod
     def build(
-        cls, config: RunConfig, teacher_backend: Backend, teacher_options: Any, log: Callable[[str], None]
+        cls, config: RunConfig, teacher_backend: Optional[Backend], teacher_options: Any, log: Callable[[str], None],
+        given: InMemory = InMemory(),
     ) -> Tuple["ClassificationTask", TeacherOrigin]:
-        split, teacher, origin = prepare_teacher(config, teacher_backend, teacher_options, log)
-        return cls(split, teacher), origin
+        split, teacher = prepare_teacher(config, teacher_backend, teacher_options, log, given)
+        return cls(split, teacher), teacher.origin
 
     @classmethod
-    def prepare_teacher(cls, config: RunConfig, teacher_backend: Backend, teacher_options: Any,
+    def prepare_teacher(cls, config: RunConfig, teacher_backend: Optional[Backend], teacher_options: Any,
                         log: Callable[[str], None]) -> Optional[Path]:
-        _, _, origin = prepare_teacher(config, teacher_backend, teacher_options, log)
-        return Path(origin.file) if origin.kind in ("cache", "trained") else None
+        if not isinstance(source_of(teacher_backend, teacher_options), OwnTeacher):
+            return None  # the user's teacher: nothing to train or cache
+        _, teacher = prepare_teacher(config, teacher_backend, teacher_options, log)
+        origin = teacher.origin
+        return Path(origin.file) if origin.kind in ("cache", "trained") and origin.file else None
 
     def fitting_logits(self) -> torch.Tensor:
         return self.teacher_train_logits
@@ -106,10 +134,21 @@ class ClassificationTask(Task):
         return {"probe_rows": np.arange(len(classes), dtype=np.int64), "probe_labels": np.asarray(labels, dtype=np.int64)}
 
     def teacher_figures(self) -> Dict[str, Any]:
-        """The teacher's test accuracy (its one test pass), and its validation accuracy, the
-        figure a teacher's settings are chosen by."""
-        return {"teacher_accuracy": accuracy(self.teacher, self.split.x_test, self.split.y_test),
-                "teacher_val_accuracy": accuracy(self.teacher, self.split.x_val, self.split.y_val)}
+        """The teacher's test accuracy (its one test pass; absent for stored logits that do not
+        cover the test rows), and its validation accuracy, the figure a teacher's settings are
+        chosen by."""
+        figures: Dict[str, Any] = {}
+        test = self.bound.logits("test")
+        if test is not None:
+            figures["teacher_accuracy"] = _accuracy(test, self.split.y_test)
+        figures["teacher_val_accuracy"] = _accuracy(self.teacher_val_logits, self.split.y_val)
+        return figures
+
+    def teacher_parameter_count(self) -> Optional[int]:
+        return self.bound.parameter_count()
+
+    def teacher_latency_ms(self) -> Optional[float]:
+        return self.bound.latency_ms()
 
     def test_figures(self, student: Student, temperature: float, weights: str = "final") -> Dict[str, Any]:
         """Test accuracy and the test predictions in the user's labels, from one seeded pass.

@@ -119,7 +119,7 @@ class MultiTask(Task):
 
     @classmethod
     def build(cls, config: RunConfig, teacher_backend: Any, teacher_options: Any,
-              log: Callable[[str], None]) -> Tuple["MultiTask", TeacherOrigin]:
+              log: Callable[[str], None], given: Any = None) -> Tuple["MultiTask", TeacherOrigin]:
         assert config.heads is not None
         heads: Dict[str, PolicyTask] = {}
         origins: List[TeacherOrigin] = []
@@ -136,7 +136,7 @@ class MultiTask(Task):
                 built.close()
             raise
         return task, TeacherOrigin(
-            "checkpoint", ", ".join(o.file for o in origins), ", ".join(o.sha256 for o in origins),
+            "checkpoint", ", ".join(str(o.file) for o in origins), ", ".join(o.sha256 for o in origins),
             ", ".join(str(o.algorithm) for o in origins),
             any(bool(o.trusted) for o in origins),  # True: some head's file was loaded by SB3's own loader
             tuple(w for o in origins for w in o.warnings))

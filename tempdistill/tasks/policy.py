@@ -114,7 +114,7 @@ class PolicyTask(Task):
 
     @classmethod
     def build(cls, config: RunConfig, teacher_backend: Any, teacher_options: Any,
-              log: Callable[[str], None]) -> Tuple["PolicyTask", TeacherOrigin]:
+              log: Callable[[str], None], given: Any = None) -> Tuple["PolicyTask", TeacherOrigin]:
         assert config.env is not None
         env = make_env(config.env.id)
         check_spaces(env)

@@ -5,7 +5,8 @@ A trained teacher is cached on disk under a key made of everything that determin
 a second run, or every run of a sweep, reuses the same teacher instead of training it again.
 The cache has one place whatever the working directory: ``$TEMPDISTILL_CACHE``, else the
 user's cache directory (``$XDG_CACHE_HOME`` or ``~/.cache``) under ``tempdistill``. Every run
-records which file its teacher came from and that file's SHA-256.
+records which file its teacher came from and that file's SHA-256. A teacher of the user's own
+(TorchScript, a factory, a module, stored logits) is ``tempdistill.tasks.teacher_sources``'.
 """
 
 from __future__ import annotations
@@ -21,31 +22,41 @@ import torch
 from torch import nn
 
 from tempdistill.config import ConfigError, DataConfig, TeacherConfig
-from tempdistill.tasks.data import Split, data_fingerprint, file_sha256
-from tempdistill.core.training import accuracy, iterate_minibatches
 from tempdistill.tasks.cache import cache_dir
+from tempdistill.tasks.data import Split, data_fingerprint, file_sha256
+from tempdistill.tasks.teacher_files import read_weights
+from tempdistill.core.training import accuracy, iterate_minibatches
 
 CHECKPOINT_FORMAT = 1
 
 
 @dataclass(frozen=True)
 class TeacherOrigin:
-    """Where a run's teacher came from: 'checkpoint', 'cache' or 'trained', and which file.
+    """Where a run's teacher came from (``teacher_source``): tempdistill's own ('checkpoint',
+    'cache' or 'trained'), a user's ('torchscript', 'factory', 'module' or 'logits'), or an SB3
+    '.zip'; which file (None for what was given in memory) and its SHA-256 (for a factory: of
+    its weights; for what was given in memory: of the state dict's or the logits' bytes).
 
+    ``class_name``: the teacher network's class (a TorchScript archive's ``original_name``).
     An SB3 teacher also says which algorithm saved it (read from the file, whatever the config
     says) and whether it was loaded by SB3's own loader (``trusted``: code from the file may have
     run); ``warnings`` are lines for the user and the record's warnings.
     """
 
     kind: str
-    file: str
+    file: Optional[str]
     sha256: str
     algorithm: Optional[str] = None
     trusted: Optional[bool] = None
     warnings: Tuple[str, ...] = ()
+    class_name: Optional[str] = None
 
     def record(self) -> Dict[str, Any]:
-        facts: Dict[str, Any] = {"teacher_source": self.kind, "teacher_file": self.file, "teacher_sha256": self.sha256}
+        facts: Dict[str, Any] = {"teacher_source": self.kind, "teacher_sha256": self.sha256}
+        if self.file is not None:
+            facts["teacher_file"] = self.file
+        if self.class_name is not None:
+            facts["teacher_class"] = self.class_name
         if self.algorithm is not None:
             facts["teacher_algorithm"] = self.algorithm
         if self.trusted is not None:
@@ -53,15 +64,20 @@ class TeacherOrigin:
         return facts
 
 
-def _origin(kind: str, path: Path) -> TeacherOrigin:
-    return TeacherOrigin(kind, str(Path(path).resolve()), file_sha256(path))
+def _origin(kind: str, path: Path, network: nn.Module) -> TeacherOrigin:
+    return TeacherOrigin(kind, str(Path(path).resolve()), file_sha256(path), class_name=type(network).__name__)
+
+
+# TeacherConfig keys that never reach a network tempdistill trains (a user's own teacher's).
+_NOT_TRAINING = {"checkpoint", "source", "factory", "kwargs", "params"}
 
 
 def teacher_key(teacher: TeacherConfig, data: DataConfig, seed: int, split: Split) -> str:
-    """A hash of everything that determines the trained teacher (not its checkpoint path)."""
+    """A hash of everything that determines the trained teacher (not its checkpoint path); data
+    given in memory by its fingerprint."""
     facts = {
-        "teacher": teacher.model_dump(mode="json", exclude={"checkpoint"}),
-        "data": data_fingerprint(data),
+        "teacher": teacher.model_dump(mode="json", exclude=_NOT_TRAINING),
+        "data": {**data_fingerprint(data), **split.fingerprint},
         "seed": seed,
         "input_dim": split.input_dim,
         "num_classes": split.num_classes,
@@ -110,12 +126,7 @@ def load_checkpoint(network: nn.Module, path: str | Path, split: Split, field: s
     A file made by hand is accepted too: ``{"state_dict": ...}`` without the data's sizes, or a
     bare state dict; weights that do not fit are refused naming the keys that differ."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{field}: file not found: {path}")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise ConfigError(f"{field}: cannot read {path} as a tempdistill checkpoint ({type(exc).__name__})") from None
+    saved = read_weights(path, field)
     if isinstance(saved, dict) and saved and all(isinstance(v, torch.Tensor) for v in saved.values()):
         saved = {"state_dict": saved}  # torch.save(model.state_dict(), path)
     if not isinstance(saved, dict) or "state_dict" not in saved:
@@ -142,11 +153,15 @@ def _some(names: List[str], limit: int = 3, sep: str = ", ") -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def state_dict_mismatch(expected: Mapping[str, torch.Tensor], saved: Mapping[str, Any]) -> str:
+RESIZE_OWN = "set teacher.hidden (and its other options) to match"
+
+
+def state_dict_mismatch(expected: Mapping[str, torch.Tensor], saved: Mapping[str, Any], resize: str = RESIZE_OWN) -> str:
     """Why ``saved`` does not load into a network whose state dict is ``expected``, naming the
     keys (missing, unexpected, different shapes) and what to change; '' when it fits.
 
-    Shapes alone differ: the widths are wrong, so ``teacher.hidden`` is the fix. Names differ:
+    Shapes alone differ: the widths are wrong, so ``resize`` (``teacher.hidden``, or a
+    factory's ``teacher.kwargs``) is the fix. Names differ:
     the file's network was built differently (its own layer names, a wrapper's prefix), which
     no width fixes."""
     missing = [key for key in expected if key not in saved]
@@ -164,7 +179,7 @@ def state_dict_mismatch(expected: Mapping[str, torch.Tensor], saved: Mapping[str
     if not parts:
         return ""
     if not missing and not unexpected:
-        hint = "set teacher.hidden (and its other options) to match"
+        hint = resize
     else:
         prefix = _common_prefix(missing, unexpected)
         hint = (f"the file's keys carry the prefix {prefix!r}; save the network's state_dict without it" if prefix
@@ -192,12 +207,13 @@ def obtain_teacher(
 ) -> tuple[nn.Module, TeacherOrigin]:
     """The teacher for this run and where it came from."""
     if config.checkpoint:
-        return load_checkpoint(network, config.checkpoint, split), _origin("checkpoint", Path(config.checkpoint))
+        loaded = load_checkpoint(network, config.checkpoint, split)
+        return loaded, _origin("checkpoint", Path(config.checkpoint), loaded)
     path = cache_dir() / f"{teacher_key(config, data, seed, split)}.pt"
     if path.is_file():
         log(f"teacher: reusing cached {path}")
-        return load_checkpoint(network, path, split, field="teacher (cache)"), _origin("cache", path)
+        return load_checkpoint(network, path, split, field="teacher (cache)"), _origin("cache", path, network)
     log(f"teacher: training {config.hidden} for {config.epochs} epochs")
     train_teacher(network, config, split, seed)
     save_checkpoint(network, path, options, split, {"val_accuracy": accuracy(network, split.x_val, split.y_val)})
-    return network, _origin("trained", path)
+    return network, _origin("trained", path, network)
