@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m tempdistill.demo --out $(DEMO_OUT)
+	$(PY) -m tempdistill.app.demo --out $(DEMO_OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -10,16 +10,11 @@ from __future__ import annotations
 from typing import Dict, Iterable, List, Optional
 
 from tempdistill.errors import ConfigError
-from tempdistill.registry import Entry, Registry
-from tempdistill.student import Backend
+from tempdistill.registry import BACKENDS
+from tempdistill.core.student import Backend
 
 ROLES = ("student", "teacher")
 
-BACKENDS = Registry("backend", {
-    "dense": Entry("backends.dense:DenseBackend", frozenset(ROLES)),
-    "snntorch": Entry("backends.snntorch_backend:SnnTorchBackend", frozenset({"student"})),
-    "norse": Entry("backends.norse_backend:NorseBackend", frozenset({"student"})),
-})
 _INSTANCES: Dict[str, Backend] = {}
 
 

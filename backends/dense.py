@@ -11,7 +11,7 @@ from torch import nn
 from spiking.energy import dense_energy_nj, dense_macs
 from spiking.options import SpikingOptions
 from tempdistill.config import ConfigError, Strict, refuse_foreign_keys, validate_section
-from tempdistill.student import Student, StudentOutput
+from tempdistill.core.student import Student, StudentOutput
 
 
 class DenseOptions(Strict):

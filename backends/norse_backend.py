@@ -39,7 +39,7 @@ from spiking.readout import readout
 from spiking.options import DEFAULT_SLOPE, SpikingOptions
 from spiking.surrogate import SpikeFn, make_spike_fn
 from tempdistill.config import Strict
-from tempdistill.student import Student
+from tempdistill.core.student import Student
 
 
 class NorseOptions(SpikingOptions, Strict):

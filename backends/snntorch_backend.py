@@ -29,7 +29,7 @@ from spiking.nir_graph import normalise_graph
 from spiking.options import SpikingOptions
 from spiking.surrogate import SpikeFn
 from tempdistill.config import Strict
-from tempdistill.student import Student
+from tempdistill.core.student import Student
 
 
 class SnnTorchOptions(SpikingOptions, Strict):

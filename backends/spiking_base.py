@@ -11,8 +11,8 @@ from torch import nn
 
 from backends.dense import DenseOptions
 from tempdistill.config import ConfigError, Strict, refuse_foreign_keys, validate_section
-from tempdistill.memory import NetworkSize, fully_connected_size
-from tempdistill.student import Student
+from tempdistill.core.memory import NetworkSize, fully_connected_size
+from tempdistill.core.student import Student
 
 
 class SpikingBackend:

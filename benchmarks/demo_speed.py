@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 from bench_common import markdown_table, peak_rss_mb
-from tempdistill.record import read_run
+from tempdistill.record.run_file import read_run
 
 BENCHMARKS = Path(__file__).resolve().parent
 SPIKING = ("snntorch", "norse")
 
 _DEMO_ROWS = """
 import sys
-from tempdistill.demo import DEFAULT_CONFIG, POLICY_CONFIG, run_demo, run_policy_demo
+from tempdistill.app.demo import DEFAULT_CONFIG, POLICY_CONFIG, run_demo, run_policy_demo
 out, engine = sys.argv[1], sys.argv[2]
 extra = ["student.engine=" + engine]
 run_demo(DEFAULT_CONFIG, {backends!r}, out, True, extra)
@@ -82,7 +82,7 @@ def memory_table() -> str:
     """Peak resident memory of the whole default demo and of the large spiking size per engine."""
     with tempfile.TemporaryDirectory(prefix="tempdistill-bench-") as tmp:
         full_peak, _, status = peak_rss_mb(
-            ["-m", "tempdistill.demo", "--out", str(Path(tmp) / "demo"), "--quiet"], {"OMP_NUM_THREADS": "1"}
+            ["-m", "tempdistill.app.demo", "--out", str(Path(tmp) / "demo"), "--quiet"], {"OMP_NUM_THREADS": "1"}
         )
     memory = [["`make demo` (all backends, default engine)" + ("" if status == 0 else f", exit {status}"), full_peak]]
     for engine in ("loop", "fused"):

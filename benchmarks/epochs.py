@@ -28,12 +28,13 @@ import torch.nn.functional as F
 
 from bench_common import interleaved_medians, markdown_table
 from tempdistill.config import RunConfig, load_config
-from tempdistill.callbacks import EpochFunction, RecordEpochs
-from tempdistill.distiller import Distiller
-from tempdistill.record import RunRecorder
+from tempdistill.core.callbacks import EpochFunction
+from tempdistill.record.recording import RecordEpochs
+from tempdistill.core.distiller import Distiller
+from tempdistill.record.run_file import RunRecorder
 from tempdistill.runner import plan_run
 from tempdistill.tasks import get_task_class
-from tempdistill.training import iterate_minibatches
+from tempdistill.core.training import iterate_minibatches
 
 CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "digits.yaml"
 

@@ -37,7 +37,7 @@ from raw_teacher import RawInputTeacher  # noqa: E402
 from tempdistill.config import config_from_mapping  # noqa: E402
 from tempdistill.record import read_run  # noqa: E402
 from tempdistill.runner import execute, prepare_teacher  # noqa: E402
-from tempdistill.sources import InMemory  # noqa: E402
+from tempdistill.tasks.sources import InMemory  # noqa: E402
 
 VARIANTS = ("a: tempdistill's own", "b: TorchScript", "c: factory + state dict", "d: stored logits (.npz)",
             "e: module in memory")

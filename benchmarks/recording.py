@@ -5,7 +5,7 @@ series of 20 steps, a per-class T group of 10) and metrics + traces (the same, p
 the traces of a small spiking student: 2 layers x 8 probe samples x 25 steps x 64 neurons, uint8
 spikes and float32 membranes; the membranes are random, the worst case for compression). Each is
 recorded twice in this process: by the recorder that copied the whole file for every commit
-(reimplemented here as the baseline) and by ``tempdistill.record.RunRecorder`` (a journal
+(reimplemented here as the baseline) and by ``tempdistill.record.run_file.RunRecorder`` (a journal
 record per commit, folded into the file by ``finish``). Printed: the median commit time over the
 first and over the last ``--window`` epochs and their ratio; what ``read_run`` of the unfinished
 run and ``finish`` cost at the end; the finished file's size; and what one epoch's traces cost
@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional
 import h5py
 import numpy as np
 
-from tempdistill.record import RunRecorder, environment, read_run
+from tempdistill.record.run_file import RunRecorder, environment, read_run
 
 CONFIG = '{"name": "bench", "distill": {"epochs": 300}}'
 Arrays = Dict[str, np.ndarray]

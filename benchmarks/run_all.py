@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from tempdistill.hugepages import prefer_huge_pages
+from tempdistill.app.hugepages import prefer_huge_pages
 
 prefer_huge_pages()  # as the CLI does, before torch allocates: the figures are what a user gets
 

@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 
 from tempdistill.config import read_yaml
-from tempdistill.sweep import plan_sweep, prepare_teachers, run_sweep
+from tempdistill.sweep.jobs import prepare_teachers
+from tempdistill.sweep.launch import run_sweep
+from tempdistill.sweep.plan import plan_sweep
 
 CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "digits.yaml"
 

@@ -31,10 +31,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tempdistill.record import read_run  # noqa: E402
-from tempdistill.record import find_runs  # noqa: E402
-from tempdistill.statistics import paired_differences, score_of, verdict  # noqa: E402
-from tempdistill.sweep import summarize, summary_table  # noqa: E402
+from tempdistill.record.run_file import read_run  # noqa: E402
+from tempdistill.record.run_file import find_runs  # noqa: E402
+from tempdistill.analysis.statistics import paired_differences, score_of, verdict  # noqa: E402
+from tempdistill.sweep.summary import summarize, summary_table
 
 Run = Dict[str, Any]
 Rows = Dict[str, List[str]]  # row key -> compared cells
@@ -60,7 +60,7 @@ def markdown_rows(text: str, anchor: str) -> List[List[str]]:
 
 
 def printed_rows(text: str) -> List[List[str]]:
-    """Cells of a table as ``tempdistill.report.table`` prints it: a header, a rule of dashes,
+    """Cells of a table as ``tempdistill.analysis.report.table`` prints it: a header, a rule of dashes,
     rows with columns at least two spaces apart."""
     lines = text.splitlines()
     rule = next(i for i, line in enumerate(lines) if line.startswith("---"))
@@ -285,7 +285,7 @@ def argv_of(command: str, out: Path) -> List[str]:
         words[words.index("--out") + 1] = str(out)
     else:
         words += ["--out", str(out)]
-    return [sys.executable, "-m", "tempdistill.cli", *words[1:]]
+    return [sys.executable, "-m", "tempdistill.app.cli", *words[1:]]
 
 
 def rerun(name: str, table: Table, work: Path) -> List[Run]:

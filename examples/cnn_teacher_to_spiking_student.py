@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> td.Run:
     print(f"plot: {figure}")
 
     graph = run.export(out / "cnn-teacher-student.nir")
-    from tempdistill.export import load_predictor
+    from tempdistill.record.export import load_predictor
 
     reloaded = load_predictor(graph).predict(x_test)
     agree = float((reloaded == run.eval["test_predictions"]).mean())

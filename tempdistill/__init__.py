@@ -17,14 +17,14 @@ _PUBLIC = {
     "distill": "tempdistill.api",
     "run": "tempdistill.api",
     "load_run": "tempdistill.api",
-    "Run": "tempdistill.runs",
-    "ArrayData": "tempdistill.sources",
-    "StoredLogits": "tempdistill.sources",
-    "Callback": "tempdistill.callbacks",
-    "EpochEnd": "tempdistill.callbacks",
+    "Run": "tempdistill.record.run",
+    "ArrayData": "tempdistill.tasks.sources",
+    "StoredLogits": "tempdistill.tasks.sources",
+    "Callback": "tempdistill.core.callbacks",
+    "EpochEnd": "tempdistill.core.callbacks",
     "ConfigError": "tempdistill.errors",
-    "runs_frame": "tempdistill.comparison",
-    "load_predictor": "tempdistill.export",
+    "runs_frame": "tempdistill.analysis.comparison",
+    "load_predictor": "tempdistill.record.export",
 }
 
 __all__ = ["__version__", *_PUBLIC]

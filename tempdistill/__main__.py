@@ -1,5 +1,5 @@
 import sys
 
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 
 sys.exit(main())

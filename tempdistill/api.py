@@ -23,10 +23,10 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from tempdistill.callbacks import Callback
+from tempdistill.core.callbacks import Callback
 from tempdistill.config import ConfigError, config_from_mapping, read_yaml, set_path
-from tempdistill.interrupt import NEVER, StopRequest
-from tempdistill.runs import Run
+from tempdistill.core.interrupt import NEVER, StopRequest
+from tempdistill.record.run import Run
 
 LOGGER = logging.getLogger("tempdistill")
 
@@ -45,7 +45,7 @@ def run(config: str | Path | Mapping[str, Any], *, out: Optional[str | Path] = N
     :param out: the folder for the run file (default: the config's ``record.dir``).
     :param set: ``"key=value"`` overrides as the CLI's ``--set`` takes them (YAML values).
     :param callbacks: ``tempdistill.Callback`` objects called after every epoch.
-    :param given: teacher and data held in memory (``tempdistill.sources.InMemory``), for the
+    :param given: teacher and data held in memory (``tempdistill.tasks.sources.InMemory``), for the
         config's ``teacher.source: module`` / ``logits`` and ``data.name: arrays``.
     :param log: where progress lines go; ``warn``: where warnings go (both also recorded).
     :param overrides: dotted keys with Python values, e.g. ``**{"student.backend": "norse"}``.
@@ -94,7 +94,7 @@ def distill(teacher: Any, data: Any, *, student: Optional[Mapping[str, Any]] = N
                "record": {"dir": str(out)}}
     given = None
     if teacher_given or data_given:
-        from tempdistill.sources import InMemory
+        from tempdistill.tasks.sources import InMemory
 
         given = InMemory(**teacher_given, **data_given)
     return run(mapping, callbacks=callbacks, stop=stop, given=given, **overrides)
@@ -109,7 +109,7 @@ def _teacher_section(teacher: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """The ``teacher:`` config section for what was passed, and what goes in memory."""
     import torch
 
-    from tempdistill.sources import StoredLogits
+    from tempdistill.tasks.sources import StoredLogits
 
     if teacher is None:
         return {}, {}
@@ -127,7 +127,7 @@ def _teacher_section(teacher: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
 
 def _data_section(data: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """The ``data:`` config section for what was passed, and what goes in memory."""
-    from tempdistill.sources import ArrayData
+    from tempdistill.tasks.sources import ArrayData
 
     if isinstance(data, tuple) and len(data) == 2:
         data = ArrayData(*data)

@@ -20,7 +20,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tempdistill.errors import ConfigError
-from tempdistill.tasks import TASKS
+from tempdistill.registry import TASKS
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -33,7 +33,7 @@ class Strict(BaseModel):
 # typo's extra zeros (``distill.epochs: 100000000`` was accepted and its progress bar
 # estimated 20,000 hours; ``eval.episodes: 1e9`` allocated 7.45 GiB before anything was
 # checked), far above any run this project makes; whether a network fits the machine's memory
-# is checked separately, before it is built (``tempdistill.memory``).
+# is checked separately, before it is built (``tempdistill.core.memory``).
 MAX_EPOCHS = 100_000
 MAX_WIDTH = 65_536  # neurons in one hidden layer
 MAX_LAYERS = 64
@@ -66,7 +66,7 @@ States = Annotated[int, within(1, MAX_STATES)]
 
 class DataConfig(Strict):
     # mnist1d: generated offline, its own 4000/1000 split; arrays: given in memory from Python
-    # (tempdistill.sources.ArrayData), checked and split like a .npz
+    # (tempdistill.tasks.sources.ArrayData), checked and split like a .npz
     name: Literal["digits", "mnist1d", "npz", "arrays"] = "digits"
     path: Optional[str] = None
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)  # of all samples, when the data has no test part of its own
@@ -319,7 +319,7 @@ class RunConfig(Strict):
     name: str = Field("run", min_length=1)
     seed: int = Field(0, ge=0, le=MAX_SEED)
     device: Literal["cpu", "cuda"] = "cpu"
-    task: str = "classification"  # a name in tempdistill.tasks.TASKS
+    task: str = "classification"  # a name in tempdistill.registry.TASKS
     data: DataConfig = Field(default_factory=DataConfig)
     env: Optional[EnvConfig] = None
     heads: Optional[List[HeadConfig]] = None

@@ -1,4 +1,4 @@
-"""Names a config may choose from: tasks, backends, temperature schedules.
+"""Names a config may choose from: tasks, backends, temperature schedules, all listed here.
 
 One mechanism for all three. A name maps to ``'package.module:attribute'``, imported the first
 time the name is used, so listing the choices (an error message, a did-you-mean) imports
@@ -66,3 +66,22 @@ class Registry:
                 raise ConfigError(f"{field}: {self.kind} {name!r} cannot be loaded ({exc})") from None
             self._loaded[name] = getattr(module, attribute)
         return self._loaded[name]
+
+
+TASKS = Registry("task", {
+    "classification": "tempdistill.tasks.classification:ClassificationTask",
+    "policy": "tempdistill.tasks.policy:PolicyTask",
+    "multitask": "tempdistill.tasks.multitask:MultiTask",
+})
+
+# Tags: what each backend can build; the spiking ones build students only.
+BACKENDS = Registry("backend", {
+    "dense": Entry("backends.dense:DenseBackend", frozenset({"student", "teacher"})),
+    "snntorch": Entry("backends.snntorch_backend:SnnTorchBackend", frozenset({"student"})),
+    "norse": Entry("backends.norse_backend:NorseBackend", frozenset({"student"})),
+})
+
+SCHEDULES = Registry("schedule", {name: f"tempdistill.schedules:{cls}" for name, cls in (
+    ("constant", "Constant"), ("linear", "Linear"), ("cosine", "Cosine"), ("exponential", "Exponential"),
+    ("two_phase", "TwoPhase"), ("adaptive", "Adaptive"), ("learnable", "Learnable"), ("instance", "Instance"),
+    ("logit_std", "LogitStd"))})

@@ -23,21 +23,22 @@ import torch
 
 from backends import get_backend
 from tempdistill.config import ConfigError, RunConfig
-from tempdistill.data import Split
-from tempdistill.callbacks import ActivityAlarms, BestEpoch, Callback, RecordEpochs, StopOnRequest
-from tempdistill.distiller import Distiller
-from tempdistill.interrupt import NEVER, Interrupted, StopRequest
-from tempdistill.latency import inference_latency_ms, latency_conditions
-from tempdistill.memory import Part, available_bytes, check_fits, held_parts, network_size, training_parts
-from tempdistill.record import RunRecorder
+from tempdistill.tasks.data import Split
+from tempdistill.core.callbacks import ActivityAlarms, BestEpoch, Callback, StopOnRequest
+from tempdistill.core.distiller import Distiller
+from tempdistill.core.interrupt import NEVER, Interrupted, StopRequest
+from tempdistill.core.latency import inference_latency_ms, latency_conditions
+from tempdistill.core.memory import Part, available_bytes, check_fits, held_parts, network_size, training_parts
+from tempdistill.record.recording import RecordEpochs
+from tempdistill.record.run_file import RunRecorder
 from tempdistill.schedules import Schedule, build_schedule
-from tempdistill.sources import InMemory, check_given
-from tempdistill.student import Backend, Student
+from tempdistill.tasks.sources import InMemory, check_given
+from tempdistill.core.student import Backend, Student
 from tempdistill.tasks import classification, get_task_class
 from tempdistill.tasks.base import Task
-from tempdistill.teacher import TeacherOrigin
-from tempdistill.teacher_sources import ClassifierTeacher
-from tempdistill.training import parameter_count
+from tempdistill.tasks.teacher import TeacherOrigin
+from tempdistill.tasks.teacher_sources import ClassifierTeacher
+from tempdistill.core.training import parameter_count
 
 
 @dataclass
@@ -160,11 +161,11 @@ def execute(
     The record ends ``complete``; ``interrupted`` when ``stop`` was requested (after the epoch
     in flight, with the student so far saved) or a KeyboardInterrupt cut an epoch short (then
     ``Interrupted`` is raised, carrying the path); ``failed`` with the error otherwise.
-    ``callbacks`` see every epoch after it is recorded (``tempdistill.callbacks``); one that
+    ``callbacks`` see every epoch after it is recorded (``tempdistill.core.callbacks``); one that
     asks the loop to stop ends the run ``interrupted`` with its reason, like a stop request.
 
     :param given: objects a Python caller hands over beside the config (arrays, a teacher
-        module, stored logits; ``tempdistill.sources``); the config names each one it uses.
+        module, stored logits; ``tempdistill.tasks.sources``); the config names each one it uses.
     """
     plan = plan_run(config, given)
     directory = output_directory(config, out_dir)
@@ -195,9 +196,13 @@ def execute(
     for group, (arrays, group_attrs) in task.record_groups().items():
         recorder.write_arrays(group, arrays, group_attrs)
     log(f"record: {recorder.path}")
-    for message in origin.warnings:
+
+    def warn_and_record(message: str) -> None:
         warn(message)
         recorder.add_warning(message)
+
+    for message in origin.warnings:
+        warn_and_record(message)
     started = time.perf_counter()
     distiller: Optional[Distiller] = None
     measure = task.validation_score
@@ -207,7 +212,7 @@ def execute(
             loop_callbacks = [
                 *([best] if best is not None else []),
                 RecordEpochs(recorder, config.record.traces),
-                ActivityAlarms(warn, recorder),
+                ActivityAlarms(warn_and_record),
                 *callbacks,
                 StopOnRequest(stop),
             ]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from tempdistill.config import ConfigError, Strict, TemperatureConfig, validate_section
 from tempdistill.imports import import_object
-from tempdistill.registry import Registry
+from tempdistill.registry import SCHEDULES
 from tempdistill.temperature import Temperature
 
 Signals = Optional[Mapping[str, float]]
@@ -362,10 +362,6 @@ class LogitStd(Schedule):
     def for_batch(self, temperature: Temperature, teacher_logits: torch.Tensor) -> Temperature:
         std = teacher_logits.detach().std(dim=-1, keepdim=True).clamp_min(1e-6)
         return temperature * std
-
-
-SCHEDULES = Registry("schedule", {cls.name: f"{__name__}:{cls.__name__}" for cls in (
-    Constant, Linear, Cosine, Exponential, TwoPhase, Adaptive, Learnable, Instance, LogitStd)})
 
 
 def register_schedule(cls: Type[Schedule]) -> Type[Schedule]:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import tempdistill as td
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import config_from_mapping
-from tempdistill.data import raw_split
+from tempdistill.tasks.data import raw_split
 
 FIXTURES = Path(__file__).resolve().parent / "data"
 
@@ -48,7 +48,7 @@ def test_run_from_a_mapping_and_its_student_predicts_what_the_run_recorded(tiny_
     x_test = raw_split(config_from_mapping(tiny_config_data).data, 0).x_test
     np.testing.assert_array_equal(run.predict(x_test), run.eval["test_predictions"])
     exported = run.export(tmp_path / "student.pt")
-    from tempdistill.export import load_predictor
+    from tempdistill.record.export import load_predictor
 
     np.testing.assert_array_equal(load_predictor(exported).predict(x_test), run.eval["test_predictions"])
 

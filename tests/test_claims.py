@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tempdistill.claims import (
+from tempdistill.studies.claims import (
     NOT_REPRODUCED,
     NOT_TESTABLE,
     OPPOSITE,
@@ -25,10 +25,10 @@ from tempdistill.claims import (
     part_verdict,
     speedup,
 )
-from tempdistill.bootstrap import Effect, bootstrap_strata, mean_difference
-from tempdistill.claims_experiment import load_spec, plan_claims
-from tempdistill.cli import main
-from tempdistill.statistics import bootstrap_interval
+from tempdistill.analysis.bootstrap import Effect, bootstrap_strata, mean_difference
+from tempdistill.studies.claims_experiment import load_spec, plan_claims
+from tempdistill.app.cli import main
+from tempdistill.analysis.statistics import bootstrap_interval
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLAIMS_FILE = REPO_ROOT / "experiments" / "claims.yaml"
@@ -230,7 +230,7 @@ def test_quick_claims_end_to_end_and_resumed(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_every_schedule_is_set_against_the_fixed_t_with_its_interval() -> None:
-    from tempdistill.claims import schedule_comparison
+    from tempdistill.studies.claims import schedule_comparison
 
     rng = np.random.default_rng(2)
     base = 0.9 + 0.01 * rng.standard_normal(5)

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from tempdistill.cli import main
-from tempdistill.comparison import by_task, drop_duplicates, task_label
-from tempdistill.record import RunRecorder
-from tempdistill.comparison import read_runs
-from tempdistill.report import write_html
-from tempdistill.statistics import WHERE_WIDTH, difference_table, group_table, replicate_key
+from tempdistill.app.cli import main
+from tempdistill.analysis.comparison import by_task, drop_duplicates, task_label
+from tempdistill.record.run_file import RunRecorder
+from tempdistill.analysis.comparison import read_runs
+from tempdistill.analysis.report import write_html
+from tempdistill.analysis.statistics import WHERE_WIDTH, difference_table, group_table, replicate_key
 
 DIGITS = {"task": "classification", "data": {"name": "digits", "test_fraction": 0.3}}
 CARTPOLE = {"task": "policy", "env": {"id": "CartPole-v1"}}
@@ -215,7 +215,7 @@ def test_latency_times_a_fixed_batch_after_warm_up_and_keeps_the_median(monkeypa
     """Whatever the validation set (a classifier's few rows, a policy's thousands), every pass
     sees the same batch on one thread, warm-up passes are not timed, and one slow pass (another
     process took the CPU) does not move the figure. A fake clock: no assertion on real speed."""
-    import tempdistill.latency as latency
+    import tempdistill.core.latency as latency
 
     durations = [0.5] * latency.WARMUP + [0.001] * (latency.REPEATS - 1) + [5.0]  # seconds per pass
     model = CountingModel(durations)
@@ -226,7 +226,7 @@ def test_latency_times_a_fixed_batch_after_warm_up_and_keeps_the_median(monkeypa
 
 
 def test_latency_leaves_threads_and_mode_as_it_found_them_and_pads_the_batch():
-    from tempdistill.latency import BATCH, fixed_batch, inference_latency_ms, latency_conditions
+    from tempdistill.core.latency import BATCH, fixed_batch, inference_latency_ms, latency_conditions
 
     student = dense_student()
     student.train()
@@ -239,7 +239,7 @@ def test_latency_leaves_threads_and_mode_as_it_found_them_and_pads_the_batch():
 
 
 def test_compare_shows_latency_only_where_measured_on_a_fixed_batch(tmp_path, capsys):
-    from tempdistill.comparison import comparison_rows
+    from tempdistill.analysis.comparison import comparison_rows
 
     timed = {"student_latency_ms_per_sample": 0.001}
     old = write_run(tmp_path, DIGITS, 0, 0.0, 0.9, timed)
@@ -254,8 +254,8 @@ def test_a_run_records_its_latencies_and_how_they_were_timed(tiny_config_data):
     """End to end: a run records student and teacher latencies with the batch, repeats and
     threads they were measured under (their agreement across runs is a benchmark's job)."""
     from tempdistill.config import config_from_mapping
-    from tempdistill.latency import latency_conditions
-    from tempdistill.record import read_run
+    from tempdistill.core.latency import latency_conditions
+    from tempdistill.record.run_file import read_run
     from tempdistill.runner import execute
 
     config = config_from_mapping({**tiny_config_data, "distill": {**tiny_config_data["distill"], "epochs": 1}})

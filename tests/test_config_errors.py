@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import ConfigError, config_from_mapping, load_config, parse_override
 
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 import yaml
 
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import config_from_mapping
-from tempdistill.export import export_run, load_predictor, load_student
-from tempdistill.record import read_run
+from tempdistill.record.export import export_run, load_predictor, load_student
+from tempdistill.record.run_file import read_run
 from tempdistill.runner import execute
 from tempdistill.tasks.actions import GaussianActions, gaussian_kl, tempered_log_std
 from tempdistill.tasks.envs import make_env

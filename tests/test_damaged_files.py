@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import torch
 
-from tempdistill import journal
-from tempdistill.cli import main
-from tempdistill.export import load_predictor
-from tempdistill.record import FORMAT_VERSION, read_run
-from tempdistill.comparison import runs_frame
-from tempdistill.runfile import RunFileError
+from tempdistill.record import journal
+from tempdistill.app.cli import main
+from tempdistill.record.export import load_predictor
+from tempdistill.record.run_file import FORMAT_VERSION, read_run
+from tempdistill.analysis.comparison import runs_frame
+from tempdistill.record.checks import RunFileError
 from tempdistill.text import markdown, plot_label, printable
 
 REPO = Path(__file__).resolve().parents[1]

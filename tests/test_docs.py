@@ -54,7 +54,7 @@ def test_docs_build_strictly_without_warnings(tmp_path: Path) -> None:
         assert "--8&lt;--" not in html.read_text(encoding="utf-8") and "--8<--" not in html.read_text(encoding="utf-8"), (
             f"{page.name}: a snippet include was left unresolved")
     api = (site / "api" / "index.html").read_text(encoding="utf-8")
-    for name in ("tempdistill.losses.kd_loss", "tempdistill.export.load_predictor", "tempdistill.record.read_run",
+    for name in ("tempdistill.losses.kd_loss", "tempdistill.record.export.load_predictor", "tempdistill.record.read_run",
                  "tempdistill.config.load_config"):
         assert f'id="{name}"' in api, f"{name} missing from the API reference"
 

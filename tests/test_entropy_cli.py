@@ -7,11 +7,11 @@ from typing import List
 
 import pytest
 
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import load_config
 from tempdistill.information import entropy_summary
 from tempdistill.runner import prepare_teacher
-from tempdistill.training import batched_forward
+from tempdistill.core.training import batched_forward
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tempdistill.cli import main as cli_main
-from tempdistill.export import load_predictor
+from tempdistill.app.cli import main as cli_main
+from tempdistill.record.export import load_predictor
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

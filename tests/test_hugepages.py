@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-PROBE = "import os, sys\n{before}from tempdistill.hugepages import prefer_huge_pages\nprint(prefer_huge_pages(), os.environ.get('THP_MEM_ALLOC_ENABLE'))"
+PROBE = "import os, sys\n{before}from tempdistill.app.hugepages import prefer_huge_pages\nprint(prefer_huge_pages(), os.environ.get('THP_MEM_ALLOC_ENABLE'))"
 
 
 def _probe(before: str = "", **env: str) -> str:
@@ -30,5 +30,5 @@ def test_a_users_own_setting_is_kept():
 
 
 def test_the_cli_and_demo_do_not_import_torch_before_asking():
-    code = "import sys, tempdistill.cli, tempdistill.demo; print('torch' in sys.modules)"
+    code = "import sys, tempdistill.app.cli, tempdistill.app.demo; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout.strip() == "False"

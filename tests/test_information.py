@@ -18,10 +18,10 @@ from tempdistill.information import (
     soft_label_mutual_information,
 )
 from tempdistill.losses import dkd_parts, kl_per_sample
-from tempdistill.record import read_run
+from tempdistill.record.run_file import read_run
 from tempdistill.runner import execute, prepare_teacher
 from tempdistill.temperature import entropy_from_logits, log_softmax
-from tempdistill.training import batched_forward
+from tempdistill.core.training import batched_forward
 
 K = 10
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from tempdistill.config import DataConfig, config_from_mapping
-from tempdistill.data import load_split
-from tempdistill.record import read_run
+from tempdistill.tasks.data import load_split
+from tempdistill.record.run_file import read_run
 from tempdistill.runner import execute
 
 
@@ -54,7 +54,7 @@ def test_a_conv1d_teacher_beats_an_mlp_teacher_on_mnist1d(tmp_path):
 
 
 def test_conv1d_is_refused_for_a_student(make_config, capsys):
-    from tempdistill.cli import main
+    from tempdistill.app.cli import main
 
     assert main(["run", str(make_config({"student": {"arch": "conv1d"}})), "--quiet"]) == 2
     assert capsys.readouterr().err.strip().startswith("tempdistill run: error: student.arch: 'conv1d' is for teachers")

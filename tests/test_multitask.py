@@ -8,10 +8,10 @@ from typing import Any, Dict
 import pytest
 import torch
 
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import config_from_mapping
 from tempdistill.losses import distillation_objective
-from tempdistill.record import read_run
+from tempdistill.record.run_file import read_run
 from tempdistill.runner import execute, plan_run
 from tempdistill.tasks import get_task_class
 
@@ -118,7 +118,7 @@ def test_a_multitask_run_records_per_head_temperature_returns_and_episodes(tmp_p
         assert len(run["metrics"][f"return_mean.{head}"]) == 2 and len(run["metrics"][f"kl.{head}"]) == 2
     assert run["metrics"]["buffer_states"][-1] == 400
     # the exported student acts per head, from that head's own observations
-    from tempdistill.export import export_run, load_predictor, load_student
+    from tempdistill.record.export import export_run, load_predictor, load_student
 
     _, student, _ = load_student(run["path"])
     acrobot_obs = torch.randn(20, 6)

@@ -14,12 +14,12 @@ from torch import nn
 
 from backends.dense import mlp
 from tempdistill import __version__
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import ConfigError, DataConfig, load_config
-from tempdistill.data import load_split
-from tempdistill.progress import PlainProgress, progress_bar
+from tempdistill.tasks.data import load_split
+from tempdistill.core.progress import PlainProgress, progress_bar
 from tempdistill.schedules import build_schedule
-from tempdistill.teacher import load_checkpoint
+from tempdistill.tasks.teacher import load_checkpoint
 
 
 def test_switching_schedule_with_set_says_how_to_replace_the_section(make_config, capsys):

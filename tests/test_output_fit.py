@@ -6,7 +6,7 @@ import torch
 
 from backends import get_backend
 from tempdistill.config import DataConfig
-from tempdistill.data import load_split
+from tempdistill.tasks.data import load_split
 
 
 def _student(output_fit: str):

@@ -17,14 +17,14 @@ import torch
 import yaml
 from torch import nn
 
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import ConfigError, DataConfig, config_from_mapping
-from tempdistill.data import load_split, raw_split
+from tempdistill.tasks.data import load_split, raw_split
 from tempdistill.record import read_run
 from tempdistill.runner import execute, prepare_classifier
-from tempdistill.sources import ArrayData, InMemory, StoredLogits
-from tempdistill.teacher_files import is_torchscript
-from tempdistill.teacher_sources import state_dict_sha256
+from tempdistill.tasks.sources import ArrayData, InMemory, StoredLogits
+from tempdistill.tasks.teacher_files import is_torchscript
+from tempdistill.tasks.teacher_sources import state_dict_sha256
 
 # The user's own code: a teacher trained on raw digits features (0…16) that standardises them
 # itself, and a factory for it. Written to a folder at test time and imported from there.
@@ -227,7 +227,7 @@ def test_stored_logits_follow_the_seeded_split_row_for_row(tmp_path):
     """Logits that say which row they answer come out of the split beside their rows."""
     from sklearn.datasets import load_digits
 
-    from tempdistill.stored_logits import npz_logits, split_logits
+    from tempdistill.tasks.stored_logits import npz_logits, split_logits
 
     x = load_digits().data
     tags = np.zeros((len(x), 10))

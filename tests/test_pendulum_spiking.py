@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from tempdistill.config import config_from_mapping
-from tempdistill.export import load_student
+from tempdistill.record.export import load_student
 from tempdistill.runner import execute, plan_run
 from tempdistill.tasks.actions import GaussianActions
 from tempdistill.tasks.envs import Collector, greedy, make_env

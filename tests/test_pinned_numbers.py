@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from tempdistill.config import config_from_mapping
-from tempdistill.record import read_run
+from tempdistill.record.run_file import read_run
 from tempdistill.runner import execute
 
 PIN = Path(__file__).resolve().parent / "data" / "pinned_runs.json"

@@ -11,9 +11,9 @@ import pytest
 import torch
 import yaml
 
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import ConfigError, config_from_mapping
-from tempdistill.record import read_run
+from tempdistill.record.run_file import read_run
 from tempdistill.runner import execute
 from tempdistill.tasks.actions import DiscreteActions
 from tempdistill.tasks.envs import Collector, greedy, make_env, run_episodes
@@ -141,7 +141,7 @@ def test_policy_run_records_returns_episodes_and_per_decision_spikes(tmp_path, b
 def test_policy_best_val_tests_the_best_validation_epoch_once_more(tmp_path):
     """Epochs are chosen by validation return (its own seeds); the final student and the chosen
     weights each play the test episodes once, both recorded; the run is scored by the chosen."""
-    from tempdistill.statistics import score_of
+    from tempdistill.analysis.statistics import score_of
 
     mapping = policy_config(tmp_path, eval={"episodes": 4, "val_episodes": 2, "rollouts": 1})
     mapping["distill"] = dict(mapping["distill"], epochs=3, select="best_val")
@@ -239,7 +239,7 @@ def test_teach_trains_and_saves_an_sb3_zip(tmp_path, capsys):
 
 
 def test_demo_prints_the_classifier_and_the_policy_tables(tmp_path, make_config, capsys):
-    from tempdistill.demo import main as demo_main
+    from tempdistill.app.demo import main as demo_main
 
     policy = _write(tmp_path, policy_config(tmp_path))
     code = demo_main(["--config", str(make_config()), "--policy-config", str(policy), "--backends", "dense",
@@ -259,3 +259,13 @@ def test_a_policy_sweep_summarises_returns(tmp_path, capsys):
     header = printed.splitlines()[0].split()
     assert "return" in header and "accuracy" not in header
     assert "pole-loss=kl " in printed and "pole-loss=nll " in printed
+
+
+def test_the_demos_default_configs_are_the_shipped_ones():
+    """``make demo`` runs ``tempdistill.app.demo`` without --config: its defaults must name the
+    committed experiment files wherever the module lives in the package."""
+    from tempdistill.app.demo import DEFAULT_CONFIG, POLICY_CONFIG
+
+    repo = Path(__file__).resolve().parents[1]
+    assert DEFAULT_CONFIG == repo / "experiments" / "digits.yaml" and DEFAULT_CONFIG.is_file()
+    assert POLICY_CONFIG == repo / "experiments" / "cartpole.yaml" and POLICY_CONFIG.is_file()

@@ -9,8 +9,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from tempdistill.cli import main  # noqa: E402
-from tempdistill.record import read_run  # noqa: E402
+from tempdistill.app.cli import main  # noqa: E402
+from tempdistill.record.run_file import read_run  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,8 @@ import h5py
 import numpy as np
 import pytest
 
-from tempdistill import journal
-from tempdistill.record import FORMAT_VERSION, RunRecorder, read_run
+from tempdistill.record import journal
+from tempdistill.record.run_file import FORMAT_VERSION, RunRecorder, read_run
 
 CONFIG_JSON = json.dumps({"name": "unit", "distill": {"epochs": 3}})
 
@@ -180,8 +180,8 @@ def test_read_run_bad_paths(tmp_path):
 
 
 def test_show_and_compare_survive_partial_files(tmp_path):
-    from tempdistill.comparison import compare_runs
-    from tempdistill.report import show_run
+    from tempdistill.analysis.comparison import compare_runs
+    from tempdistill.analysis.report import show_run
 
     bare = tmp_path / "bare.h5"  # a run file whose writer died after its very first attribute
     with h5py.File(bare, "w") as f:
@@ -278,8 +278,8 @@ def killed_run(directory: Path, epochs: int = 5) -> RunRecorder:
 
 
 def test_a_killed_run_reads_every_completed_epoch_and_shows(tmp_path, capsys):
-    from tempdistill.cli import main
-    from tempdistill.record import find_runs
+    from tempdistill.app.cli import main
+    from tempdistill.record.run_file import find_runs
 
     rec = killed_run(tmp_path)
     run = read_run(rec.path)
@@ -371,12 +371,12 @@ KILL_IN_FINISH = {
 
 @pytest.mark.parametrize("moment", list(KILL_IN_FINISH))
 def test_a_run_killed_during_finish_reads_every_epoch_once(tmp_path, moment):
-    from tempdistill.comparison import compare_runs
+    from tempdistill.analysis.comparison import compare_runs
 
     script = "\n".join([
         "import os, pathlib, signal, sys",
         "import numpy as np",
-        "from tempdistill.record import RunRecorder",
+        "from tempdistill.record.run_file import RunRecorder",
         "rec = RunRecorder(sys.argv[1], '{\"name\": \"k\", \"distill\": {\"epochs\": 4}}')",
         "for i in range(4):",
         "    rec.append_epoch({'epoch': float(i), 'loss': 1.0 / (i + 1)}, steps={'temperature': np.full(3, 2.0)},",
@@ -399,7 +399,7 @@ def test_a_run_killed_during_finish_reads_every_epoch_once(tmp_path, moment):
 
 
 def test_a_placed_or_consolidated_running_file_stands_alone(tmp_path):
-    from tempdistill.record import consolidate, place_run_file
+    from tempdistill.record.run_file import consolidate, place_run_file
 
     rec = killed_run(tmp_path / "a")
     expected = read_run(rec.path)

@@ -18,11 +18,11 @@ import pytest
 import torch
 import yaml
 
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import load_config
-from tempdistill.data import file_sha256, raw_split
-from tempdistill.export import export_run, load_predictor
-from tempdistill.record import read_run
+from tempdistill.tasks.data import file_sha256, raw_split
+from tempdistill.record.export import export_run, load_predictor
+from tempdistill.record.run_file import read_run
 from tempdistill.runner import execute, prepare_teacher
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def test_eight_concurrent_runs_into_one_directory_leave_eight_complete_files(mak
 
 
 def test_a_claimed_name_is_never_reused(tmp_path):
-    from tempdistill.record import RunRecorder
+    from tempdistill.record.run_file import RunRecorder
 
     config = json.dumps({"name": "x"})
     first = RunRecorder.create(tmp_path, "x-s0", config)
@@ -206,7 +206,7 @@ def test_run_given_a_directory_says_so(tmp_path, capsys):
 
 
 def test_show_piped_into_head_ends_quietly(tmp_path):
-    from tempdistill.record import RunRecorder
+    from tempdistill.record.run_file import RunRecorder
 
     recorder = RunRecorder(tmp_path / "long.h5", json.dumps({"name": "long", "distill": {"epochs": 3000}}))
     epochs = np.arange(3000, dtype=float)  # one append of 3000 values: a table far beyond a pipe's buffer
@@ -303,7 +303,7 @@ def load_config_from(mapping: Dict[str, Any], tmp_path: Path):
 
 
 def test_the_teacher_cache_does_not_follow_the_working_directory(monkeypatch, tmp_path):
-    from tempdistill.teacher import cache_dir
+    from tempdistill.tasks.cache import cache_dir
 
     monkeypatch.delenv("TEMPDISTILL_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -352,7 +352,7 @@ def test_export_round_trip_reproduces_the_runs_predictions(make_config, tmp_path
         assert predictor.facts["normalization"] == run["data_attrs"]["normalization"]
         np.testing.assert_array_equal(predictor.predict(x_test), recorded, err_msg=f"{case} {fmt}")
         if case == "norse-poisson":  # the encoder is really random: another seed draws other spikes
-            from tempdistill.predict import seeded_argmax
+            from tempdistill.core.predict import seeded_argmax
 
             forward = predictor.forward
             x = torch.as_tensor(predictor.normalizer.apply(x_test), dtype=torch.float32)
@@ -389,8 +389,8 @@ def test_old_run_files_still_read_show_compare_and_export(tmp_path, capsys):
 def test_labels_say_what_varies_and_colours_and_rasters_follow_the_run(make_config, tmp_path, monkeypatch):
     from matplotlib.axes import Axes
 
-    from tempdistill.comparison import read_runs
-    from tempdistill.report import write_report
+    from tempdistill.analysis.comparison import read_runs
+    from tempdistill.analysis.report import write_report
 
     base = make_config({"student": {"backend": "snntorch", "hidden": [8], "steps": 5},
                         "record": {"traces": {"every": 1, "samples": 2}}})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -13,9 +13,9 @@ from typing import Dict, List
 import numpy as np
 import pytest
 
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import load_config
-from tempdistill.record import read_run
+from tempdistill.record.run_file import read_run
 from tempdistill.runner import execute
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

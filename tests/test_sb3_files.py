@@ -23,9 +23,9 @@ import pytest
 import torch
 import yaml
 
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import ConfigError, config_from_mapping
-from tempdistill.record import read_run
+from tempdistill.record.run_file import read_run
 from tempdistill.runner import plan_run
 from tempdistill.tasks.envs import make_env
 from tempdistill.tasks.sb3_files import algorithm_class, read_sb3_file
@@ -236,7 +236,7 @@ def test_a_multitask_head_never_runs_a_payload(tmp_path, capsys):
 def test_teach_reads_its_kept_file_back_safely(tmp_path, monkeypatch, capsys):
     """``teach`` with ``select_every`` reads the kept .zip back from its path; a file swapped in
     there (a shared folder) is read like any teacher's."""
-    import tempdistill.teach as teach_module
+    import tempdistill.tasks.teach as teach_module
 
     marker = tmp_path / "ran"
     real = teach_module._selection_callback

@@ -25,10 +25,10 @@ import numpy as np
 import pytest
 import torch
 
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import ConfigError, TemperatureConfig, config_from_mapping
 from tempdistill.losses import kd_loss, kl_per_sample
-from tempdistill.record import read_run
+from tempdistill.record.run_file import read_run
 from tempdistill.runner import execute, plan_run, prepare_teacher
 from tempdistill.schedules import (
     Adaptive,
@@ -48,7 +48,7 @@ from tempdistill.schedules import (
     schedule_class,
 )
 from tempdistill.temperature import log_softmax
-from tempdistill.training import batched_forward
+from tempdistill.core.training import batched_forward
 
 EPOCHS = 4
 BACKENDS = ["dense", "snntorch", "norse"]
@@ -430,7 +430,7 @@ def test_adaptive_is_bounded_by_min_and_max():
 @pytest.fixture
 def short_dense_run(tiny_config_data):
     """A dense student after a short constant-T distillation, with the teacher, on validation data."""
-    from tempdistill.distiller import Distiller
+    from tempdistill.core.distiller import Distiller
     from tempdistill.tasks.classification import ClassificationTask
 
     config = config_from_mapping(config_data(tiny_config_data, {"schedule": "constant", "value": 4.0}, epochs=2))

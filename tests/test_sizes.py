@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from backends.dense import DenseBackend
-from tempdistill import memory, runner
-from tempdistill.cli import main
+from tempdistill import runner
+from tempdistill.core import memory
+from tempdistill.app.cli import main
 from tempdistill.config import ConfigError, config_from_mapping
-from tempdistill.memory import NetworkSize, Part, allocation_failure, check_fits, fully_connected_size
+from tempdistill.core.memory import NetworkSize, Part, allocation_failure, check_fits, fully_connected_size
 
 GB = 10**9
 

@@ -191,7 +191,7 @@ def test_trace_capture_uses_the_loop_and_agrees_with_the_fused_counts():
 
 
 def test_unknown_engine_is_refused_with_the_allowed_values(capsys, make_config, tmp_path):
-    from tempdistill.cli import main
+    from tempdistill.app.cli import main
 
     config = make_config({"student": {"backend": "norse", "hidden": [8], "engine": "jit"}})
     code = main(["run", str(config), "--out", str(tmp_path / "out"), "--quiet"])

@@ -1,7 +1,7 @@
 """End-to-end spiking students through the real CLI: run, record, compare, export.
 
 One module-scoped fixture runs the tiny digits config once per student backend (snnTorch
-in-process through ``tempdistill.cli.main``, Norse as ``python -m tempdistill`` switched by
+in-process through ``tempdistill.app.cli.main``, Norse as ``python -m tempdistill`` switched by
 ``--set student.backend=norse``) plus one dense run, and every test reads those files.
 """
 
@@ -26,11 +26,11 @@ import yaml
 
 from backends import get_backend
 from backends.norse_backend import load_nir
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import config_from_mapping
-from tempdistill.data import load_split
-from tempdistill.export import load_student
-from tempdistill.record import read_run
+from tempdistill.tasks.data import load_split
+from tempdistill.record.export import load_student
+from tempdistill.record.run_file import read_run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPIKING = ("snntorch", "norse")

@@ -8,9 +8,9 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 
-from tempdistill.cli import main
-from tempdistill.comparison import runs_frame
-from tempdistill.statistics import (
+from tempdistill.app.cli import main
+from tempdistill.analysis.comparison import runs_frame
+from tempdistill.analysis.statistics import (
     bootstrap_interval,
     factors,
     group_runs,
@@ -92,7 +92,7 @@ def write_run(directory, seed: int, alpha: float, accuracy: float, best_val: flo
     the test accuracy of its best-validation weights, selected as its score)."""
     import json
 
-    from tempdistill.record import RunRecorder
+    from tempdistill.record.run_file import RunRecorder
 
     config = {"name": "made", "seed": seed, "student": {"backend": "dense"},
               "distill": {"alpha": alpha, "temperature": {"schedule": "constant", "value": 4.0}}}
@@ -121,7 +121,7 @@ def test_compare_scores_each_run_by_the_test_figure_of_the_weights_it_selected(t
 
 
 def test_a_missing_test_figure_is_never_filled_from_validation_in_new_files():
-    from tempdistill.comparison import _test_figure
+    from tempdistill.analysis.comparison import _test_figure
 
     old = {"format_version": 2, "eval": {}, "metrics": {"val_accuracy": np.array([0.5, 0.7])}}
     new = {**old, "format_version": 3}
@@ -152,9 +152,9 @@ def test_compare_gives_the_known_answer_on_hand_made_run_files(tmp_path, capsys,
 
 
 def test_the_sweep_summary_and_the_headline_use_the_selected_weights(tmp_path):
-    from tempdistill.record import read_run
-    from tempdistill.report import headline
-    from tempdistill.sweep import summarize
+    from tempdistill.record.run_file import read_run
+    from tempdistill.analysis.report import headline
+    from tempdistill.sweep.summary import summarize
 
     for seed, (final, best) in enumerate([(0.80, 0.90), (0.82, 0.94)]):
         write_run(tmp_path, seed, 0.9, final, best_val=best)

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tempdistill.cli import main
+from tempdistill.app.cli import main
 from tempdistill.config import ConfigError
-from tempdistill.record import read_run
-from tempdistill.sweep import epochs_to_fraction, parse_grid, parse_seeds, plan_sweep, split_top_level
+from tempdistill.record.run_file import read_run
+from tempdistill.sweep.plan import parse_grid, parse_seeds, plan_sweep, split_top_level
+from tempdistill.sweep.summary import epochs_to_fraction
 
 
 def test_seed_ranges_and_lists() -> None:
@@ -146,8 +147,8 @@ def test_a_sweep_resumes_keeping_complete_runs_and_redoing_the_rest(make_config,
 def test_resuming_moves_a_killed_run_aside_with_its_epochs(tiny_config_data: dict, tmp_path: Path) -> None:
     import json
 
-    from tempdistill.record import RunRecorder
-    from tempdistill.sweep import resume_plan
+    from tempdistill.record.run_file import RunRecorder
+    from tempdistill.sweep.resume import resume_plan
 
     [job] = plan_sweep(dict(tiny_config_data), {}, [0])
     out = tmp_path / "sweep"
@@ -163,7 +164,7 @@ def test_resuming_moves_a_killed_run_aside_with_its_epochs(tiny_config_data: dic
 
 
 def test_epochs_to_a_target_score_and_its_summary_column():
-    from tempdistill.sweep import epochs_to_value, summary_table
+    from tempdistill.sweep.summary import epochs_to_value, summary_table
 
     assert epochs_to_value(np.array([0.5, 0.96, 0.94, 0.97]), 0.95) == 2.0
     assert np.isnan(epochs_to_value(np.array([0.5, 0.9]), 0.95))

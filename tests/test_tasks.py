@@ -9,10 +9,10 @@ import tokenize
 import pytest
 import torch
 
-import tempdistill.distiller as distiller_module
+import tempdistill.core.distiller as distiller_module
 from tempdistill.config import ConfigError, config_from_mapping
 from tempdistill.runner import plan_run, prepare_teacher
-from tempdistill.student import StudentOutput
+from tempdistill.core.student import StudentOutput
 from tempdistill.tasks import get_task_class, known_tasks
 from tempdistill.tasks.classification import ClassificationTask
 

@@ -14,11 +14,11 @@ import torch
 
 from backends.dense import DenseBackend
 from tempdistill.config import ConfigError, DataConfig, config_from_mapping
-from tempdistill.data import load_split, raw_split
-from tempdistill.record import read_run
+from tempdistill.tasks.data import load_split, raw_split
+from tempdistill.record.run_file import read_run
 from tempdistill.runner import execute, plan_run, prepare_teacher
-from tempdistill.statistics import score_of
-from tempdistill.student import Student
+from tempdistill.analysis.statistics import score_of
+from tempdistill.core.student import Student
 from tempdistill.tasks.classification import ClassificationTask
 
 N, FEATURES, CLASSES = 300, 6, 3

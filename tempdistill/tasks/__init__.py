@@ -11,13 +11,7 @@ from __future__ import annotations
 
 from typing import Any, List
 
-from tempdistill.registry import Registry
-
-TASKS = Registry("task", {
-    "classification": "tempdistill.tasks.classification:ClassificationTask",
-    "policy": "tempdistill.tasks.policy:PolicyTask",
-    "multitask": "tempdistill.tasks.multitask:MultiTask",
-})
+from tempdistill.registry import TASKS
 
 
 def known_tasks() -> List[str]:

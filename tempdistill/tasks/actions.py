@@ -33,7 +33,7 @@ import torch
 from tempdistill.config import ConfigError
 from tempdistill.information import information_metrics
 from tempdistill.losses import distillation_objective
-from tempdistill.student import Student, StudentOutput
+from tempdistill.core.student import Student, StudentOutput
 from tempdistill.temperature import Temperature
 
 LOG_2PI_E = math.log(2 * math.pi * math.e)

@@ -15,7 +15,6 @@ the final student and once for the best-validation weights when ``distill.select
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
@@ -25,74 +24,22 @@ from torch import nn
 
 from tempdistill.information import information_metrics
 from tempdistill.losses import distillation_objective
-from tempdistill.student import Student, StudentOutput
+from tempdistill.core.student import Student, StudentOutput
+from tempdistill.core.task import Batch
 from tempdistill.temperature import Temperature
-
-
-@dataclass
-class Batch:
-    """Student inputs (B, F), the teacher's logits for them (B, K), hard targets (B,) or None,
-    and for a multi-head task the head each row belongs to (B,) or None."""
-
-    x: torch.Tensor
-    teacher_logits: torch.Tensor
-    targets: Optional[torch.Tensor] = None
-    groups: Optional[torch.Tensor] = None
 
 
 # A record group a task adds: its arrays and its attrs (``RunRecorder.write_arrays``).
 RecordGroup = Tuple[Mapping[str, np.ndarray], Mapping[str, Any]]
 
 
-class Task(ABC):
-    """One kind of distillation problem. ``input_dim`` and ``num_outputs`` size the student;
-    ``teacher`` is the teacher's network, whose parameters and latency are reported (by default
-    it maps the student's inputs to the teacher's logits; a classification teacher of the
-    user's own reads the inputs as given, and stored logits have no network: None)."""
+class TrainingSide(ABC):
+    """What the loop asks of a task (``tempdistill.core.task.TrainingTask``), with the defaults
+    of a classifier where one fits every task."""
 
-    name: str
-    input_dim: int
-    num_outputs: int
-    teacher: Optional[nn.Module]
     # The per-epoch measure (higher is better) that ``distill.select: best_val`` picks the epoch
     # by; None where the task has no single validation score (then only ``final`` is allowed).
     validation_score: Optional[str] = None
-    # Whether the task takes objects given in memory (``tempdistill.sources.InMemory``: arrays,
-    # a teacher module, stored logits) beside its config.
-    accepts_in_memory: bool = False
-
-    @classmethod
-    @abstractmethod
-    def plan_teacher(cls, config: Any) -> Tuple[Any, Any]:
-        """Check the config's teacher section before any work: (teacher backend or None, options)."""
-
-    @classmethod
-    @abstractmethod
-    def build(cls, config: Any, teacher_backend: Any, teacher_options: Any, log: Any,
-              given: Any = None) -> Tuple["Task", Any]:
-        """The task for a config, with its teacher ready: (task, ``TeacherOrigin``); ``given``:
-        what a Python caller handed over in memory (only where ``accepts_in_memory``)."""
-
-    @classmethod
-    def prepare_teacher(cls, config: Any, teacher_backend: Any, teacher_options: Any, log: Any) -> Optional[Path]:
-        """Make the teacher ready once before parallel runs start (train and cache it); returns
-        the cache file it made or found (an executor ships it to other machines), or None for a
-        teacher loaded from the user's file."""
-        return None
-
-    def prepare_student(self, student: Student) -> None:
-        """Give a freshly built student what the task needs besides its network (a Gaussian
-        policy's learned log σ); nothing by default."""
-
-    def build_schedule(self, config: Any) -> Any:
-        """The run's temperature schedule: ``distill.temperature`` over the task's outputs."""
-        from tempdistill.schedules import build_schedule
-
-        steps = self.steps_per_epoch(config.distill.batch_size)
-        return build_schedule(config.distill.temperature, config.distill.epochs, steps, self.num_outputs)
-
-    def check_schedule(self, schedule: Any) -> None:
-        """Refuse, as a ConfigError, a temperature schedule the task cannot apply."""
 
     def objective(self, student: Student, output: StudentOutput, batch: Batch, temperature: Temperature,
                   alpha: float, loss: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -151,6 +98,54 @@ class Task(ABC):
         are the first validation rows, without labels."""
         return {"probe_rows": np.arange(len(self.probe_inputs(count)), dtype=np.int64)}
 
+
+class RunSide(ABC):
+    """What the runner asks of a task around the loop: the teacher, the student's extras, the
+    schedule, the test figures and the record's extra groups. ``teacher`` is the teacher's
+    network, whose parameters and latency are reported (by default it maps the student's inputs
+    to the teacher's logits; a classification teacher of the user's own reads the inputs as
+    given, and stored logits have no network: None)."""
+
+    input_dim: int
+    num_outputs: int
+    teacher: Optional[nn.Module]
+    # Whether the task takes objects given in memory (``tempdistill.tasks.sources.InMemory``: arrays,
+    # a teacher module, stored logits) beside its config.
+    accepts_in_memory: bool = False
+
+    @classmethod
+    @abstractmethod
+    def plan_teacher(cls, config: Any) -> Tuple[Any, Any]:
+        """Check the config's teacher section before any work: (teacher backend or None, options)."""
+
+    @classmethod
+    @abstractmethod
+    def build(cls, config: Any, teacher_backend: Any, teacher_options: Any, log: Any,
+              given: Any = None) -> Tuple["Task", Any]:
+        """The task for a config, with its teacher ready: (task, ``TeacherOrigin``); ``given``:
+        what a Python caller handed over in memory (only where ``accepts_in_memory``)."""
+
+    @classmethod
+    def prepare_teacher(cls, config: Any, teacher_backend: Any, teacher_options: Any, log: Any) -> Optional[Path]:
+        """Make the teacher ready once before parallel runs start (train and cache it); returns
+        the cache file it made or found (an executor ships it to other machines), or None for a
+        teacher loaded from the user's file."""
+        return None
+
+    def prepare_student(self, student: Student) -> None:
+        """Give a freshly built student what the task needs besides its network (a Gaussian
+        policy's learned log σ); nothing by default."""
+
+    def build_schedule(self, config: Any) -> Any:
+        """The run's temperature schedule: ``distill.temperature`` over the task's outputs."""
+        from tempdistill.schedules import build_schedule
+
+        steps = self.steps_per_epoch(config.distill.batch_size)  # type: ignore[attr-defined]
+        return build_schedule(config.distill.temperature, config.distill.epochs, steps, self.num_outputs)
+
+    def check_schedule(self, schedule: Any) -> None:
+        """Refuse, as a ConfigError, a temperature schedule the task cannot apply."""
+
     @abstractmethod
     def teacher_figures(self) -> Dict[str, Any]:
         """The teacher's figures on the test data (asked once, before training)."""
@@ -169,16 +164,16 @@ class Task(ABC):
         return sum(p.numel() for p in self.teacher.parameters())
 
     def teacher_latency_ms(self) -> Optional[float]:
-        """The teacher's forward time per sample on validation inputs (``tempdistill.latency``);
+        """The teacher's forward time per sample on validation inputs (``tempdistill.core.latency``);
         None where there is no teacher network to time (recorded as absent)."""
-        from tempdistill.latency import inference_latency_ms
+        from tempdistill.core.latency import inference_latency_ms
 
         assert self.teacher is not None
-        return inference_latency_ms(self.teacher, self.evaluation_batch().x)
+        return inference_latency_ms(self.teacher, self.evaluation_batch().x)  # type: ignore[attr-defined]
 
     def export_facts(self) -> Dict[str, Any]:
         """What an exported student needs besides its weights to act for this task (saved with
-        the student; ``tempdistill.export.Predictor`` reads it). Nothing for a classifier."""
+        the student; ``tempdistill.record.export.Predictor`` reads it). Nothing for a classifier."""
         return {}
 
     def record_groups(self) -> Dict[str, RecordGroup]:
@@ -191,3 +186,11 @@ class Task(ABC):
 
     def close(self) -> None:
         """Release what the task holds open (environments)."""
+
+
+class Task(TrainingSide, RunSide):
+    """One kind of distillation problem: the loop's side and the runner's side. ``input_dim``
+    and ``num_outputs`` size the student; ``teacher`` maps the student's inputs to the
+    teacher's logits (parameters and latency are reported from it)."""
+
+    name: str

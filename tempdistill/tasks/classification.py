@@ -7,7 +7,7 @@ are shown to each reported student once, at the end: its accuracy (``student_acc
 its predictions in the user's own class labels (``test_predictions``) come from that one
 seeded pass. ``/data`` keeps the label mapping and input normalisation that exports need.
 
-The teacher is tempdistill's own or the user's (``tempdistill.teacher_sources``): the task asks
+The teacher is tempdistill's own or the user's (``tempdistill.tasks.teacher_sources``): the task asks
 the bound teacher for its logits on each part and never chooses the inputs it reads.
 """
 
@@ -21,14 +21,15 @@ import torch
 from torch import nn
 
 from tempdistill.config import RunConfig
-from tempdistill.data import Split, load_split
-from tempdistill.predict import seeded_argmax
-from tempdistill.student import Backend, Student, StudentOutput
-from tempdistill.sources import InMemory
-from tempdistill.tasks.base import Batch, RecordGroup, Task
-from tempdistill.teacher import TeacherOrigin
-from tempdistill.teacher_sources import ClassifierTeacher, NetworkTeacher, OwnTeacher, source_of, user_source
-from tempdistill.training import iterate_minibatches, seed_everything
+from tempdistill.tasks.data import Split, load_split
+from tempdistill.core.predict import seeded_argmax
+from tempdistill.core.student import Backend, Student, StudentOutput
+from tempdistill.tasks.sources import InMemory
+from tempdistill.core.task import Batch
+from tempdistill.tasks.base import RecordGroup, Task
+from tempdistill.tasks.teacher import TeacherOrigin
+from tempdistill.tasks.teacher_sources import ClassifierTeacher, NetworkTeacher, OwnTeacher, source_of, user_source
+from tempdistill.core.training import iterate_minibatches, seed_everything
 
 
 def prepare_teacher(
@@ -152,7 +153,7 @@ class ClassificationTask(Task):
     def test_figures(self, student: Student, temperature: float, weights: str = "final") -> Dict[str, Any]:
         """Test accuracy and the test predictions in the user's labels, from one seeded pass.
 
-        The pass is ``tempdistill.predict``'s, so an exported student given the same raw
+        The pass is ``tempdistill.core.predict``'s, so an exported student given the same raw
         inputs predicts the same labels, Poisson encoders included, and the recorded accuracy
         is exactly that of the recorded predictions.
         """

@@ -153,7 +153,7 @@ def greedy(network: Callable[[torch.Tensor], Any], head: Any, device: str = "cpu
     """An actor taking a network's deterministic action under ``head`` (an ``ActionHead``):
     the argmax action, or the Gaussian's mean squashed into the action box. A student's
     output object and a teacher's plain tensor are both understood."""
-    from tempdistill.student import StudentOutput
+    from tempdistill.core.student import StudentOutput
 
     def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():

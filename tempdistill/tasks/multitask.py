@@ -25,11 +25,12 @@ from torch import nn
 
 from tempdistill.config import ConfigError, EnvConfig, HeadConfig, RunConfig, TeacherConfig
 from tempdistill.schedules import PerHead, build_schedule
-from tempdistill.student import Student, StudentOutput
+from tempdistill.core.student import Student, StudentOutput
 from tempdistill.tasks.actions import DiscreteActions
-from tempdistill.tasks.base import Batch, RecordGroup, Task
+from tempdistill.core.task import Batch
+from tempdistill.tasks.base import RecordGroup, Task
 from tempdistill.tasks.policy import PolicyTask
-from tempdistill.teacher import TeacherOrigin
+from tempdistill.tasks.teacher import TeacherOrigin
 from tempdistill.temperature import Temperature
 
 

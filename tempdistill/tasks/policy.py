@@ -28,14 +28,15 @@ import torch
 from pydantic import Field
 
 from tempdistill.config import MAX_TIMESTEPS, ConfigError, DaggerConfig, EnvCount, RunConfig, Strict, validate_section, within
-from tempdistill.student import Student, StudentOutput
+from tempdistill.core.student import Student, StudentOutput
 from tempdistill.temperature import Temperature
-from tempdistill.tasks.base import Batch, RecordGroup, Task
+from tempdistill.core.task import Batch
+from tempdistill.tasks.base import RecordGroup, Task
 from tempdistill.tasks.actions import ActionHead, action_head
 from tempdistill.tasks.envs import Collector, Episodes, check_spaces, greedy, make_env, run_episodes
 from tempdistill.tasks.sb3_files import check_replaceable, read_sb3_file
 from tempdistill.tasks.sb3_teacher import SB3Teacher, algorithm_note, load_teacher
-from tempdistill.teacher import TeacherOrigin
+from tempdistill.tasks.teacher import TeacherOrigin
 
 # Held-out states (visited by the teacher from validation seeds) for the per-epoch measures.
 VALIDATION_STATES = 1000

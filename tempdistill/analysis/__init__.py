@@ -1,0 +1,1 @@
+"""Reading many runs: comparisons, statistics over seeds (one bootstrap), reports and figures."""

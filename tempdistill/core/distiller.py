@@ -1,0 +1,209 @@
+"""The one distillation loop, the same for every student backend and every task.
+
+It asks the task for an epoch's batches, the schedule for T at every step, hands T to the
+student (which applies it its own way), trains on the shared objective, and after every
+epoch measures the student on the task's validation batch (the task scores it) and hands the
+epoch to its callbacks (``tempdistill.core.callbacks``): choosing the best-validation weights,
+committing the epoch to the record, warnings, progress and stop requests are theirs. A
+callback may ask the loop to stop; it then ends after the epoch it is in. The loop never sees
+test data and holds no label, argmax or environment code: that is the task's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from tempdistill.core.callbacks import Callback, EpochEnd
+from tempdistill.config import DistillConfig
+from tempdistill.schedules import Schedule
+from tempdistill.core.student import Student
+from tempdistill.core.task import TrainingTask
+from tempdistill.temperature import Temperature
+from tempdistill.core.training import collect_outputs
+
+
+def temperature_value(temperature: Temperature) -> float:
+    """A scalar summary of T for series and tables (the mean of a per-group or per-sample T)."""
+    if isinstance(temperature, torch.Tensor):
+        return float(temperature.detach().float().mean())
+    return float(temperature)
+
+
+def detached(temperature: Temperature) -> Temperature:
+    """T without its graph (a learned T is recorded and reused, not differentiated twice)."""
+    return temperature.detach() if isinstance(temperature, torch.Tensor) else temperature
+
+
+@dataclass
+class EpochSums:
+    """Running sums of one epoch's training losses, weighted by batch size."""
+
+    loss: float = 0.0
+    kd: float = 0.0
+    ce: float = 0.0
+    n: int = 0
+    temperatures: List[float] = field(default_factory=list)
+    step_series: Dict[str, List[float]] = field(default_factory=dict)
+    last_loss: float = 0.0
+
+    def add(self, total: torch.Tensor, kd: torch.Tensor, ce: torch.Tensor, n: int) -> None:
+        self.last_loss = float(total)
+        self.loss += self.last_loss * n
+        self.kd += float(kd) * n
+        self.ce += float(ce) * n
+        self.n += n
+
+
+def adam(student: Student, schedule: Schedule, config: DistillConfig) -> torch.optim.Optimizer:
+    """The run's optimizer: Adam over the student's parameters and a learned schedule's."""
+    params = list(student.parameters()) + list(schedule.parameters())
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+class Distiller:
+    """Trains ``student`` on ``task``'s teacher under ``schedule`` for ``config.epochs``
+    epochs, handing every epoch to ``callbacks`` in order."""
+
+    def __init__(
+        self,
+        student: Student,
+        task: TrainingTask,
+        schedule: Schedule,
+        config: DistillConfig,
+        seed: int,
+        callbacks: Sequence[Callback] = (),
+        optimizer: Optional[torch.optim.Optimizer] = None,
+    ) -> None:
+        self.student = student
+        self.task = task
+        self.schedule = schedule
+        self.config = config
+        self.callbacks = list(callbacks)
+        self.stop_reason: Optional[str] = None
+        self.stopped_early = False
+        self.generator = torch.Generator().manual_seed(seed)
+        student.fit_to_teacher(task.fitting_logits(), task.fitting_inputs())
+        self.optimizer = optimizer if optimizer is not None else adam(student, schedule, config)
+        self.signals: Dict[str, float] = {}
+        self.last_base_temperature: Temperature = 1.0
+        self.step = 0
+        self.history: List[Dict[str, float]] = []
+
+    def request_stop(self, reason: str) -> None:
+        """End training after the epoch in flight (called by a callback)."""
+        self.stop_reason = self.stop_reason or reason
+
+    def train_epoch(self, epoch: int) -> EpochSums:
+        sums = EpochSums()
+        alpha = self.schedule.alpha(epoch, self.config.alpha)
+        self.student.train()
+        for batch in self.task.train_batches(epoch, self.config.batch_size, self.generator):
+            base = self.schedule(self.step, epoch, self.signals)
+            temperature = self.batch_temperature(base, batch.teacher_logits, batch.x)
+            self.last_base_temperature = detached(base)
+            self.student.set_temperature(temperature)
+            out = self.student(batch.x)
+            total, kd, ce = self.task.objective(self.student, out, batch, temperature, alpha, self.config.loss)
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.optimizer.step()
+            sums.add(total.detach(), kd.detach(), ce.detach(), batch.x.shape[0])
+            sums.temperatures.append(temperature_value(temperature))
+            for name, value in self.student.step_record().items():
+                sums.step_series.setdefault(name, []).append(value)
+            self.signals["loss"] = sums.last_loss
+            self.step += 1
+        return sums
+
+    def batch_temperature(self, base: Temperature, teacher_logits: torch.Tensor, x: torch.Tensor) -> Temperature:
+        """The T for one batch: the schedule's T, made per-sample where the schedule says so."""
+        if not self.schedule.needs_student_logits:
+            return self.schedule.for_batch(base, teacher_logits)
+        mode = self.student.training
+        self.student.eval()
+        with torch.no_grad():
+            self.student.set_temperature(1.0)
+            student_logits = torch.cat([self.student(x[i : i + 512]).tempered for i in range(0, x.shape[0], 512)])
+        self.student.train(mode)
+        return self.schedule.per_sample(teacher_logits, student_logits)
+
+    @torch.no_grad()
+    def evaluate(self) -> Dict[str, float]:
+        """Validation measures: the task's score (and what the student measured) at the
+        evaluation T, then the information in its soft labels at the current training T.
+
+        The "T = 1" side of the information record is the student's real output at the
+        evaluation temperature (1 unless configured), not a rescaled tempered output: for a
+        spiking student those differ, because saturation depends on the threshold.
+        """
+        validation = self.task.evaluation_batch()
+        x, teacher_logits = validation.x, validation.teacher_logits
+        self.student.eval()
+        self.student.set_temperature(self.config.eval_temperature)
+        at_eval = collect_outputs(self.student, x)
+        measures: Dict[str, float] = dict(at_eval.measured)
+        measures.update(self.task.score(self.student, at_eval, validation))
+        temperature = detached(self.batch_temperature(self.last_base_temperature, teacher_logits, x))
+        tempered = self._tempered_outputs(x, temperature)
+        measures.update(self.task.soft_label_measures(self.student, tempered, at_eval.logits, validation, temperature))
+        if isinstance(temperature, torch.Tensor) and temperature.numel() > 1:
+            measures["effective_temperature_std"] = float(temperature.float().std())
+        measures["effective_temperature_mean"] = temperature_value(temperature)
+        self.student.train()
+        return measures
+
+    def _tempered_outputs(self, x: torch.Tensor, temperature: Temperature, batch_size: int = 512) -> torch.Tensor:
+        """Student outputs at T, batch by batch; a per-sample T (n, 1) is sliced with the inputs."""
+        per_sample = isinstance(temperature, torch.Tensor) and temperature.dim() == 2 and temperature.shape[0] == x.shape[0]
+        tempered = []
+        for start in range(0, x.shape[0], batch_size):
+            rows = slice(start, start + batch_size)
+            self.student.set_temperature(temperature[rows] if per_sample else temperature)
+            tempered.append(self.student(x[rows]).tempered)
+        return torch.cat(tempered)
+
+    def run(self) -> Dict[str, float]:
+        """Train for every configured epoch, or until a callback asks to stop; returns the last
+        epoch's metrics (``stopped_early`` says which)."""
+        started = time.perf_counter()
+        metrics: Dict[str, float] = {}
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
+        for epoch in range(self.config.epochs):
+            first_step = self.step
+            gathered = self.task.begin_epoch(epoch, self.student, self.config.eval_temperature)
+            sums = self.train_epoch(epoch)
+            flags, alarms = self.student.activity_check()
+            metrics = {
+                "epoch": float(epoch),
+                "loss": sums.loss / sums.n,
+                "kd_loss": sums.kd / sums.n,
+                "ce_loss": sums.ce / sums.n,
+                "alpha": self.schedule.alpha(epoch, self.config.alpha),
+                "temperature": float(np.mean(sums.temperatures)),
+            }
+            metrics.update(gathered)
+            metrics.update(flags)
+            metrics.update(self.evaluate())
+            metrics["wall_seconds"] = time.perf_counter() - started
+            self.signals.update({k: v for k, v in metrics.items() if k == "kl" or k.startswith("kl.")})
+            self.history.append(metrics)
+            steps = {
+                "step": np.arange(first_step, self.step, dtype=np.float64),
+                "temperature": np.asarray(sums.temperatures),
+                **{name: np.asarray(values) for name, values in sums.step_series.items()},
+            }
+            end = EpochEnd(epoch, metrics, steps, flags, alarms)
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, end)
+            if self.stop_reason is not None and epoch < self.config.epochs - 1:
+                self.stopped_early = True
+                break
+        for callback in self.callbacks:
+            callback.on_train_end(self)
+        return metrics
