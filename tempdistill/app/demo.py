@@ -26,42 +26,34 @@ POLICY_CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "cartpole.
 
 
 def run_demo(config_path: Path, backends: Sequence[str], out: str, quiet: bool = False, extra: Sequence[str] = ()) -> List[Path]:
-    from tempdistill.api import run
-    from tempdistill.core.callbacks import EpochFunction
-    from tempdistill.runner import echo
-
-    paths: List[Path] = []
-    base = load_config(config_path, list(extra))
-    for backend in backends:
-        for label, overrides in (("kd", []), ("no-kd", ["distill.alpha=0"])):
-            sets = [*extra, f"student.backend={backend}", f"name={base.name}-{backend}-{label}", *overrides]
-            config = load_config(config_path, sets)
-            if not quiet:
-                echo(f"== {config.name}: student {backend}, alpha={config.distill.alpha}")
-            made = run(config_path, out=out, set=sets, log=(lambda _: None) if quiet else echo,
-                       callbacks=[] if quiet else [EpochFunction(_progress(config))], warn=_stderr)
-            paths.append(made.path)
-    return paths
+    """Each backend distils the digits teacher twice: with distillation and with hard labels only."""
+    name = load_config(config_path, list(extra)).name
+    return [_one_run(config_path, [*extra, f"student.backend={backend}", f"name={name}-{backend}-{label}", *overrides],
+                     out, quiet, f"student {backend}, alpha={{alpha}}")
+            for backend in backends for label, overrides in (("kd", []), ("no-kd", ["distill.alpha=0"]))]
 
 
 def run_policy_demo(
     config_path: Path, backends: Sequence[str], out: str, quiet: bool = False, extra: Sequence[str] = ()
 ) -> List[Path]:
     """Each backend distils the policy config's teacher once."""
+    return [_one_run(config_path, [f"student.backend={backend}", *extra], out, quiet, f"student {backend}, {{env}}")
+            for backend in backends]
+
+
+def _one_run(config_path: Path, sets: List[str], out: str, quiet: bool, heading: str) -> Path:
+    """One run of the demo through the Python API, its heading and progress on the terminal."""
     from tempdistill.api import run
     from tempdistill.core.callbacks import EpochFunction
     from tempdistill.runner import echo
 
-    paths: List[Path] = []
-    for backend in backends:
-        sets = [f"student.backend={backend}", *extra]
-        config = load_config(config_path, sets)
-        if not quiet:
-            echo(f"== {config.name}: student {backend}, {config.env.id if config.env else ''}")
-        made = run(config_path, out=out, set=sets, log=(lambda _: None) if quiet else echo,
-                   callbacks=[] if quiet else [EpochFunction(_progress(config))], warn=_stderr)
-        paths.append(made.path)
-    return paths
+    config = load_config(config_path, sets)
+    if not quiet:
+        env = config.env.id if config.env else ""
+        echo(f"== {config.name}: " + heading.format(alpha=config.distill.alpha, env=env))
+    made = run(config_path, out=out, set=sets, log=(lambda _: None) if quiet else echo,
+               callbacks=[] if quiet else [EpochFunction(_progress(config))], warn=_stderr)
+    return made.path
 
 
 def _stderr(message: str) -> None:
