@@ -29,7 +29,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if made.status == "interrupted":
-        print(f"tempdistill run: {made.record['attrs'].get('error', 'interrupted')}; partial run kept (student saved, "
+        print(f"tempdistill run: {made.attrs.get('error', 'interrupted')}; partial run kept (student saved, "
               f"status=interrupted): {made.path}", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"{headline(made.eval)}  record {made.path}")
@@ -90,8 +90,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from tempdistill.record.export import export_run
+    from tempdistill.record.run import Run
 
-    out = export_run(args.run, args.format, args.out)
+    out = export_run(Run.read(args.run), args.format, args.out)
     print(f"exported {args.format} student to {out}")
     return 0
 
