@@ -398,10 +398,10 @@ def test_labels_say_what_varies_and_colours_and_rasters_follow_the_run(make_conf
     out = tmp_path / "runs"
     for backend in ("snntorch", "norse"):
         assert main(["run", str(base), "--out", str(out), "--quiet", "--set", f"student.backend={backend}"]) == 0
-    labels = sorted(r["label"] for r in read_runs([out]))
+    labels = sorted(r.label for r in read_runs([out]))
     assert labels == ["tiny[backend=norse]", "tiny[backend=snntorch]"]
     [single] = read_runs([run_files(out)[0]])
-    assert single["label"] in ("tiny[student.backend=norse]", "tiny[student.backend=snntorch]")
+    assert single.label in ("tiny[student.backend=norse]", "tiny[student.backend=snntorch]")
 
     drawn: Dict[str, set] = {}
     original_plot = Axes.plot

@@ -124,6 +124,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     from tempdistill.config import read_yaml
     from tempdistill.core.interrupt import EXIT_INTERRUPTED
+    from tempdistill.record.run import Run
     from tempdistill.runner import echo
     from tempdistill.sweep.launch import run_sweep
     from tempdistill.sweep.plan import parse_grid, parse_seeds, plan_sweep
@@ -142,9 +143,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError("--address/--storage/--cpus-per-run/--gpus-per-run: only used with --executor ray")
     outcome = run_sweep(jobs, out, args.jobs, args.executor, log=(lambda _: None) if args.quiet else echo,
                         ray_options=ray_flags if args.executor == "ray" else None)
-    rows = summarize(outcome.paths, (raw.get("sweep") or {}).get("target"))
+    runs = [Run.read(path) for path in outcome.paths]
+    rows = summarize(runs, (raw.get("sweep") or {}).get("target"))
     text = summary_table(rows) if rows else "no run completed"
-    verdict = difference_text(outcome.paths)
+    verdict = difference_text(runs)
     print(text)
     if verdict:
         print()
