@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 from bench_common import markdown_table, peak_rss_mb
-from tempdistill.record.run_file import read_run
+from tempdistill.record.run import Run
 
 BENCHMARKS = Path(__file__).resolve().parent
 SPIKING = ("snntorch", "norse")
@@ -43,19 +43,19 @@ for _ in range(3):
 """
 
 
-def _score(run: Dict) -> Tuple[str, float]:
-    ev = run["eval"]
+def _score(run: Run) -> Tuple[str, float]:
+    ev = run.eval
     if "student_accuracy" in ev:
         return "accuracy", float(ev["student_accuracy"])
     return "return", float(ev.get("student_return_mean", float("nan")))
 
 
-def spiking_rows(engine: str, out: Path) -> Tuple[float, float, List[Dict]]:
+def spiking_rows(engine: str, out: Path) -> Tuple[float, float, List[Run]]:
     code = _DEMO_ROWS.format(backends=list(SPIKING))
     peak, seconds, status = peak_rss_mb(["-c", code, str(out), engine], {"OMP_NUM_THREADS": "1"})
     if status != 0:
         raise RuntimeError(f"demo rows with engine {engine} failed (exit {status})")
-    return seconds, peak, [read_run(p) for p in sorted(out.glob("*.h5"))]
+    return seconds, peak, [Run.read(p) for p in sorted(out.glob("*.h5"))]
 
 
 def demo_tables() -> Tuple[str, float]:
@@ -63,14 +63,14 @@ def demo_tables() -> Tuple[str, float]:
     with tempfile.TemporaryDirectory(prefix="tempdistill-bench-") as tmp:
         results = {engine: spiking_rows(engine, Path(tmp) / engine) for engine in ("loop", "fused")}
     rows: List[List[object]] = []
-    by_name = {engine: {r["attrs"]["name"]: r for r in runs} for engine, (_, _, runs) in results.items()}
+    by_name = {engine: {r.attrs["name"]: r for r in runs} for engine, (_, _, runs) in results.items()}
     for name in sorted(by_name["loop"]):
         loop, fused = by_name["loop"][name], by_name["fused"].get(name)
         if fused is None:
             continue
         kind, loop_score = _score(loop)
         _, fused_score = _score(fused)
-        loop_s, fused_s = float(loop["eval"]["wall_seconds"]), float(fused["eval"]["wall_seconds"])
+        loop_s, fused_s = float(loop.eval["wall_seconds"]), float(fused.eval["wall_seconds"])
         rows.append([name, loop_s, fused_s, f"{loop_s / fused_s:.2f}", f"{kind} {loop_score:.4g} / {fused_score:.4g}"])
     total_loop, total_fused = results["loop"][0], results["fused"][0]
     rows.append(["all spiking rows, process wall time", total_loop, total_fused, f"{total_loop / total_fused:.2f}", ""])

@@ -35,7 +35,7 @@ sys.path.insert(1, str(HERE.parent))
 
 from raw_teacher import RawInputTeacher  # noqa: E402
 from tempdistill.config import config_from_mapping  # noqa: E402
-from tempdistill.record import read_run  # noqa: E402
+from tempdistill.record.run import Run  # noqa: E402
 from tempdistill.runner import execute, prepare_teacher  # noqa: E402
 from tempdistill.tasks.sources import InMemory  # noqa: E402
 
@@ -98,7 +98,7 @@ def one_seed(seed: int, epochs: int, work: Path) -> Dict[str, Dict[str, float]]:
         misfed = float((teacher(split.x_test).argmax(-1) == split.y_test).float().mean())
     figures: Dict[str, Dict[str, Any]] = {"misfed": {"teacher": misfed}}
     for name, path in runs.items():
-        ev = read_run(path)["eval"]
+        ev = Run.read(path).eval
         figures[name] = {"student": float(ev["student_accuracy"]), "teacher": float(ev["teacher_accuracy"]),
                          "source": str(ev["teacher_source"])}
     return figures

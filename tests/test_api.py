@@ -56,7 +56,36 @@ def test_run_from_a_mapping_and_its_student_predicts_what_the_run_recorded(tiny_
 def test_load_run_reads_every_format_version():
     for name in ("run_v1.h5", "run_v2_reference.h5", "run_v3.h5"):
         run = td.load_run(FIXTURES / name)
-        assert run.format_version < 4 and len(run.metrics) == run.record["attrs"]["epochs_completed"]
+        assert run.format_version < 4 and len(run.metrics) == run.attrs["epochs_completed"]
+
+
+def test_a_run_names_every_part_that_read_run_returns_and_reads_cheaply():
+    """``Run`` is ``read_run``'s dictionary with names: every part is there, the same object
+    (nothing copied), and a run made in memory has the empty groups of a file that lacks them."""
+    import subprocess
+    import sys
+
+    from tempdistill.record import read_run
+    from tempdistill.record.run import Run
+
+    record = read_run(FIXTURES / "run_v3.h5")
+    run = Run.from_record(record)
+    renamed = {"metrics": "series", "steps": "step_series", "student": "student_arrays"}
+    for key, value in record.items():
+        if key == "path":
+            assert run.path == Path(value)
+        else:
+            assert getattr(run, renamed.get(key, key)) is value, key
+    assert run.label is None and sorted(run.series) == sorted([*run.metrics.columns, "epoch"])
+    made = Run.from_parts(config={"seed": 1}, eval={"student_accuracy": 0.5})
+    assert made.status == "complete" and made.config == {"seed": 1} and made.eval == {"student_accuracy": 0.5}
+    assert made.series == {} and made.step_series == {} and not made.traces and made.warnings == []
+    assert made.metrics.empty
+    # reading a run imports neither pandas (until .metrics) nor torch (until .student)
+    code = ("import sys; from tempdistill.record.run import Run; run = Run.read(sys.argv[1]); len(run.traces[1]); "
+            "print('pandas' in sys.modules, 'torch' in sys.modules)")
+    seen = subprocess.run([sys.executable, "-c", code, str(FIXTURES / "run_v3.h5")], capture_output=True, text=True)
+    assert seen.stdout.strip() == "False False", seen.stderr
 
 
 @pytest.mark.parametrize("change, field", [
@@ -90,7 +119,7 @@ def test_a_users_callback_sees_every_epoch_and_can_stop_the_run(tiny_config_data
     assert [s["epoch"] for s in callback.seen] == [0, 1]
     assert all(s["temperature"] == 4.0 and s["steps"] > 0 for s in callback.seen)
     assert [s["history"] for s in callback.seen] == [1, 2]
-    assert run.status == "interrupted" and "enough for this test after epoch 2 of 5" in run.record["attrs"]["error"]
+    assert run.status == "interrupted" and "enough for this test after epoch 2 of 5" in run.attrs["error"]
     assert len(run.metrics) == 2 and run.student is not None  # recorded before the user's callback ran
 
 

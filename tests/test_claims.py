@@ -26,6 +26,7 @@ from tempdistill.studies.claims import (
     speedup,
 )
 from tempdistill.analysis.bootstrap import Effect, bootstrap_strata, mean_difference
+from tempdistill.record.run import Run
 from tempdistill.studies.claims_experiment import load_spec, plan_claims
 from tempdistill.app.cli import main
 from tempdistill.analysis.statistics import bootstrap_interval
@@ -110,15 +111,14 @@ def test_spread_ratio_and_speedup_statistics() -> None:
 # --- claims judged from hand-made runs --------------------------------------------------------
 
 
-def fake_run(arm: str, seed: int, test: float, val: Sequence[float], **metrics: float) -> Dict[str, Any]:
+def fake_run(arm: str, seed: int, test: float, val: Sequence[float], **metrics: float) -> Run:
     series = {"val_accuracy": np.asarray(val, dtype=float)}
     series.update({k: np.asarray([v], dtype=float) for k, v in metrics.items()})
-    return {"status": "complete", "config": {"name": arm, "seed": seed}, "metrics": series,
-            "eval": {"student_accuracy": test}}
+    return Run.from_parts(config={"name": arm, "seed": seed}, series=series, eval={"student_accuracy": test})
 
 
-def index_of(cells: Dict[tuple, List[Dict[str, Any]]]) -> RunIndex:
-    return RunIndex({key: {run["config"]["seed"]: run for run in runs} for key, runs in cells.items()})
+def index_of(cells: Dict[tuple, List[Run]]) -> RunIndex:
+    return RunIndex({key: {run.config["seed"]: run for run in runs} for key, runs in cells.items()})
 
 
 def judge(claim_id: str, index: RunIndex):

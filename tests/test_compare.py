@@ -15,6 +15,7 @@ import torch
 
 from tempdistill.app.cli import main
 from tempdistill.analysis.comparison import by_task, drop_duplicates, task_label
+from tempdistill.record.run import Run
 from tempdistill.record.run_file import RunRecorder
 from tempdistill.analysis.comparison import read_runs
 from tempdistill.analysis.report import write_html
@@ -83,7 +84,7 @@ def test_one_task_reads_as_before_without_headings_or_notices(tmp_path, capsys):
 
 
 def test_tables_of_different_scores_refuse_to_mix():
-    runs = [{"config": {"seed": 0, "distill": {"alpha": a}}, "status": "complete", "eval": {key: 1.0}}
+    runs = [Run.from_parts(config={"seed": 0, "distill": {"alpha": a}}, eval={key: 1.0})
             for a, key in ((0.0, "student_accuracy"), (0.9, "student_return_mean"))]
     for make in (group_table, difference_table):
         with pytest.raises(ValueError, match="accuracy, return"):
@@ -122,11 +123,11 @@ def test_of_duplicates_the_complete_run_is_kept_and_the_name_does_not_make_anoth
     assert replicate_key(config) == replicate_key(renamed)
     assert replicate_key(config) != replicate_key({**config, "seed": 2})
     assert replicate_key(config) != replicate_key({**config, "distill": {"alpha": 0.0}})
-    failed = {"config": config, "status": "failed", "eval": {}, "path": "a/x.h5"}
-    complete = {"config": renamed, "status": "complete", "eval": {"student_accuracy": 0.9}, "path": "b/y.h5"}
+    failed = Run.from_parts(config=config, status="failed", path="a/x.h5")
+    complete = Run.from_parts(config=renamed, eval={"student_accuracy": 0.9}, path="b/y.h5")
     kept, dropped = drop_duplicates([failed, complete])
     assert kept == [complete] and dropped == [failed]
-    unreadable = [{"config": {}, "status": "unknown", "eval": {}, "path": p} for p in ("c.h5", "d.h5")]
+    unreadable = [Run.from_parts(config={}, status="unknown", path=p) for p in ("c.h5", "d.h5")]
     assert drop_duplicates(unreadable) == (unreadable, [])  # no config: nothing says they are one run
 
 
@@ -244,7 +245,7 @@ def test_compare_shows_latency_only_where_measured_on_a_fixed_batch(tmp_path, ca
     timed = {"student_latency_ms_per_sample": 0.001}
     old = write_run(tmp_path, DIGITS, 0, 0.0, 0.9, timed)
     new = write_run(tmp_path, DIGITS, 0, 0.9, 0.9, {**timed, "latency_batch": 256})
-    runs: List[Dict[str, Any]] = read_runs([old, new])
+    runs: List[Run] = read_runs([old, new])
     header, rows = comparison_rows(runs)
     column = header.index("latency_ms/sample")
     assert [row[column] for row in rows] == [None, 0.001]

@@ -13,6 +13,7 @@ import yaml
 from tempdistill.app.cli import main
 from tempdistill.config import config_from_mapping
 from tempdistill.record.export import export_run, load_predictor, load_student
+from tempdistill.record.run import Run
 from tempdistill.record.run_file import read_run
 from tempdistill.runner import execute
 from tempdistill.tasks.actions import GaussianActions, gaussian_kl, tempered_log_std
@@ -110,7 +111,7 @@ def test_a_pendulum_run_distils_the_gaussian_and_exports_its_log_std(tmp_path, b
     assert ev["teacher_return_mean"] > -300 and ev["random_return_mean"] < -900
     assert np.isfinite(ev["return_retained"]) and "action_abs_error" in run["metrics"]
     assert run["metrics"]["teacher_entropy"][0] > run["metrics"]["teacher_entropy_t1"][0]  # T = 2 widens it
-    _, student, _ = load_student(path)
+    _, student = load_student(Run.read(path))
     assert student.log_std.shape == (1,)
     torch.testing.assert_close(student.log_std.detach(), torch.as_tensor(run["student"]["log_std"]))
     # an exported student acts as the run's student did: the squashed Gaussian mean
@@ -119,7 +120,7 @@ def test_a_pendulum_run_distils_the_gaussian_and_exports_its_log_std(tmp_path, b
     student.set_temperature(1.0)
     with torch.no_grad():
         expected = head.student_actions(student(torch.as_tensor(obs)))
-    predictor = load_predictor(export_run(path, "pt", tmp_path / "pend.pt"))
+    predictor = load_predictor(export_run(Run.read(path), "pt", tmp_path / "pend.pt"))
     actions = predictor.predict(obs)
     assert actions.shape == (32, 1) and np.all(np.abs(actions) <= 2.0)
     np.testing.assert_allclose(actions, expected, atol=1e-5)

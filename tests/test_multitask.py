@@ -119,14 +119,15 @@ def test_a_multitask_run_records_per_head_temperature_returns_and_episodes(tmp_p
     assert run["metrics"]["buffer_states"][-1] == 400
     # the exported student acts per head, from that head's own observations
     from tempdistill.record.export import export_run, load_predictor, load_student
+    from tempdistill.record.run import Run
 
-    _, student, _ = load_student(run["path"])
+    _, student = load_student(Run.from_record(run))
     acrobot_obs = torch.randn(20, 6)
     padded = torch.cat([acrobot_obs, torch.tensor([[0.0, 1.0]]).expand(20, 2)], dim=1)
     student.set_temperature(1.0)
     with torch.no_grad():
         expected = student(padded).tempered[:, 2:].argmax(dim=-1).numpy()
-    predictor = load_predictor(export_run(run["path"], "pt", tmp_path / "two.pt"))
+    predictor = load_predictor(export_run(Run.from_record(run), "pt", tmp_path / "two.pt"))
     assert (predictor.predict(acrobot_obs.numpy(), head="acrobot") == expected).all()
     with pytest.raises(ValueError, match="head: got None; this multi-task student's heads: cartpole, acrobot"):
         predictor.predict(acrobot_obs.numpy())

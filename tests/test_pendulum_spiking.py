@@ -20,6 +20,7 @@ import yaml
 
 from tempdistill.config import config_from_mapping
 from tempdistill.record.export import load_student
+from tempdistill.record.run import Run
 from tempdistill.runner import execute, plan_run
 from tempdistill.tasks.actions import GaussianActions
 from tempdistill.tasks.envs import Collector, greedy, make_env
@@ -103,7 +104,7 @@ def test_short_spiking_pendulum_distillation_tracks_the_teacher_on_held_out_stat
     on unseen states, full-torque states included (sign and magnitude)."""
     config = pendulum_experiment(tmp_path, distill__epochs=6, eval__episodes=2, eval__val_episodes=2)
     path = execute(config_from_mapping(config), warn=lambda _: None)
-    _, student, _ = load_student(path)
+    _, student = load_student(Run.read(path))
     obs, teacher_actions, head = held_out_states(1000)
     student.eval()
     student.set_temperature(1.0)

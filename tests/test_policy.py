@@ -142,12 +142,13 @@ def test_policy_best_val_tests_the_best_validation_epoch_once_more(tmp_path):
     """Epochs are chosen by validation return (its own seeds); the final student and the chosen
     weights each play the test episodes once, both recorded; the run is scored by the chosen."""
     from tempdistill.analysis.statistics import score_of
+    from tempdistill.record.run import Run
 
     mapping = policy_config(tmp_path, eval={"episodes": 4, "val_episodes": 2, "rollouts": 1})
     mapping["distill"] = dict(mapping["distill"], epochs=3, select="best_val")
-    run = read_run(execute(config_from_mapping(mapping), warn=lambda _: None))
-    ev, episodes = run["eval"], run["episodes"]
-    validation = np.asarray(run["metrics"]["return_mean"])
+    run = Run.read(execute(config_from_mapping(mapping), warn=lambda _: None))
+    ev, episodes = run.eval, run.episodes
+    validation = np.asarray(run.series["return_mean"])
     assert ev["select"] == "best_val" and ev["best_val_epoch"] == int(np.argmax(validation))  # first of ties
     assert ev["best_val_score"] == validation.max()
     for who in ("student", "student_best_val"):
@@ -156,7 +157,7 @@ def test_policy_best_val_tests_the_best_validation_epoch_once_more(tmp_path):
     np.testing.assert_allclose(episodes["student_returns"].mean(), ev["student_return_mean"])
     assert "return_retained_best_val" in ev and "0" in episodes and "1" not in episodes  # rollouts: final only
     assert score_of(run) == ("return", ev["student_return_mean_best_val"])
-    assert run["student_attrs"]["weights"] == "best_val"
+    assert run.student_attrs["weights"] == "best_val"
 
 
 def test_losses_nll_and_mse_train_a_policy(tmp_path):

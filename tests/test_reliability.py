@@ -22,6 +22,7 @@ from tempdistill.app.cli import main
 from tempdistill.config import load_config
 from tempdistill.tasks.data import file_sha256, raw_split
 from tempdistill.record.export import export_run, load_predictor
+from tempdistill.record.run import Run
 from tempdistill.record.run_file import read_run
 from tempdistill.runner import execute, prepare_teacher
 
@@ -111,7 +112,7 @@ def test_sigint_on_run_keeps_an_exportable_interrupted_run(make_config, tmp_path
     assert 3 <= epochs < 400 and run["eval"]["epochs_trained"] == epochs
     assert f"after epoch {epochs} of 400" in run["attrs"]["error"]
     assert run["student"], "the student trained so far is kept"
-    predictor = load_predictor(export_run(path, "pt", tmp_path / "partial.pt"))
+    predictor = load_predictor(export_run(Run.read(path), "pt", tmp_path / "partial.pt"))
     x_test = raw_split(load_config(config).data, 0).x_test
     np.testing.assert_array_equal(predictor.predict(x_test), run["eval"]["test_predictions"])
     assert predictor.facts["status"] == "interrupted"
@@ -348,7 +349,7 @@ def test_export_round_trip_reproduces_the_runs_predictions(make_config, tmp_path
     # The test accuracy comes from the same seeded pass as the predictions, Poisson spikes included.
     assert recorded_accuracy == run["eval"]["student_accuracy"]
     for fmt in formats:
-        predictor = load_predictor(export_run(path, fmt, tmp_path / f"student.{fmt}"))
+        predictor = load_predictor(export_run(Run.read(path), fmt, tmp_path / f"student.{fmt}"))
         assert predictor.facts["normalization"] == run["data_attrs"]["normalization"]
         np.testing.assert_array_equal(predictor.predict(x_test), recorded, err_msg=f"{case} {fmt}")
         if case == "norse-poisson":  # the encoder is really random: another seed draws other spikes
@@ -364,7 +365,7 @@ def test_nir_export_carries_encoder_steps_readout_theta0_and_normalisation(make_
 
     student = {"backend": "snntorch", "hidden": [8], "steps": 6, "encoder": "poisson", "readout": "count_membrane"}
     config = load_config(make_config({"student": student}))
-    target = export_run(execute(config), "nir", tmp_path / "s.nir")
+    target = export_run(Run.read(execute(config)), "nir", tmp_path / "s.nir")
     facts = json.loads(nir.read(str(target)).metadata["tempdistill"])
     described = facts["describe"]
     assert (described["encoder"], described["steps"], described["readout"]) == ("poisson", 6, "count_membrane")
@@ -381,7 +382,7 @@ def test_old_run_files_still_read_show_compare_and_export(tmp_path, capsys):
     assert "v1-fixture" in capsys.readouterr().out
     assert main(["compare", str(FIXTURE_V1.parent)]) == 0
     assert "v1-fixture" in capsys.readouterr().out
-    predictor = load_predictor(export_run(FIXTURE_V1, "pt", tmp_path / "old.pt"))
+    predictor = load_predictor(export_run(Run.read(FIXTURE_V1), "pt", tmp_path / "old.pt"))
     assert predictor.class_labels.tolist() == list(range(10))
 
 
@@ -397,10 +398,10 @@ def test_labels_say_what_varies_and_colours_and_rasters_follow_the_run(make_conf
     out = tmp_path / "runs"
     for backend in ("snntorch", "norse"):
         assert main(["run", str(base), "--out", str(out), "--quiet", "--set", f"student.backend={backend}"]) == 0
-    labels = sorted(r["label"] for r in read_runs([out]))
+    labels = sorted(r.label for r in read_runs([out]))
     assert labels == ["tiny[backend=norse]", "tiny[backend=snntorch]"]
     [single] = read_runs([run_files(out)[0]])
-    assert single["label"] in ("tiny[student.backend=norse]", "tiny[student.backend=snntorch]")
+    assert single.label in ("tiny[student.backend=norse]", "tiny[student.backend=snntorch]")
 
     drawn: Dict[str, set] = {}
     original_plot = Axes.plot

@@ -30,6 +30,7 @@ from tempdistill.app.cli import main
 from tempdistill.config import config_from_mapping
 from tempdistill.tasks.data import load_split
 from tempdistill.record.export import load_student
+from tempdistill.record.run import Run
 from tempdistill.record.run_file import read_run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -213,7 +214,7 @@ def test_temperature_is_carried_by_thresholds(runs: Dict[str, Any], backend: str
     np.testing.assert_allclose(run["student"]["thresholds.1.trace"], 4.0 * theta0, rtol=1e-5)
     np.testing.assert_allclose(run["student"]["thresholds.1.applied"], theta0, rtol=1e-5)
 
-    _, student, _ = load_student(runs["path"][backend])
+    _, student = load_student(Run.read(runs["path"][backend]))
     out = student.thresholds[-1]
     assert not student.training
     np.testing.assert_allclose(out.theta0.numpy(), theta0, rtol=1e-6)
@@ -271,7 +272,7 @@ def test_export_nir_runs_in_norse_with_same_output_spikes(
     assert "IF" in kinds and "Affine" in kinds, kinds  # default beta 1.0: integrate-and-fire
 
     run = runs["run"][backend]
-    _, student, _ = load_student(runs["path"][backend])
+    _, student = load_student(Run.read(runs["path"][backend]))
     student.set_temperature(1.0)  # eval mode: θ = θ0·T_eval, as exported
     x = _probe_inputs(run, 64)  # direct encoder: the encoded input is x at every step
     expected = student.capture_traces(x)["output/spikes"]  # (S, T, K)
@@ -310,7 +311,7 @@ def test_export_pt_reloads_into_identical_student(runs: Dict[str, Any], backend:
     fresh = impl.build_student(impl.validate(checkpoint["options"], "student"), 64, NUM_CLASSES)
     fresh.load_state_dict(checkpoint["state_dict"])
     fresh.eval()
-    _, stored, _ = load_student(runs["path"][backend])
+    _, stored = load_student(Run.read(runs["path"][backend]))
     x = _probe_inputs(runs["run"][backend], 64)
     with torch.no_grad():
         for model in (fresh, stored):

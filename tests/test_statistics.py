@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List
+from typing import Any, List
 
 import numpy as np
 import pytest
@@ -17,15 +17,16 @@ from tempdistill.analysis.statistics import (
     paired_differences,
     verdict,
 )
+from tempdistill.record.run import Run
 
 
-def fake_run(seed: int, accuracy: float, **config: Any) -> Dict[str, Any]:
+def fake_run(seed: int, accuracy: float, **config: Any) -> Run:
     base = {"seed": seed, "name": f"r{seed}", "student": {"backend": "dense"},
             "distill": {"alpha": 0.9, "temperature": {"schedule": "constant", "value": 4.0}}, "record": {"dir": "x"}}
     for key, value in config.items():
         section, leaf = key.split("__")
         base[section] = {**base[section], leaf: value}
-    return {"config": base, "eval": {"student_accuracy": accuracy}, "status": "complete"}
+    return Run.from_parts(config=base, eval={"student_accuracy": accuracy})
 
 
 def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_seeds():
@@ -47,7 +48,7 @@ def test_verdict_needs_the_interval_to_exclude_zero():
 def test_keys_that_change_together_are_one_factor_and_seeds_are_not_a_factor():
     runs = [fake_run(s, 0.9, distill__temperature={"schedule": "cosine", "start": 8, "end": 1}) for s in range(2)]
     runs += [fake_run(s, 0.9) for s in range(2)]
-    found = factors([r["config"] for r in runs])
+    found = factors([r.config for r in runs])
     assert found == [("distill.temperature.end", "distill.temperature.schedule", "distill.temperature.start",
                       "distill.temperature.value")]
     _, groups = group_runs(runs)
@@ -55,14 +56,14 @@ def test_keys_that_change_together_are_one_factor_and_seeds_are_not_a_factor():
 
 
 def test_paired_differences_match_seeds_and_give_verdicts():
-    runs: List[Dict[str, Any]] = []
+    runs: List[Run] = []
     for seed in range(5):
         runs.append(fake_run(seed, 0.90 + 0.01 * seed, distill__alpha=0.0))
         runs.append(fake_run(seed, 0.92 + 0.01 * seed, distill__alpha=0.9))  # always +0.02 on the same seed
         runs.append(fake_run(seed, 0.90 + 0.01 * seed + (0.01 if seed % 2 else -0.01), distill__alpha=0.0,
                              student__backend="snntorch"))
         runs.append(fake_run(seed, 0.90 + 0.01 * seed, distill__alpha=0.9, student__backend="snntorch"))
-    diffs = {(d.factor, d.within): d for d in paired_differences(runs, lambda r: r["eval"]["student_accuracy"])}
+    diffs = {(d.factor, d.within): d for d in paired_differences(runs, lambda r: r.eval["student_accuracy"])}
     kd_dense = diffs[("distill.alpha", "backend=dense")]
     assert kd_dense.n == 5 and kd_dense.mean == pytest.approx(0.02) and kd_dense.verdict == "helped"
     # unpaired, the seeds' spread (0.01 per seed) would hide this; paired it is exact
@@ -123,12 +124,12 @@ def test_compare_scores_each_run_by_the_test_figure_of_the_weights_it_selected(t
 def test_a_missing_test_figure_is_never_filled_from_validation_in_new_files():
     from tempdistill.analysis.comparison import _test_figure
 
-    old = {"format_version": 2, "eval": {}, "metrics": {"val_accuracy": np.array([0.5, 0.7])}}
-    new = {**old, "format_version": 3}
+    old = Run.from_parts(format_version=2, series={"val_accuracy": np.array([0.5, 0.7])})
+    new = Run.from_parts(format_version=3, series={"val_accuracy": np.array([0.5, 0.7])})
     assert _test_figure(old, "student_accuracy", "val_accuracy") == 0.7  # formats 1-2 measured epochs on test
     assert _test_figure(new, "student_accuracy", "val_accuracy") is None
-    chosen = {"format_version": 3, "metrics": {},
-              "eval": {"select": "best_val", "student_accuracy": 0.8, "student_accuracy_best_val": 0.9}}
+    chosen = Run.from_parts(format_version=3,
+                            eval={"select": "best_val", "student_accuracy": 0.8, "student_accuracy_best_val": 0.9})
     assert _test_figure(chosen, "student_accuracy") == 0.9
 
 
@@ -152,14 +153,13 @@ def test_compare_gives_the_known_answer_on_hand_made_run_files(tmp_path, capsys,
 
 
 def test_the_sweep_summary_and_the_headline_use_the_selected_weights(tmp_path):
-    from tempdistill.record.run_file import read_run
     from tempdistill.analysis.report import headline
     from tempdistill.sweep.summary import summarize
 
     for seed, (final, best) in enumerate([(0.80, 0.90), (0.82, 0.94)]):
         write_run(tmp_path, seed, 0.9, final, best_val=best)
-    paths = sorted(tmp_path.glob("*.h5"))
-    [row] = summarize(paths)
+    runs = [Run.read(path) for path in sorted(tmp_path.glob("*.h5"))]
+    [row] = summarize(runs)
     assert row["accuracy"][0] == pytest.approx(0.92) and row["score_name"] == "accuracy"
-    line = headline(read_run(paths[0])["eval"])
+    line = headline(runs[0].eval)
     assert line == "best_val (epoch 1): student accuracy 0.9000  final:  student accuracy 0.8000"

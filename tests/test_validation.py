@@ -15,6 +15,7 @@ import torch
 from backends.dense import DenseBackend
 from tempdistill.config import ConfigError, DataConfig, config_from_mapping
 from tempdistill.tasks.data import load_split, raw_split
+from tempdistill.record.run import Run
 from tempdistill.record.run_file import read_run
 from tempdistill.runner import execute, plan_run, prepare_teacher
 from tempdistill.analysis.statistics import score_of
@@ -242,12 +243,12 @@ class ScriptedScore:
         return {"val_accuracy": score}
 
 
-def _spiking_run(tiny_config_data, name: str, epochs: int, select: str) -> Dict[str, Any]:
+def _spiking_run(tiny_config_data, name: str, epochs: int, select: str) -> Run:
     mapping = copy.deepcopy(tiny_config_data)
     mapping["name"] = name
     mapping["student"] = {"backend": "norse", "hidden": [16], "steps": 6}
     mapping["distill"].update(epochs=epochs, select=select)
-    return read_run(execute(config_from_mapping(mapping), warn=lambda _: None))
+    return Run.read(execute(config_from_mapping(mapping), warn=lambda _: None))
 
 
 @pytest.mark.parametrize("scores,best", [([0.2, 0.9, 0.5, 0.4], 1), ([float("nan"), 0.3, 0.6, 0.6], 2)],
@@ -259,16 +260,16 @@ def test_best_val_restores_the_best_epochs_weights(tiny_config_data, monkeypatch
     selected = _spiking_run(tiny_config_data, "best", len(scores), "best_val")
     monkeypatch.undo()
     stopped = _spiking_run(tiny_config_data, "stopped", best + 1, "final")
-    ev = selected["eval"]
+    ev = selected.eval
     assert ev["select"] == "best_val" and ev["best_val_epoch"] == best
     assert ev["best_val_score"] == scores[best]
-    assert selected["student_attrs"]["weights"] == "best_val" and stopped["student_attrs"]["weights"] == "final"
-    assert sorted(selected["student"]) == sorted(stopped["student"])
-    assert any(name.startswith("thresholds") for name in selected["student"])  # buffers are part of it
-    for name, array in stopped["student"].items():
-        np.testing.assert_array_equal(selected["student"][name], array, err_msg=name)
-    assert ev["student_accuracy_best_val"] == stopped["eval"]["student_accuracy"]
-    np.testing.assert_array_equal(ev["test_predictions_best_val"], stopped["eval"]["test_predictions"])
+    assert selected.student_attrs["weights"] == "best_val" and stopped.student_attrs["weights"] == "final"
+    assert sorted(selected.student_arrays) == sorted(stopped.student_arrays)
+    assert any(name.startswith("thresholds") for name in selected.student_arrays)  # buffers are part of it
+    for name, array in stopped.student_arrays.items():
+        np.testing.assert_array_equal(selected.student_arrays[name], array, err_msg=name)
+    assert ev["student_accuracy_best_val"] == stopped.eval["student_accuracy"]
+    np.testing.assert_array_equal(ev["test_predictions_best_val"], stopped.eval["test_predictions"])
     # the final student is tested and recorded too, and the run is scored by the selected weights
     assert "student_accuracy" in ev and "test_predictions" in ev
     assert score_of(selected) == ("accuracy", ev["student_accuracy_best_val"])
@@ -276,10 +277,10 @@ def test_best_val_restores_the_best_epochs_weights(tiny_config_data, monkeypatch
 
 def test_final_select_keeps_the_last_epoch_and_records_no_best(tiny_config_data):
     run = _spiking_run(tiny_config_data, "final", 2, "final")
-    ev = run["eval"]
-    assert ev["select"] == "final" and run["student_attrs"]["weights"] == "final"
+    ev = run.eval
+    assert ev["select"] == "final" and run.student_attrs["weights"] == "final"
     assert not {"best_val_epoch", "best_val_score", "student_accuracy_best_val"} & set(ev)
-    assert ev["val_accuracy"] == pytest.approx(float(run["metrics"]["val_accuracy"][-1]))  # a validation figure
+    assert ev["val_accuracy"] == pytest.approx(float(run.series["val_accuracy"][-1]))  # a validation figure
     assert score_of(run) == ("accuracy", ev["student_accuracy"])
 
 

@@ -11,12 +11,14 @@ line each, so nothing is dropped or split silently.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from tempdistill.record.run_file import find_runs, read_run
+from tempdistill.record.run import Run
+from tempdistill.record.run_file import find_runs
 from tempdistill.analysis.statistics import difference_table, flatten, group_table, replicate_key
 from tempdistill.text import format_value, printable, printable_lines, table
 
@@ -38,37 +40,37 @@ def task_label(config: Mapping[str, Any]) -> str:
     return f"{task} on {where}"
 
 
-def by_task(runs: Sequence[Dict[str, Any]]) -> List[Tuple[str, List[Dict[str, Any]]]]:
+def by_task(runs: Sequence[Run]) -> List[Tuple[str, List[Run]]]:
     """The runs split by ``task_label``, tasks in the order their first run was given."""
-    groups: Dict[str, List[Dict[str, Any]]] = {}
+    groups: Dict[str, List[Run]] = {}
     for run in runs:
-        groups.setdefault(task_label(run["config"]), []).append(run)
+        groups.setdefault(task_label(run.config), []).append(run)
     return list(groups.items())
 
 
-def _preference(run: Dict[str, Any]) -> int:
+def _preference(run: Run) -> int:
     """Which of two copies to keep: a complete run with final figures before any other."""
-    return 0 if run["status"] == "complete" and run["eval"] else 1
+    return 0 if run.status == "complete" and run.eval else 1
 
 
-def drop_duplicates(runs: Sequence[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+def drop_duplicates(runs: Sequence[Run]) -> Tuple[List[Run], List[Run]]:
     """(kept, dropped): one run per replicate (config and seed), in the order given; of copies
     the first complete one is kept, else the first. A file without a config (its writer died
     first) is never taken for a copy: nothing says what it ran."""
-    chosen: Dict[str, Dict[str, Any]] = {}
+    chosen: Dict[str, Run] = {}
     for run in runs:
-        key = replicate_key(run["config"]) if run["config"] else f"unknown {id(run)}"
+        key = replicate_key(run.config) if run.config else f"unknown {id(run)}"
         if key not in chosen or _preference(run) < _preference(chosen[key]):
             chosen[key] = run
     kept_ids = {id(run) for run in chosen.values()}
     return [r for r in runs if id(r) in kept_ids], [r for r in runs if id(r) not in kept_ids]
 
 
-def notices(runs: Sequence[Dict[str, Any]], dropped: Sequence[Dict[str, Any]]) -> List[str]:
+def notices(runs: Sequence[Run], dropped: Sequence[Run]) -> List[str]:
     """One line for duplicates dropped and one for runs of more than one task, where so."""
     lines = []
     if dropped:
-        named = ", ".join(str(r["path"]) for r in dropped[:NAMED_DUPLICATES])
+        named = ", ".join(str(r.path) for r in dropped[:NAMED_DUPLICATES])
         more = f" and {len(dropped) - NAMED_DUPLICATES} more" if len(dropped) > NAMED_DUPLICATES else ""
         runs_word = "run" if len(dropped) == 1 else "runs"
         lines.append(f"dropped {len(dropped)} duplicate {runs_word} (same config and seed as a run kept; a seed "
@@ -80,7 +82,7 @@ def notices(runs: Sequence[Dict[str, Any]], dropped: Sequence[Dict[str, Any]]) -
     return lines
 
 
-def comparison_text(runs: Sequence[Dict[str, Any]], statistics: bool = True) -> str:
+def comparison_text(runs: Sequence[Run], statistics: bool = True) -> str:
     """The runs table and (with ``statistics``) the statistics over seeds, per task, after the
     notices; a single task without duplicates reads as one plain table."""
     kept, dropped = drop_duplicates(runs)
@@ -95,7 +97,7 @@ def comparison_text(runs: Sequence[Dict[str, Any]], statistics: bool = True) -> 
     return printable_lines("\n\n".join(parts))
 
 
-def comparison_html(runs: Sequence[Dict[str, Any]]) -> str:
+def comparison_html(runs: Sequence[Run]) -> str:
     """The same as HTML: the notices, then per task a heading, the runs table and the
     statistics over seeds, in one ``<section id="comparison">``."""
     kept, dropped = drop_duplicates(runs)
@@ -116,56 +118,56 @@ def comparison_html(runs: Sequence[Dict[str, Any]]) -> str:
 
 
 COMPARE_COLUMNS = (
-    ("run", lambda r: r["label"]),
-    ("backend", lambda r: r["config"].get("student", {}).get("backend")),
-    ("alpha", lambda r: r["config"].get("distill", {}).get("alpha")),
-    ("schedule", lambda r: _schedule_label(r["config"])),
-    ("status", lambda r: r["status"]),
+    ("run", lambda r: r.label),
+    ("backend", lambda r: r.config.get("student", {}).get("backend")),
+    ("alpha", lambda r: r.config.get("distill", {}).get("alpha")),
+    ("schedule", lambda r: _schedule_label(r.config)),
+    ("status", lambda r: r.status),
     ("select", lambda r: _selected(r)),
     ("accuracy", lambda r: _test_figure(r, "student_accuracy", "val_accuracy")),
-    ("teacher_acc", lambda r: r["eval"].get("teacher_accuracy")),
+    ("teacher_acc", lambda r: r.eval.get("teacher_accuracy")),
     ("return", lambda r: _test_figure(r, "student_return_mean", "return_mean")),
     ("return_std", lambda r: _test_figure(r, "student_return_std")),
-    ("teacher_return", lambda r: r["eval"].get("teacher_return_mean")),
-    ("retained", lambda r: r["eval"].get("return_retained")),
-    ("params", lambda r: r["eval"].get("student_params")),
-    ("param_ratio", lambda r: r["eval"].get("param_ratio")),
-    ("spikes/sample", lambda r: r["eval"].get("spikes_per_sample")),
-    ("synops/sample", lambda r: r["eval"].get("synops_per_sample")),
-    ("MACs/sample", lambda r: r["eval"].get("macs_per_sample")),
-    ("energy_nJ(est)", lambda r: r["eval"].get("energy_nj_per_sample")),
+    ("teacher_return", lambda r: r.eval.get("teacher_return_mean")),
+    ("retained", lambda r: r.eval.get("return_retained")),
+    ("params", lambda r: r.eval.get("student_params")),
+    ("param_ratio", lambda r: r.eval.get("param_ratio")),
+    ("spikes/sample", lambda r: r.eval.get("spikes_per_sample")),
+    ("synops/sample", lambda r: r.eval.get("synops_per_sample")),
+    ("MACs/sample", lambda r: r.eval.get("macs_per_sample")),
+    ("energy_nJ(est)", lambda r: r.eval.get("energy_nj_per_sample")),
     ("latency_ms/sample", lambda r: _latency(r)),
-    ("wall_s", lambda r: r["eval"].get("wall_seconds", _last(r, "wall_seconds"))),
+    ("wall_s", lambda r: r.eval.get("wall_seconds", _last(r, "wall_seconds"))),
 )
 
 
-def _latency(run: Dict[str, Any]) -> Any:
+def _latency(run: Run) -> Any:
     """The student's latency where it was measured as ``tempdistill.core.latency`` does (a fixed
     batch, median of repeats); earlier files timed one pass, which is noise, and show none."""
-    return run["eval"].get("student_latency_ms_per_sample") if "latency_batch" in run["eval"] else None
+    return run.eval.get("student_latency_ms_per_sample") if "latency_batch" in run.eval else None
 
 
-def _selected(run: Dict[str, Any]) -> Any:
+def _selected(run: Run) -> Any:
     """'best_val@E' (1-based epoch) for a run that reports its best-validation weights, else None."""
-    epoch = run["eval"].get("best_val_epoch")
-    return f"best_val@{int(epoch) + 1}" if run["eval"].get("select") == "best_val" and epoch is not None else None
+    epoch = run.eval.get("best_val_epoch")
+    return f"best_val@{int(epoch) + 1}" if run.eval.get("select") == "best_val" and epoch is not None else None
 
 
-def _test_figure(run: Dict[str, Any], key: str, old_series: str | None = None) -> Any:
+def _test_figure(run: Run, key: str, old_series: Optional[str] = None) -> Any:
     """A test figure of the weights the run selected without test data (the final student's,
     or the best-validation epoch's). A format 1–2 file without final figures falls back to its
     last per-epoch value, which those formats measured on the same held-out rows; from format
     3 the per-epoch series are validation and never stand in for a test figure."""
-    selected = f"{key}_best_val" if run["eval"].get("select") == "best_val" else key
-    if selected in run["eval"]:
-        return run["eval"][selected]
-    if key in run["eval"]:
-        return run["eval"][key]
-    return _last(run, old_series) if old_series and run.get("format_version", 1) < 3 else None
+    selected = f"{key}_best_val" if run.eval.get("select") == "best_val" else key
+    if selected in run.eval:
+        return run.eval[selected]
+    if key in run.eval:
+        return run.eval[key]
+    return _last(run, old_series) if old_series and run.format_version < 3 else None
 
 
-def _last(run: Dict[str, Any], metric: str) -> Any:
-    series = run["metrics"].get(metric)
+def _last(run: Run, metric: str) -> Any:
+    series = run.series.get(metric)
     return float(series[-1]) if series is not None and len(series) else None
 
 
@@ -191,17 +193,17 @@ def _flatten_config(config: Dict[str, Any]) -> Dict[str, str]:
 _UNLABELLED = ("name", "record.", "sweep.")
 
 
-def run_labels(runs: Sequence[Dict[str, Any]]) -> List[str]:
+def run_labels(runs: Sequence[Run]) -> List[str]:
     """A label per run: its name plus ``key=value`` for every config key that differs among
     the runs sharing that name (the last part of the key where that is unambiguous), so runs
     made from one config with ``--set`` or a grid are told apart and distinct names stay short.
     A run alone is labelled by the ``--set``/grid overrides it was made with."""
-    flats = [_flatten_config(r["config"]) for r in runs]
-    names = [r["config"].get("name", Path(r["path"]).stem) for r in runs]
+    flats = [_flatten_config(r.config) for r in runs]
+    names = [r.config.get("name", r.path.stem) for r in runs]
     labels = []
     for run, flat, name in zip(runs, flats, names):
         if len(runs) == 1:
-            parts = json.loads(run["attrs"].get("overrides", "[]") or "[]")
+            parts = run.overrides()
         else:
             group = [f for f, n in zip(flats, names) if n == name]
             keys = sorted({k for f in group for k in f})
@@ -221,12 +223,11 @@ def _plain_value(text: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
-def read_runs(paths: Sequence[str | Path]) -> List[Dict[str, Any]]:
-    """The runs at ``paths`` (files or directories), each with its ``label`` among them."""
-    runs = [read_run(p) for p in find_runs(paths)]
-    for run, label in zip(runs, run_labels(runs)):
-        run["label"] = label
-    return runs
+def read_runs(paths: Sequence[str | Path]) -> List[Run]:
+    """The runs at ``paths`` (files or directories), each with its ``label`` among them
+    (``run_labels``)."""
+    runs = [Run.read(p) for p in find_runs(paths)]
+    return [dataclasses.replace(run, label=label) for run, label in zip(runs, run_labels(runs))]
 
 
 def compare_runs(paths: Sequence[str | Path], statistics: bool = True) -> str:
@@ -240,7 +241,7 @@ def compare_runs(paths: Sequence[str | Path], statistics: bool = True) -> str:
     return comparison_text(runs, statistics)
 
 
-def comparison_rows(runs: Sequence[Dict[str, Any]]) -> tuple[List[str], List[List[Any]]]:
+def comparison_rows(runs: Sequence[Run]) -> tuple[List[str], List[List[Any]]]:
     """The comparison's columns (those some run has) and one row per run."""
     columns = [(name, get) for name, get in COMPARE_COLUMNS if any(get(r) is not None for r in runs)]
     return [name for name, _ in columns], [[get(r) for _, get in columns] for r in runs]
@@ -255,19 +256,19 @@ def runs_frame(paths: Sequence[str | Path]) -> Any:
 
     rows = []
     for run in read_runs(paths):
-        row: Dict[str, Any] = {"path": run["path"], "status": run["status"], "seed": run["config"].get("seed")}
+        row: Dict[str, Any] = {"path": str(run.path), "status": run.status, "seed": run.config.get("seed")}
         row.update({f"config.{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v)
-                    for k, v in flatten(run["config"]).items()})
-        row.update({f"eval.{k}": v for k, v in run["eval"].items() if not hasattr(v, "shape") or v.shape == ()})
-        row.update({f"final.{k}": float(v[-1]) for k, v in run["metrics"].items() if len(v)})
+                    for k, v in flatten(run.config).items()})
+        row.update({f"eval.{k}": v for k, v in run.eval.items() if not hasattr(v, "shape") or v.shape == ()})
+        row.update({f"final.{k}": float(v[-1]) for k, v in run.series.items() if len(v)})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def statistics_text(runs: Sequence[Dict[str, Any]]) -> str:
+def statistics_text(runs: Sequence[Run]) -> str:
     """Groups of seeds (mean ± std and 95% bootstrap interval of the final figures) and the
     paired differences of every two-level factor, with verdicts (``tempdistill.analysis.statistics``)."""
-    complete = [r for r in runs if r["status"] == "complete" and r["eval"]]
+    complete = [r for r in runs if r.status == "complete" and r.eval]
     if len(complete) < 2:
         return ""
     parts = []

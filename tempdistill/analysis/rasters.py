@@ -10,10 +10,11 @@ layer share their axes so they compare at a glance.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional
 
 import numpy as np
 
+from tempdistill.record.run import Run
 from tempdistill.text import plot_label
 
 MAX_PROBES = 4
@@ -36,15 +37,15 @@ def probe_titles(traces: Mapping[str, Any], count: int) -> List[str]:
     return titles
 
 
-def raster_figure(run: Dict[str, Any], colour: Any, path: Path) -> Optional[str]:
-    """Draw ``run``'s rasters of its last traced epoch to ``path``; returns the file name, or
-    None when the run recorded no spikes."""
+def raster_figure(run: Run, colour: Any, path: Path) -> Optional[str]:
+    """Draw ``run``'s rasters of its last traced epoch to ``path``, titled with its ``label``;
+    returns the file name, or None when the run recorded no spikes."""
     import matplotlib.pyplot as plt
 
-    if not run["traces"]:
+    if not run.traces:
         return None
-    epoch = max(run["traces"])
-    traces = run["traces"][epoch]
+    epoch = max(run.traces)
+    traces = run.traces[epoch]
     layers = sorted((name, arrays["spikes"]) for name, arrays in traces.items()
                     if isinstance(arrays, dict) and "spikes" in arrays)
     if not layers:
@@ -69,7 +70,7 @@ def raster_figure(run: Dict[str, Any], colour: Any, path: Path) -> Optional[str]
                 ax.set_xlabel("time step", fontsize=8)
             if column == 0:
                 ax.set_ylabel(plot_label(f"{layer} neuron (of {neurons})"), fontsize=8)
-    fig.suptitle(plot_label(f"{run['label']}: spikes at epoch {epoch + 1}"), fontsize=9)
+    fig.suptitle(plot_label(f"{run.label}: spikes at epoch {epoch + 1}"), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

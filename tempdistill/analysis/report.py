@@ -4,7 +4,6 @@ The comparison tables themselves are ``tempdistill.analysis.comparison``'s."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -12,9 +11,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tempdistill.analysis.comparison import comparison_html, compare_runs, read_runs
+from tempdistill.analysis.comparison import comparison_html, comparison_text, read_runs
 from tempdistill.analysis.rasters import raster_figure
-from tempdistill.record.run_file import find_runs, read_run
+from tempdistill.record.run import Run
+from tempdistill.record.run_file import find_runs
 from tempdistill.text import code_fence, format_value, markdown, plot_label, printable, table
 
 EPOCH_COLUMNS = ("epoch", "temperature", "loss", "kd_loss", "ce_loss", "kl", "teacher_entropy", "student_entropy",
@@ -57,28 +57,28 @@ def _teacher_label(config: Dict[str, Any]) -> str:
 
 def show_run(path: str | Path) -> str:
     """A one-screen summary and the per-epoch table of one run."""
-    run = read_run(path)
-    cfg = run["config"]
+    run = Run.read(path)
+    cfg = run.config
     student = cfg.get("student", {})
     temperature: Any = cfg.get("distill", {}).get("temperature", {})
     if cfg.get("heads"):  # one schedule per head
         temperature = {h["name"]: h.get("temperature") or temperature for h in cfg["heads"]}
-    epochs_done = len(run["metrics"].get("epoch", []))
-    overrides = json.loads(run["attrs"].get("overrides", "[]") or "[]")
+    epochs_done = len(run.series.get("epoch", []))
+    overrides = run.overrides()
     lines = [
-        f"run      {run['path']}",
-        f"name     {cfg.get('name', '?')}   status {run['status']}" + (f"   error {run['attrs']['error']}" if "error" in run["attrs"] else ""),
+        f"run      {run.path}",
+        f"name     {cfg.get('name', '?')}   status {run.status}" + (f"   error {run.attrs['error']}" if "error" in run.attrs else ""),
         f"student  {student.get('backend', '?')} hidden={student.get('hidden')}   teacher {_teacher_label(cfg)}",
         f"distill  alpha={cfg.get('distill', {}).get('alpha')}  temperature={temperature}",
         f"epochs   {epochs_done} of {cfg.get('distill', {}).get('epochs', '?')} recorded",
     ]
     if overrides:
         lines.append("set      " + "  ".join(overrides))
-    lines += [f"log      {w}" for w in run.get("warnings", [])]
-    if run["eval"]:
-        lines.append("eval     " + "  ".join(f"{k}={format_value(v)}" for k, v in sorted(run["eval"].items()) if not hasattr(v, "shape")))
+    lines += [f"log      {w}" for w in run.warnings]
+    if run.eval:
+        lines.append("eval     " + "  ".join(f"{k}={format_value(v)}" for k, v in sorted(run.eval.items()) if not hasattr(v, "shape")))
     lines = [printable(line) for line in lines]  # text from the file, as the terminal is to show it
-    metrics = run["metrics"]
+    metrics = run.series
     columns = [c for c in EPOCH_COLUMNS if c in metrics]
     if columns and epochs_done:
         rows = [[float(metrics[c][i]) if i < len(metrics[c]) else None for c in columns] for i in range(epochs_done)]
@@ -133,12 +133,12 @@ REPORT_SERIES = (
 )
 
 
-def run_colours(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+def run_colours(runs: Sequence[Run]) -> Dict[Path, Any]:
     """One colour per run file, the same in every figure of a report."""
     import matplotlib
 
     cycle = matplotlib.colormaps["tab10" if len(runs) <= 10 else "tab20"]
-    return {run["path"]: cycle(i % cycle.N) for i, run in enumerate(runs)}
+    return {run.path: cycle(i % cycle.N) for i, run in enumerate(runs)}
 
 
 LINE_STYLES = ("-", "--", ":", "-.")
@@ -170,26 +170,26 @@ def _file_part(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+=-]+", "_", text).strip("_") or "run"
 
 
-def _draw_figures(runs: Sequence[Dict[str, Any]], out: Path, plt: Any) -> List[str]:
+def _draw_figures(runs: Sequence[Run], out: Path, plt: Any) -> List[str]:
     """Every figure of a report into ``out``: per-epoch curves, rasters, groups of seeds."""
     colours = run_colours(runs)
     out.mkdir(parents=True, exist_ok=True)
     figures: List[str] = []
     for metric, title in REPORT_SERIES:
-        series = [(r, r["metrics"][metric]) for r in runs if len(r["metrics"].get(metric, [])) > 0]
+        series = [(r, r.series[metric]) for r in runs if len(r.series.get(metric, [])) > 0]
         if not series:
             continue
         fig, ax = plt.subplots(figsize=(6.5, 4))
         same = same_as_earlier([values for _, values in series])
         for index, (run, values) in enumerate(series):
-            ax.plot(range(1, len(values) + 1), values, label=plot_label(run["label"]), color=colours[run["path"]],
+            ax.plot(range(1, len(values) + 1), values, label=plot_label(run.label), color=colours[run.path],
                     **line_style(index, len(values)))
-        notes = [plot_label(f"{run['label']} = {series[match][0]['label']}")
+        notes = [plot_label(f"{run.label} = {series[match][0].label}")
                  for (run, _), match in zip(series, same) if match is not None]
         figures.append(_save_epoch_figure(fig, ax, title, out / f"{metric}.png",
                                           "same values, drawn over each other:\n" + "\n".join(notes) if notes else None))
     for run in runs:
-        raster = raster_figure(run, colours[run["path"]], out / f"raster-{_file_part(Path(run['path']).stem)}.png")
+        raster = raster_figure(run, colours[run.path], out / f"raster-{_file_part(run.path.stem)}.png")
         if raster:
             figures.append(raster)
     figures += group_figures(runs, out)
@@ -214,10 +214,10 @@ def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
     out = Path(out)
     with matplotlib.rc_context({"text.usetex": False}):  # labels are plain text (``plot_label``), never LaTeX
         figures = _draw_figures(runs, out, plt)
-    comparison = compare_runs(files)
+    comparison = comparison_text(runs)
     fence = code_fence(comparison)
     lines = ["# tempdistill report", "", f"{len(runs)} runs:", ""]
-    lines += [f"- {markdown(r['path'])} ({markdown(r['status'])})" for r in runs]
+    lines += [f"- {markdown(str(r.path))} ({markdown(r.status)})" for r in runs]
     lines += ["", fence, comparison, fence, ""]
     lines += [f"![{name}]({name})" for name in figures]
     page = out / "index.md"
@@ -226,8 +226,8 @@ def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
     return page
 
 
-def _score_series(runs: Sequence[Dict[str, Any]]) -> str:
-    return "val_accuracy" if any("val_accuracy" in r["metrics"] for r in runs) else "return_mean"
+def _score_series(runs: Sequence[Run]) -> str:
+    return "val_accuracy" if any("val_accuracy" in r.series for r in runs) else "return_mean"
 
 
 GROUP_SERIES = (("temperature", "temperature T (epoch mean)"),
@@ -251,7 +251,7 @@ def _save_epoch_figure(fig: Any, ax: Any, title: str, path: Path, note: Optional
     return path.name
 
 
-def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
+def group_figures(runs: Sequence[Run], out: Path) -> List[str]:
     """Figures over groups of seeds (``tempdistill.analysis.statistics.group_runs``): the score, T and
     the teacher's soft-label entropy per epoch as mean ± sd over seeds, and the final score
     against the estimated energy per sample, dense and spiking students marked apart and
@@ -260,7 +260,7 @@ def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
 
     from tempdistill.analysis.statistics import group_runs, score_of
 
-    complete = [r for r in runs if r["metrics"].get("epoch") is not None and len(r["metrics"]["epoch"])]
+    complete = [r for r in runs if r.series.get("epoch") is not None and len(r.series["epoch"])]
     if not complete:
         return []
     _, groups = group_runs(complete)
@@ -271,7 +271,7 @@ def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
         fig, ax = plt.subplots(figsize=(6.5, 4))
         drawn = False
         for index, group in enumerate(groups):
-            curves = [np.asarray(r["metrics"][metric], dtype=float) for r in group.runs if len(r["metrics"].get(metric, []))]
+            curves = [np.asarray(r.series[metric], dtype=float) for r in group.runs if len(r.series.get(metric, []))]
             if not curves:
                 continue
             length = min(len(c) for c in curves)
@@ -285,20 +285,20 @@ def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
         if drawn:
             names.append(_save_epoch_figure(fig, ax, f"{title}: mean ± sd over seeds", out / f"groups-{metric}.png"))
         plt.close(fig)
-    points = [(r, score_of(r)[1], r["eval"].get("energy_nj_per_sample")) for r in complete]
+    points = [(r, score_of(r)[1], r.eval.get("energy_nj_per_sample")) for r in complete]
     points = [(r, y, x) for r, y, x in points if y is not None and x is not None]
     if points:
         fig, ax = plt.subplots(figsize=(6, 4))
         for kind, marker in (("dense", "s"), ("spiking", "o")):
             chosen = [(x, y) for r, y, x in points
-                      if (r["config"].get("student", {}).get("backend") == "dense") == (kind == "dense")]
+                      if (r.config.get("student", {}).get("backend") == "dense") == (kind == "dense")]
             if chosen:
                 ax.scatter(*zip(*chosen), marker=marker, label=f"{kind} students", alpha=0.8)
         stacked: Dict[tuple, int] = {}
         for run, y, x in points:  # which run each point is; labels of one spot stacked, not overprinted
             spot = (round(float(x), 6), round(float(y), 6))
             line = stacked[spot] = stacked.get(spot, -1) + 1
-            ax.annotate(plot_label(run["label"]), (x, y), xytext=(5, 3 - 8 * line), textcoords="offset points",
+            ax.annotate(plot_label(run.label), (x, y), xytext=(5, 3 - 8 * line), textcoords="offset points",
                         fontsize=6, alpha=0.85, annotation_clip=False)
         ax.margins(x=0.2, y=0.12)
         ax.set_xlabel("estimated energy per sample (nJ, 45 nm model)")
@@ -313,14 +313,14 @@ def group_figures(runs: Sequence[Dict[str, Any]], out: Path) -> List[str]:
     return names
 
 
-def write_html(runs: Sequence[Dict[str, Any]], figures: Sequence[str], path: Path) -> Path:
+def write_html(runs: Sequence[Run], figures: Sequence[str], path: Path) -> Path:
     """The report as one page next to its figures (relative links only): the comparison as an
     HTML table per task with the statistics over seeds, every figure."""
     import html
 
     comparison = comparison_html(runs)
 
-    items = "\n".join(f"<li><code>{html.escape(printable(r['path']))}</code> ({html.escape(printable(r['status']))})</li>"
+    items = "\n".join(f"<li><code>{html.escape(printable(str(r.path)))}</code> ({html.escape(printable(r.status))})</li>"
                       for r in runs)
     images = "\n".join(
         f'<figure><img src="{html.escape(name)}" alt="{html.escape(name)}"><figcaption>{html.escape(name)}'

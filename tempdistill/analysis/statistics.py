@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from tempdistill.analysis.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, LEVEL, bootstrap_strata, mean_of_first
+from tempdistill.record.run import Run
 
 # Config keys that never define a factor: the seed replicates, the rest says where files went.
 NOT_FACTORS = ("seed", "name", "record.", "sweep.")
@@ -178,16 +179,16 @@ class Group:
     """Runs whose factors agree: replicates over seeds."""
 
     label: str
-    runs: List[Mapping[str, Any]]
+    runs: List[Run]
 
 
-def group_runs(runs: Sequence[Mapping[str, Any]]) -> Tuple[List[Tuple[str, ...]], List[Group]]:
+def group_runs(runs: Sequence[Run]) -> Tuple[List[Tuple[str, ...]], List[Group]]:
     """(factors, groups of runs that differ only by seed), groups in sorted level order."""
-    found = factors([r["config"] for r in runs])
+    found = factors([r.config for r in runs])
     keys = [k for factor in found for k in factor]
-    cells: Dict[Tuple[str, ...], List[Mapping[str, Any]]] = {}
+    cells: Dict[Tuple[str, ...], List[Run]] = {}
     for run in runs:
-        cells.setdefault(level_of(run["config"], keys), []).append(run)
+        cells.setdefault(level_of(run.config, keys), []).append(run)
     return found, [Group(brief_level(found, keys, level), members) for level, members in sorted(cells.items())]
 
 
@@ -203,13 +204,13 @@ class PairedDifference:
     verdict: str
 
 
-def paired_differences(runs: Sequence[Mapping[str, Any]], measure: Callable[[Mapping[str, Any]], Optional[float]],
+def paired_differences(runs: Sequence[Run], measure: Callable[[Run], Optional[float]],
                        higher_is_better: bool = True) -> List[PairedDifference]:
     """For every factor: (level − reference) over runs that match on the other factors and on
     the seed. ``measure(run)`` gives a run's final figure (or None). The reference is a
     two-level factor's first level in sorted order (alpha 0.0 before 0.9), or for more levels
     the constant schedule where there is one, else the first level (backend: dense)."""
-    configs = [r["config"] for r in runs]
+    configs = [r.config for r in runs]
     found = factors(configs)
     out: List[PairedDifference] = []
     for factor in found:
@@ -223,8 +224,8 @@ def paired_differences(runs: Sequence[Mapping[str, Any]], measure: Callable[[Map
             value = measure(run)
             if value is None or not math.isfinite(value):
                 continue
-            seed = _key(run["config"].get("seed"))
-            cells.setdefault(level_of(run["config"], others), {}).setdefault(level_of(run["config"], factor), {})[seed] = value
+            seed = _key(run.config.get("seed"))
+            cells.setdefault(level_of(run.config, others), {}).setdefault(level_of(run.config, factor), {})[seed] = value
         for rest, by_level in sorted(cells.items()):
             first = by_level.get(reference, {})
             for level in levels:
@@ -248,27 +249,27 @@ SCORES = (("accuracy", "student_accuracy", "val_accuracy"), ("return", "student_
           ("retained", "return_retained", None))
 
 
-def score_spec(run: Mapping[str, Any]) -> Tuple[str, str, Optional[str]]:
+def score_spec(run: Run) -> Tuple[str, str, Optional[str]]:
     """Which of ``SCORES`` a run is scored by: the first whose final figure it has."""
-    return next((spec for spec in SCORES if spec[1] in run["eval"]), SCORES[0])
+    return next((spec for spec in SCORES if spec[1] in run.eval), SCORES[0])
 
 
-def score_key(run: Mapping[str, Any]) -> str:
+def score_key(run: Run) -> str:
     """The /eval key of a run's score: a test figure of the weights the run selected without
     test data — the final student's, or with ``distill.select: best_val`` the best-validation
     epoch's (``<figure>_best_val``). Files older than format 3 hold the final figure only."""
     _, key, _ = score_spec(run)
     selected = f"{key}_best_val"
-    return selected if run["eval"].get("select") == "best_val" and selected in run["eval"] else key
+    return selected if run.eval.get("select") == "best_val" and selected in run.eval else key
 
 
-def score_of(run: Mapping[str, Any]) -> Tuple[str, Optional[float]]:
+def score_of(run: Run) -> Tuple[str, Optional[float]]:
     """(score name, value) of a run: test accuracy, test return, or a multi-task run's
     smallest return_retained, of the selected weights (``score_key``); (name, None) when the
     run has no final figures."""
     name = score_spec(run)[0]
     key = score_key(run)
-    return name, (float(run["eval"][key]) if key in run["eval"] else None)
+    return name, (float(run.eval[key]) if key in run.eval else None)
 
 
 def score_digits(name: str) -> int:
@@ -277,7 +278,7 @@ def score_digits(name: str) -> int:
     return 1 if name == "return" else 4
 
 
-def common_score(runs: Sequence[Mapping[str, Any]]) -> str:
+def common_score(runs: Sequence[Run]) -> str:
     """The score all ``runs`` share; a ValueError when they are scored by different measures
     (a difference of accuracy and return means nothing: compare each task on its own)."""
     names = sorted({score_of(r)[0] for r in runs})
@@ -290,23 +291,23 @@ def common_score(runs: Sequence[Mapping[str, Any]]) -> str:
 MEASURES = (("spikes/sample", "spikes_per_sample", 1), ("energy_nJ(est)", "energy_nj_per_sample", 3))
 
 
-def group_table(runs: Sequence[Mapping[str, Any]]) -> Tuple[List[str], List[List[Any]]]:
+def group_table(runs: Sequence[Run]) -> Tuple[List[str], List[List[Any]]]:
     """Per group of seeds: the score and the final measures as mean ± std [95% bootstrap]."""
     name = common_score(runs)
     digits = score_digits(name)
     _, groups = group_runs(runs)
     header = ["group", "seeds", f"{name} mean ± std [95% CI]"]
-    present = [m for m in MEASURES if any(m[1] in r["eval"] for r in runs)]
+    present = [m for m in MEASURES if any(m[1] in r.eval for r in runs)]
     header += [f"{column} mean ± std [95% CI]" for column, _, _ in present]
     rows = []
     for group in groups:
         row: List[Any] = [group.label, len(group.runs), Summary.of([score_of(r)[1] for r in group.runs]).text(digits)]
-        row += [Summary.of([r["eval"].get(key) for r in group.runs]).text(d) for _, key, d in present]
+        row += [Summary.of([r.eval.get(key) for r in group.runs]).text(d) for _, key, d in present]
         rows.append(row)
     return header, rows
 
 
-def difference_table(runs: Sequence[Mapping[str, Any]]) -> Tuple[List[str], List[List[Any]]]:
+def difference_table(runs: Sequence[Run]) -> Tuple[List[str], List[List[Any]]]:
     """Every two-level factor's paired difference of the score, with its verdict."""
     name = common_score(runs)
     digits = score_digits(name)

@@ -29,7 +29,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if made.status == "interrupted":
-        print(f"tempdistill run: {made.record['attrs'].get('error', 'interrupted')}; partial run kept (student saved, "
+        print(f"tempdistill run: {made.attrs.get('error', 'interrupted')}; partial run kept (student saved, "
               f"status=interrupted): {made.path}", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"{headline(made.eval)}  record {made.path}")
@@ -90,8 +90,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from tempdistill.record.export import export_run
+    from tempdistill.record.run import Run
 
-    out = export_run(args.run, args.format, args.out)
+    out = export_run(Run.read(args.run), args.format, args.out)
     print(f"exported {args.format} student to {out}")
     return 0
 
@@ -123,6 +124,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     from tempdistill.config import read_yaml
     from tempdistill.core.interrupt import EXIT_INTERRUPTED
+    from tempdistill.record.run import Run
     from tempdistill.runner import echo
     from tempdistill.sweep.launch import run_sweep
     from tempdistill.sweep.plan import parse_grid, parse_seeds, plan_sweep
@@ -141,9 +143,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError("--address/--storage/--cpus-per-run/--gpus-per-run: only used with --executor ray")
     outcome = run_sweep(jobs, out, args.jobs, args.executor, log=(lambda _: None) if args.quiet else echo,
                         ray_options=ray_flags if args.executor == "ray" else None)
-    rows = summarize(outcome.paths, (raw.get("sweep") or {}).get("target"))
+    runs = [Run.read(path) for path in outcome.paths]
+    rows = summarize(runs, (raw.get("sweep") or {}).get("target"))
     text = summary_table(rows) if rows else "no run completed"
-    verdict = difference_text(outcome.paths)
+    verdict = difference_text(runs)
     print(text)
     if verdict:
         print()

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence
 from tempdistill.config import ConfigError, load_config
 from tempdistill.app.hugepages import prefer_huge_pages
 from tempdistill.core.interrupt import EXIT_INTERRUPTED, Interrupted, interruption_line
-from tempdistill.record.run_file import read_run
+from tempdistill.record.run import Run
 from tempdistill.analysis.comparison import compare_runs
 from tempdistill.text import table
 
@@ -76,9 +76,8 @@ def distillation_verdicts(paths: Sequence[Path]) -> str:
     95% interval that excludes 0 may give (one seed per backend here cannot give one)."""
     from tempdistill.analysis.statistics import paired_differences, score_of
 
-    runs = [read_run(p) for p in paths]
-    accuracy = {(r["config"]["student"]["backend"], r["config"]["distill"]["alpha"] > 0): score_of(r)[1]
-                for r in runs}
+    runs = [Run.read(p) for p in paths]
+    accuracy = {(r.config["student"]["backend"], r.config["distill"]["alpha"] > 0): score_of(r)[1] for r in runs}
     rows = []
     for diff in paired_differences(runs, lambda r: score_of(r)[1]):
         if diff.factor != "distill.alpha":
@@ -112,20 +111,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (Interrupted, KeyboardInterrupt) as exc:
         print(f"demo: {interruption_line(exc)}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    first = read_run(paths[0])
+    first = Run.read(paths[0])
     print()
-    print(f"teacher: dense {first['config']['teacher']['hidden']}, test accuracy "
-          f"{first['eval']['teacher_accuracy']:.4f}, {first['eval']['teacher_params']} parameters")
+    print(f"teacher: dense {first.config['teacher']['hidden']}, test accuracy "
+          f"{first.eval['teacher_accuracy']:.4f}, {first.eval['teacher_params']} parameters")
     print()
     print(compare_runs(paths, statistics=False))
     print()
     print(distillation_verdicts(paths))
     if policy_paths:
-        pole = read_run(policy_paths[0])
+        pole = Run.read(policy_paths[0])
         print()
-        print(f"policy teacher: {Path(pole['config']['teacher']['checkpoint']).name} on {pole['config']['env']['id']}, "
-              f"return {pole['eval']['teacher_return_mean']:.1f} over {pole['config']['eval']['episodes']} episodes, "
-              f"{pole['eval']['teacher_params']} actor parameters")
+        print(f"policy teacher: {Path(pole.config['teacher']['checkpoint']).name} on {pole.config['env']['id']}, "
+              f"return {pole.eval['teacher_return_mean']:.1f} over {pole.config['eval']['episodes']} episodes, "
+              f"{pole.eval['teacher_params']} actor parameters")
         print()
         print(compare_runs(policy_paths, statistics=False))
     print()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Protocol, Tuple
 
 import numpy as np
 import torch
@@ -26,11 +26,25 @@ from backends import get_backend
 from tempdistill.config import ConfigError
 from tempdistill.tasks.data import IDENTITY, Normalizer
 from tempdistill.core.predict import seeded_argmax, seeded_logits
-from tempdistill.record.run_file import read_run
 from tempdistill.record.checks import fail, quoted
 from tempdistill.core.student import Backend, Student
 
 FORMATS = ("nir", "pt")
+
+
+class RunWithStudent(Protocol):
+    """What this module reads of a run: a ``tempdistill.record.run.Run`` (``Run.read(path)``).
+
+    A protocol rather than an import: ``Run.student``, ``predict`` and ``export`` call this
+    module, so it names only the parts of a run it reads."""
+
+    path: Path
+    status: str
+    config: Dict[str, Any]
+    data: Dict[str, Any]
+    data_attrs: Dict[str, Any]
+    student_arrays: Dict[str, Any]
+    student_attrs: Dict[str, Any]
 
 
 def _flatten(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -44,11 +58,11 @@ def _flatten(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     return flat
 
 
-def load_student(path: str | Path) -> Tuple[Backend, Student, Dict[str, Any]]:
-    """Rebuild the trained student stored in a run file."""
-    run = read_run(path)
-    attrs = run["student_attrs"]
-    if not run["student"] or "backend" not in attrs:
+def load_student(run: RunWithStudent) -> Tuple[Backend, Student]:
+    """Rebuild the trained student stored in a run (its backend, and the student in eval mode)."""
+    path = run.path
+    attrs = run.student_attrs
+    if not run.student_arrays or "backend" not in attrs:
         raise ConfigError(f"RUN: {path} holds no trained student (the run did not complete, or record.save_student was false)")
     for name in ("options", "input_dim", "num_classes"):
         if name not in attrs:
@@ -56,13 +70,13 @@ def load_student(path: str | Path) -> Tuple[Backend, Student, Dict[str, Any]]:
     backend, student = _build(path, "/student", attrs["backend"], json.loads(attrs["options"]),
                               int(attrs["input_dim"]), int(attrs["num_classes"]))
     # h5py splits names with '/', so nested groups are joined back into state-dict keys.
-    arrays = _flatten(run["student"])
+    arrays = _flatten(run.student_arrays)
     for name, value in arrays.items():
         if np.asarray(value).dtype.kind not in "biuf":
             raise fail(path, f"/student/{name}", f"expected numbers, got dtype {np.asarray(value).dtype}")
     state = {k.replace("/", "."): torch.as_tensor(v) for k, v in arrays.items()}
     _load_state(student, state, path, "/student/")
-    return backend, student, run
+    return backend, student
 
 
 def _build(path: str | Path, where: str, backend_name: str, options: Dict[str, Any], input_dim: int,
@@ -98,29 +112,28 @@ def _load_state(student: Student, state: Dict[str, torch.Tensor], path: str | Pa
 EXPORT_FORMAT = 2  # 1: no normalisation, labels or readout facts (runs of format_version 1)
 
 
-def usage_facts(run: Dict[str, Any], student: Student) -> Dict[str, Any]:
+def usage_facts(run: RunWithStudent, student: Student) -> Dict[str, Any]:
     """What a user needs besides the weights to get the run's predictions from raw inputs."""
-    data = run.get("data_attrs", {})
-    labels = run.get("data", {}).get("class_labels")
-    num_classes = int(run["student_attrs"]["num_classes"])
+    labels = run.data.get("class_labels")
+    num_classes = int(run.student_attrs["num_classes"])
     return {
         "export_format": EXPORT_FORMAT,
-        "backend": run["student_attrs"]["backend"],
-        "input_dim": int(run["student_attrs"]["input_dim"]),
+        "backend": run.student_attrs["backend"],
+        "input_dim": int(run.student_attrs["input_dim"]),
         "num_classes": num_classes,
         "class_labels": [int(v) for v in labels] if labels is not None else list(range(num_classes)),
-        "normalization": data.get("normalization", IDENTITY.to_json()),
-        "eval_temperature": float(run["config"].get("distill", {}).get("eval_temperature", 1.0)),
+        "normalization": run.data_attrs.get("normalization", IDENTITY.to_json()),
+        "eval_temperature": float(run.config.get("distill", {}).get("eval_temperature", 1.0)),
         "describe": student.describe(),
-        "task_facts": json.loads(run["student_attrs"].get("task_facts", "{}") or "{}"),
+        "task_facts": json.loads(run.student_attrs.get("task_facts", "{}") or "{}"),
     }
 
 
-def export_run(path: str | Path, fmt: str, out: str | Path) -> Path:
+def export_run(run: RunWithStudent, fmt: str, out: str | Path) -> Path:
     """Write the run's student to ``out`` in ``fmt`` ('nir' or 'pt'), with ``usage_facts``."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format: got {fmt!r}; allowed: {', '.join(FORMATS)}")
-    backend, student, run = load_student(path)
+    backend, student = load_student(run)
     exporter = getattr(backend, "export_nir", None)
     if fmt == "nir" and exporter is None:
         raise ConfigError(f"--format: 'nir' needs a spiking student; this run's student backend is {backend.name!r} (use --format pt)")
@@ -134,10 +147,10 @@ def export_run(path: str | Path, fmt: str, out: str | Path) -> Path:
         torch.save(
             {
                 **facts,
-                "options": json.loads(run["student_attrs"]["options"]),
+                "options": json.loads(run.student_attrs["options"]),
                 "state_dict": student.state_dict(),
-                "config": run["config"],
-                "status": run["status"],
+                "config": run.config,
+                "status": run.status,
             },
             out,
         )
@@ -236,9 +249,9 @@ def load_predictor(path: str | Path) -> Predictor:
     return Predictor(forward, normalizer, labels, facts)
 
 
-def run_predictor(path: str | Path) -> Predictor:
-    """A ``Predictor`` straight from a run file, the same an export of it would load."""
-    _, student, run = load_student(path)
+def run_predictor(run: RunWithStudent) -> Predictor:
+    """A ``Predictor`` straight from a run, the same an export of it would load."""
+    _, student = load_student(run)
     facts = usage_facts(run, student)
     student.set_temperature(facts["eval_temperature"])
     labels = np.asarray(facts["class_labels"] or range(facts["num_classes"]), dtype=np.int64)

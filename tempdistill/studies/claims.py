@@ -44,12 +44,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from tempdistill.analysis.bootstrap import Effect, bootstrap_strata, mean_difference, mean_of_first
 from tempdistill.analysis.statistics import score_of, score_spec
+from tempdistill.record.run import Run
 from tempdistill.sweep.summary import epochs_to_value, target_near
 
 REPRODUCED = "reproduced"
@@ -57,8 +58,6 @@ NOT_REPRODUCED = "not reproduced"
 OPPOSITE = "opposite"
 NOT_TESTABLE = "not testable here"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, OPPOSITE, NOT_TESTABLE)
-
-Run = Mapping[str, Any]  # a run as tempdistill.record.read_run returns it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +183,7 @@ def test_score(run: Run) -> Optional[float]:
 def validation_series(run: Run) -> np.ndarray:
     """The run's per-epoch validation score (accuracy, or return over validation episodes)."""
     series = score_spec(run)[2]
-    return np.asarray(run["metrics"].get(series, []) if series else [], dtype=float)
+    return np.asarray(run.series.get(series, []) if series else [], dtype=float)
 
 
 def validation_score(run: Run) -> Optional[float]:
@@ -193,13 +192,13 @@ def validation_score(run: Run) -> Optional[float]:
     series = validation_series(run)
     if series.size == 0:
         return None
-    return float(series.max() if run["eval"].get("select") == "best_val" else series[-1])
+    return float(series.max() if run.eval.get("select") == "best_val" else series[-1])
 
 
 def last(metric: str) -> Callable[[Run], Optional[float]]:
     """A run's last recorded value of a per-epoch metric (measured on validation)."""
     def measure(run: Run) -> Optional[float]:
-        series = run["metrics"].get(metric)
+        series = run.series.get(metric)
         return float(series[-1]) if series is not None and len(series) else None
     return measure
 

@@ -34,7 +34,7 @@ from tempdistill.studies.claims import (
     schedule_comparison,
 )
 from tempdistill.config import ConfigError, Strict, config_from_mapping, read_yaml, resolve_paths, set_path, validate_section
-from tempdistill.record.run_file import read_run
+from tempdistill.record.run import Run
 from tempdistill.sweep.jobs import SweepOutcome
 from tempdistill.sweep.launch import EXECUTORS, run_sweep
 from tempdistill.sweep.plan import Job, plan_sweep
@@ -186,12 +186,12 @@ def _setting_mapping(spec: ClaimsSpec, setting: str, quick: bool) -> Dict[str, A
 
 def index_runs(paths: Sequence[Path], plan: ClaimsPlan) -> RunIndex:
     """The plan's complete runs by (setting, arm) and seed; files of other plans are passed over."""
-    runs: Dict[Tuple[str, str], Dict[int, Any]] = {}
+    runs: Dict[Tuple[str, str], Dict[int, Run]] = {}
     for path in paths:
-        run = read_run(path)
-        cell = plan.cells.get(str(run["config"].get("name")))
-        seed = run["config"].get("seed")
-        if run["status"] == "complete" and cell is not None and seed in plan.seeds:
+        run = Run.read(path)
+        cell = plan.cells.get(str(run.config.get("name")))
+        seed = run.config.get("seed")
+        if run.status == "complete" and cell is not None and seed in plan.seeds:
             runs.setdefault(cell, {})[int(seed)] = run
     return RunIndex(runs, dict(plan.labels))
 
@@ -374,8 +374,8 @@ def run_claims(config: str, out: Optional[str] = None, workers: int = 1, executo
             why = "left out by --quick" if quick else "not defined in the claims file"
             f.notes.append(f"settings {why}: {', '.join(missing)}")
     complete = sum(len(runs) for runs in index.runs.values())
-    train = sum(float(r["metrics"].get("wall_seconds", [0.0])[-1]) for runs in index.runs.values() for r in runs.values()
-                if len(r["metrics"].get("wall_seconds", [])))
+    train = sum(float(r.series.get("wall_seconds", [0.0])[-1]) for runs in index.runs.values() for r in runs.values()
+                if len(r.series.get("wall_seconds", [])))
     facts = ReportFacts(command_line(config, out, workers, executor, only, quick, report), str(out_dir), plan.seeds,
                         quick, launches, len(plan.jobs), complete,
                         [f"{job.name} seed {job.seed}: {error}" for job, error in outcome.failures],

@@ -1,14 +1,13 @@
-"""A sweep's summary from its run files: mean ± std over seeds of the score and KL, epochs to
-95% of the final score, and the paired differences with their verdicts."""
+"""A sweep's summary from its runs (``Run``, read from its files): mean ± std over seeds of the
+score and KL, epochs to 95% of the final score, and the paired differences with their verdicts."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tempdistill.record.run_file import read_run
+from tempdistill.record.run import Run
 from tempdistill.analysis.statistics import score_of, score_spec
 from tempdistill.text import table
 
@@ -37,31 +36,30 @@ def _mean_std(values: List[float]) -> Tuple[float, float]:
     return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
 
 
-def summarize(paths: Sequence[Path], target: Optional[float] = None) -> List[Dict[str, Any]]:
-    """One row per run name: mean ± std over seeds of the score (accuracy or return), final
-    KL, epochs to 95% of the final score, and with a ``target`` (``sweep.target``) the epochs
-    each run needed to first reach that validation score."""
-    groups: Dict[str, List[Dict[str, Any]]] = {}
-    for path in paths:
-        run = read_run(path)
-        if run["status"] != "complete":
+def summarize(runs: Sequence[Run], target: Optional[float] = None) -> List[Dict[str, Any]]:
+    """One row per run name, over the complete ``runs``: mean ± std over seeds of the score
+    (accuracy or return), final KL, epochs to 95% of the final score, and with a ``target``
+    (``sweep.target``) the epochs each run needed to first reach that validation score."""
+    groups: Dict[str, List[Run]] = {}
+    for run in runs:
+        if run.status != "complete":
             continue
-        groups.setdefault(run["config"]["name"], []).append(run)
+        groups.setdefault(run.config["name"], []).append(run)
     rows = []
-    for name, runs in groups.items():
-        label, _, series = score_spec(runs[0])  # accuracy, return, or a multitask's retained
-        acc = _mean_std([score_of(r)[1] for r in runs])  # test figure of the weights each run selected
-        kl = _mean_std([float(r["metrics"]["kl"][-1]) for r in runs])
-        kl_t1 = _mean_std([float(r["metrics"].get("kl_t1", [math.nan])[-1]) for r in runs])
-        to95 = _mean_std([epochs_to_fraction(np.asarray(r["metrics"].get(series, []) if series else []))
-                          for r in runs])
-        reached = [epochs_to_value(np.asarray(r["metrics"].get(series, []) if series else []), target)
-                   for r in runs] if target is not None else []
+    for name, group in groups.items():
+        label, _, series = score_spec(group[0])  # accuracy, return, or a multitask's retained
+        acc = _mean_std([score_of(r)[1] for r in group])  # test figure of the weights each run selected
+        kl = _mean_std([float(r.series["kl"][-1]) for r in group])
+        kl_t1 = _mean_std([float(r.series.get("kl_t1", [math.nan])[-1]) for r in group])
+        to95 = _mean_std([epochs_to_fraction(np.asarray(r.series.get(series, []) if series else []))
+                          for r in group])
+        reached = [epochs_to_value(np.asarray(r.series.get(series, []) if series else []), target)
+                   for r in group] if target is not None else []
         rows.append({
             "name": name,
-            "backend": runs[0]["config"]["student"]["backend"],
-            "schedule": runs[0]["config"]["distill"]["temperature"]["schedule"],
-            "seeds": len(runs),
+            "backend": group[0].config["student"]["backend"],
+            "schedule": group[0].config["distill"]["temperature"]["schedule"],
+            "seeds": len(group),
             "accuracy": acc,  # the task's score (statistics.SCORES); named for the classifier
             "score_name": label,
             "final_kl": kl,
@@ -103,15 +101,16 @@ def summary_table(rows: Sequence[Dict[str, Any]]) -> str:
     )
 
 
-def difference_text(paths: Sequence[Path]) -> str:
+def difference_text(runs: Sequence[Run]) -> str:
     """The sweep's paired differences over seeds with their verdicts (``tempdistill.analysis.statistics``):
-    "helped"/"hurt" only where the 95% bootstrap interval excludes 0."""
+    "helped"/"hurt" only where the 95% bootstrap interval excludes 0. Runs that did not complete
+    with final figures take no part."""
     from tempdistill.analysis.statistics import difference_table
 
-    runs = [run for run in (read_run(p) for p in paths) if run["status"] == "complete" and run["eval"]]
-    if len(runs) < 2:
+    complete = [run for run in runs if run.status == "complete" and run.eval]
+    if len(complete) < 2:
         return ""
-    header, rows = difference_table(runs)
+    header, rows = difference_table(complete)
     if not rows:
         return ""
     undecided = sum(row[-1] != "helped" and row[-1] != "hurt" for row in rows)
