@@ -97,6 +97,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from tempdistill.conversion import convert_run, parse_steps
+    from tempdistill.runner import echo
+
+    paths = convert_run(args.run, parse_steps(args.steps), args.out, log=echo)
+    print(f"{len(paths)} converted runs written to {paths[0].parent}")
+    return 0
+
+
 def _cmd_entropy(args: argparse.Namespace) -> int:
     import math
 
@@ -272,6 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=["nir", "pt"])
     export.add_argument("--out", required=True, help="output file")
     export.set_defaults(handler=_cmd_export)
+
+    convert = sub.add_parser("convert", help="turn a run's dense ReLU student into integrate-and-fire networks "
+                                             "(ANN-to-SNN conversion), one run file per step count")
+    convert.add_argument("run", help="a dense student's run file (.h5)")
+    convert.add_argument("--steps", default="8,16,32,64", help="step counts, e.g. 8,16,32,64")
+    convert.add_argument("--out", help="directory for the converted runs (default: the run's record.dir)")
+    convert.set_defaults(handler=_cmd_convert)
     return parser
 
 

@@ -1,0 +1,130 @@
+"""``tempdistill convert``: a trained dense student turned into an integrate-and-fire network,
+the ANN→SNN conversion baseline (``spiking.conversion``), written as run files.
+
+Each step count becomes an ordinary run file beside the others, so ``compare`` and ``report``
+put the dense student, its converted forms and the distilled spiking students side by side
+(accuracy against steps and against spikes per sample). Thresholds are balanced on the run's
+own training rows (never validation or test); each converted network is measured on
+validation and shown the test rows once, like every other student.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from spiking.conversion import PERCENTILE, IFLayer, balance, simulate
+from spiking.energy import spiking_energy_nj
+from tempdistill.config import ConfigError, config_from_mapping
+from tempdistill.record.export import load_student
+from tempdistill.record.run import Run
+from tempdistill.record.run_file import RunRecorder
+from tempdistill.runner import output_directory, run_file_stem
+from tempdistill.tasks.data import load_split
+
+MAX_STEPS = 10_000
+
+
+def parse_steps(text: str) -> List[int]:
+    """'8,16,32' -> [8, 16, 32]: whole numbers from 1 to ``MAX_STEPS``."""
+    try:
+        steps = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--steps: expected whole numbers separated by commas, e.g. 8,16,32, got {text!r}") from None
+    if not steps or any(not 1 <= s <= MAX_STEPS for s in steps):
+        raise ConfigError(f"--steps: each step count must be from 1 to {MAX_STEPS}, got {text!r}")
+    return steps
+
+
+def convertible(run: Run) -> None:
+    """Refuse, in one line, a run whose student cannot be converted here."""
+    where = f"RUN: {run.path}"
+    task = run.config.get("task", "classification")
+    if task != "classification":
+        raise ConfigError(f"{where}: conversion needs a classifier's run; this one is task {task!r}")
+    backend = run.student_attrs.get("backend") or run.config.get("student", {}).get("backend")
+    if backend != "dense":
+        raise ConfigError(f"{where}: conversion needs a dense student (ReLU); this run's student is {backend!r}, "
+                          "already spiking")
+    options = json.loads(run.student_attrs.get("options", "{}") or "{}")
+    activation = options.get("activation", "relu")
+    if activation != "relu":
+        raise ConfigError(f"{where}: conversion needs ReLU activations (a firing rate cannot be negative); this "
+                          f"student uses {activation!r}")
+    if run.config.get("data", {}).get("name") == "arrays":
+        raise ConfigError(f"{where}: its data were given in memory and are not in the file; save them as a .npz "
+                          "and run again to convert")
+
+
+def converted_layers(run: Run) -> tuple[List[IFLayer], Any, Any]:
+    """The balanced IF layers of the run's student, with the run's config and data split."""
+    convertible(run)
+    _, student = load_student(run)
+    linears = [m for m in student.modules() if isinstance(m, torch.nn.Linear)]
+    config = config_from_mapping(run.config)
+    split = load_split(config.data, config.seed)
+    with torch.no_grad():
+        layers = balance([m.weight.detach() for m in linears], [m.bias.detach() for m in linears], split.x_train)
+    return layers, config, split
+
+
+def figures(layers: Sequence[IFLayer], x: torch.Tensor, y: torch.Tensor, steps: int) -> Dict[str, Any]:
+    """Accuracy, spikes, synaptic operations and the energy estimate of one pass over ``x``."""
+    output, spikes, synops = simulate(layers, x, steps)
+    macs = layers[0].weight.numel()  # the constant input current, once per sample
+    predictions = output.argmax(dim=-1)
+    return {
+        "accuracy": float((predictions == y).float().mean()),
+        "spikes_per_sample": float(spikes.sum(dim=1).mean()),
+        "synops_per_sample": float(synops.mean()),
+        "macs_per_sample": float(macs),
+        "energy_nj_per_sample": float(spiking_energy_nj(synops.mean(), macs)),
+        "predictions": predictions,
+    }
+
+
+def convert_run(path: str | Path, steps: Sequence[int], out: Optional[str] = None,
+                log=lambda _: None) -> List[Path]:
+    """One run file per step count for the converted student of the run at ``path``."""
+    run = Run.read(path)
+    layers, config, split = converted_layers(run)
+    directory = output_directory(config, out)
+    labels = np.asarray(run.data.get("class_labels", np.arange(layers[-1].weight.shape[0])), dtype=np.int64)
+    paths = []
+    for count in steps:
+        val = figures(layers, split.x_val, split.y_val, count)
+        test = figures(layers, split.x_test, split.y_test, count)  # the test rows, once
+        recorded = copy.deepcopy(run.config)
+        recorded["name"] = f"{config.name}-converted-T{count}"
+        recorded["student"] = {"backend": "converted", "hidden": run.config.get("student", {}).get("hidden"),
+                               "steps": count, "neuron": "if", "reset": "subtract"}
+        recorded["conversion"] = {"source": str(run.path), "steps": count, "percentile": PERCENTILE,
+                                  "balanced_on": "training rows"}
+        converted = config.student.model_copy(update={"backend": "converted"})
+        stem = run_file_stem(config.model_copy(update={"name": recorded["name"], "student": converted}))
+        recorder = RunRecorder.create(directory, stem, json.dumps(recorded),
+                                      {"name": recorded["name"], "student_backend": "converted"})
+        if "data" in run.data_attrs or run.data:
+            recorder.write_arrays("data", run.data, run.data_attrs)
+        values = {key: test[key] for key in ("spikes_per_sample", "synops_per_sample", "macs_per_sample",
+                                             "energy_nj_per_sample")}
+        values.update({
+            "student_accuracy": test["accuracy"], "val_accuracy": val["accuracy"], "select": "final",
+            "student_params": int(sum(layer.weight.numel() + layer.bias.numel() for layer in layers)),
+            "steps": count, "converted_from": str(run.path), "epochs_trained": 0,
+            "test_predictions": labels[test["predictions"].numpy()],
+            **{key: run.eval[key] for key in ("teacher_accuracy", "teacher_params") if key in run.eval},
+        })
+        if "teacher_params" in values:
+            values["param_ratio"] = values["student_params"] / values["teacher_params"]
+        recorder.write_eval(values)
+        recorder.finish("complete")
+        log(f"T={count}: validation accuracy {val['accuracy']:.4f}, {test['spikes_per_sample']:.1f} spikes per sample, "
+            f"record {recorder.path}")
+        paths.append(recorder.path)
+    return paths

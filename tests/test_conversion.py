@@ -1,0 +1,74 @@
+"""ANN→SNN conversion (``tempdistill convert``): a dense ReLU student run as integrate-and-fire
+neurons approaches the dense student's accuracy as the steps grow, is recorded as ordinary run
+files, and what cannot be converted is refused in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spiking.conversion import balance, simulate
+from tempdistill.app.cli import main
+from tempdistill.record.run import Run
+
+
+@pytest.fixture(scope="module")
+def dense_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import yaml
+
+    from conftest import TINY_CONFIG, _merge
+
+    root = tmp_path_factory.mktemp("dense")
+    config = _merge(TINY_CONFIG, {"name": "ann", "student": {"hidden": [32]}, "distill": {"epochs": 12},
+                                  "record": {"dir": str(root / "runs")}})
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", str(root / "config.yaml"), "--quiet"]) == 0
+    (path,) = (root / "runs").glob("*.h5")
+    return path
+
+
+def test_balanced_if_network_matches_the_relu_network_as_steps_grow():
+    torch.manual_seed(0)
+    weights = [torch.randn(16, 8) * 0.5, torch.randn(4, 16) * 0.5]
+    biases = [torch.randn(16) * 0.1, torch.randn(4) * 0.1]
+    x = torch.rand(256, 8)
+    relu_out = torch.relu(x @ weights[0].T + biases[0]) @ weights[1].T + biases[1]
+    layers = balance(weights, biases, x)
+    agreement = []
+    for steps in (2, 16, 256):
+        out, spikes, synops = simulate(layers, x, steps)
+        agreement.append(float((out.argmax(1) == relu_out.argmax(1)).float().mean()))
+        assert torch.all(spikes <= steps * 16) and torch.all(synops == spikes.sum(1) * 4)
+    assert agreement[-1] >= 0.95 and agreement[-1] >= agreement[0]
+
+
+def test_convert_writes_one_comparable_run_per_step_count(dense_run, tmp_path, capsys):
+    assert main(["convert", str(dense_run), "--steps", "4,64", "--out", str(tmp_path)]) == 0
+    runs = sorted((Run.read(p) for p in tmp_path.glob("*.h5")), key=lambda r: r.eval["steps"])
+    dense = Run.read(dense_run)
+    assert [r.eval["steps"] for r in runs] == [4, 64]
+    assert all(r.status == "complete" and r.config["student"]["backend"] == "converted" for r in runs)
+    assert runs[1].eval["spikes_per_sample"] > runs[0].eval["spikes_per_sample"] > 0
+    assert abs(runs[1].eval["student_accuracy"] - dense.eval["student_accuracy"]) <= 0.03
+    assert set(np.unique(runs[1].eval["test_predictions"])) <= set(dense.data["class_labels"])
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path), str(dense_run)]) == 0
+    assert "converted" in capsys.readouterr().out
+
+
+def test_what_cannot_be_converted_is_refused_in_one_line(dense_run, tmp_path, capsys, make_config):
+    assert main(["convert", str(dense_run), "--steps", "0"]) == 2
+    assert "--steps" in capsys.readouterr().err
+    for student, word in (({"backend": "snntorch", "hidden": [8], "steps": 4}, "spiking"),
+                          ({"backend": "dense", "hidden": [8], "activation": "tanh"}, "ReLU")):
+        out = tmp_path / student["backend"]
+        assert main(["run", str(make_config({"student": student, "distill": {"epochs": 1}})), "--out", str(out),
+                     "--quiet"]) == 0
+        capsys.readouterr()
+        (path,) = out.glob("*.h5")
+        assert main(["convert", str(path), "--steps", "8"]) == 2
+        err = capsys.readouterr().err
+        assert word in err and len(err.strip().splitlines()) == 1
