@@ -93,7 +93,7 @@ def convert_run(path: str | Path, steps: Sequence[int], out: Optional[str] = Non
     """One run file per step count for the converted student of the run at ``path``."""
     run = Run.read(path)
     layers, config, split = converted_layers(run)
-    directory = output_directory(config, out)
+    directory = output_directory(config, out or str(run.path.parent))  # beside the run it converts
     labels = np.asarray(run.data.get("class_labels", np.arange(layers[-1].weight.shape[0])), dtype=np.int64)
     paths = []
     for count in steps:

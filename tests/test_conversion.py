@@ -45,6 +45,13 @@ def test_balanced_if_network_matches_the_relu_network_as_steps_grow():
     assert agreement[-1] >= 0.95 and agreement[-1] >= agreement[0]
 
 
+def test_converted_runs_go_beside_the_run_by_default(dense_run):
+    assert main(["convert", str(dense_run), "--steps", "2"]) == 0
+    (converted,) = dense_run.parent.glob("*converted-T2*.h5")
+    assert Run.read(converted).eval["steps"] == 2
+    converted.unlink()
+
+
 def test_convert_writes_one_comparable_run_per_step_count(dense_run, tmp_path, capsys):
     assert main(["convert", str(dense_run), "--steps", "4,64", "--out", str(tmp_path)]) == 0
     runs = sorted((Run.read(p) for p in tmp_path.glob("*.h5")), key=lambda r: r.eval["steps"])
@@ -69,6 +76,6 @@ def test_what_cannot_be_converted_is_refused_in_one_line(dense_run, tmp_path, ca
                      "--quiet"]) == 0
         capsys.readouterr()
         (path,) = out.glob("*.h5")
-        assert main(["convert", str(path), "--steps", "8"]) == 2
+        assert main(["convert", str(path), "--steps", "8"]) == 2 and list(out.glob("*.h5")) == [path]
         err = capsys.readouterr().err
         assert word in err and len(err.strip().splitlines()) == 1

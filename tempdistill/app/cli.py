@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "(ANN-to-SNN conversion), one run file per step count")
     convert.add_argument("run", help="a dense student's run file (.h5)")
     convert.add_argument("--steps", default="8,16,32,64", help="step counts, e.g. 8,16,32,64")
-    convert.add_argument("--out", help="directory for the converted runs (default: the run's record.dir)")
+    convert.add_argument("--out", help="directory for the converted runs (default: the folder of RUN.h5)")
     convert.set_defaults(handler=_cmd_convert)
     return parser
 
