@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test docs bench tables install clean
+.PHONY: demo test docs bench tables install clean fashion-mnist
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ bench: $(STAMP)
 # against new, edits nothing. TABLES_ARGS="--only pendulum" reruns one, "--list" names them.
 tables: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) benchmarks/tables.py $(TABLES_ARGS)
+
+# Fashion-MNIST's four IDX files from Debian's dataset-fashion-mnist (data.name: fashion_mnist reads
+# them there by default); sudo only when not already root.
+FASHION_MNIST_ROOT := /usr/share/datasets/fashion-mnist
+fashion-mnist:
+	$(if $(filter 0,$(shell id -u)),,sudo )apt-get install -y dataset-fashion-mnist
+	@echo "Fashion-MNIST IDX files in $(FASHION_MNIST_ROOT):" && ls $(FASHION_MNIST_ROOT)
 
 clean:
 	rm -rf runs site .pytest_cache

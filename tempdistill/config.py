@@ -65,10 +65,16 @@ States = Annotated[int, within(1, MAX_STATES)]
 
 
 class DataConfig(Strict):
-    # mnist1d: generated offline, its own 4000/1000 split; arrays: given in memory from Python
-    # (tempdistill.tasks.sources.ArrayData), checked and split like a .npz
-    name: Literal["digits", "mnist1d", "npz", "arrays"] = "digits"
+    # mnist1d: generated offline, its own 4000/1000 split; fashion_mnist: the four IDX files in
+    # ``root`` (Debian's dataset-fashion-mnist by default), its own 60,000/10,000 split; arrays:
+    # given in memory from Python (tempdistill.tasks.sources.ArrayData), checked and split like a .npz
+    name: Literal["digits", "mnist1d", "fashion_mnist", "npz", "arrays"] = "digits"
     path: Optional[str] = None
+    # fashion_mnist only: the directory holding the IDX files (None: FASHION_MNIST_ROOT)
+    root: Optional[str] = None
+    # flat: every sample a vector (n, F), as always; image: samples keep their (C, H, W) shape
+    # (digits as 1x8x8, Fashion-MNIST as 1x28x28, a .npz whose X is (n, C, H, W))
+    layout: Literal["flat", "image"] = "flat"
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)  # of all samples, when the data has no test part of its own
     # Of the training part, held out for per-epoch measures and choices (schedule signals,
     # ``distill.select: best_val``); a share in (0, 1): validation is never empty.
@@ -93,6 +99,12 @@ class DataConfig(Strict):
                 f"data.path: only read when data.name is 'npz', but data.name is {self.name!r}; "
                 "set data.name=npz to train on the file, or drop data.path"
             )
+        if self.name != "fashion_mnist" and self.root:
+            raise ValueError(f"data.root: only read when data.name is 'fashion_mnist', but data.name is {self.name!r}; "
+                             "drop data.root")
+        if self.layout == "image" and self.name == "mnist1d":
+            raise ValueError("data.layout: 'image' needs image data (digits, fashion_mnist, or a .npz whose X is "
+                             "(n, C, H, W)); mnist1d's samples are 40-feature signals, use layout 'flat'")
         return self
 
 
@@ -497,7 +509,7 @@ def apply_overrides(data: Dict[str, Any], overrides: Sequence[str]) -> Dict[str,
 
 
 # Keys whose values are file system paths; in a config file they are relative to that file.
-PATH_KEYS = ("data.path", "teacher.checkpoint", "record.dir")
+PATH_KEYS = ("data.path", "data.root", "teacher.checkpoint", "record.dir")
 
 
 def read_yaml(path: str | Path) -> Dict[str, Any]:

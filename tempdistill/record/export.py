@@ -9,7 +9,9 @@ indices stand for, the evaluation temperature, and for a spiking student its enc
 of steps, readout and θ0 (in the ``.pt`` dict; in a NIR graph's ``metadata['tempdistill']``
 as JSON). ``load_predictor(FILE)`` reads either back into a ``Predictor`` whose
 ``predict(X)`` takes raw features and returns labels; a NIR file is run by Norse's NIR
-importer, not by this project's student classes.
+importer, not by this project's student classes. The facts carry one sample's shape
+(``input_shape``: (F,), or (C, H, W) for a run with ``data.layout: image``) and the layout, so
+``predict`` takes images either as (n, C, H, W) or flattened, (n, C·H·W).
 """
 
 from __future__ import annotations
@@ -120,6 +122,8 @@ def usage_facts(run: RunWithStudent, student: Student) -> Dict[str, Any]:
         "export_format": EXPORT_FORMAT,
         "backend": run.student_attrs["backend"],
         "input_dim": int(run.student_attrs["input_dim"]),
+        "input_shape": _input_shape(run),
+        "layout": str(run.data_attrs.get("layout", "flat")),
         "num_classes": num_classes,
         "class_labels": [int(v) for v in labels] if labels is not None else list(range(num_classes)),
         "normalization": run.data_attrs.get("normalization", IDENTITY.to_json()),
@@ -127,6 +131,18 @@ def usage_facts(run: RunWithStudent, student: Student) -> Dict[str, Any]:
         "describe": student.describe(),
         "task_facts": json.loads(run.student_attrs.get("task_facts", "{}") or "{}"),
     }
+
+
+def _input_shape(run: RunWithStudent) -> list:
+    """One sample's shape as ``/data`` records it ((input_dim,) for runs that predate it or have
+    no ``/data``), checked against the student's input width."""
+    width = int(run.student_attrs["input_dim"])
+    shape = np.asarray(run.data_attrs.get("input_shape", [width]))
+    if shape.dtype.kind not in "iu" or shape.ndim != 1 or shape.size == 0 or (shape < 1).any() \
+            or int(np.prod(shape)) != width:
+        raise fail(run.path, "/data input_shape", f"expected positive integers whose product is the student's "
+                                                   f"input_dim {width}, got {quoted(shape.tolist())}")
+    return [int(d) for d in shape]
 
 
 def export_run(run: RunWithStudent, fmt: str, out: str | Path) -> Path:
@@ -169,7 +185,8 @@ class Predictor:
     facts: Dict[str, Any]
 
     def predict(self, x: np.ndarray, head: Optional[str] = None) -> np.ndarray:
-        """Labels for raw features ``x`` (n, F), normalised as in the run, seeded as in the run.
+        """Labels for raw features ``x`` (n, F), or (n, *input_shape) for images, normalised as
+        in the run, seeded as in the run.
 
         A policy's student gives actions for observations: action indices, or for continuous
         actions the Gaussian's mean squashed into the action box as the run acted. A multi-task
@@ -179,8 +196,12 @@ class Predictor:
         x = np.asarray(x, dtype=np.float64)
         spec = self._head(task, head)
         width = spec["input_dim"] if spec else self.facts["input_dim"]
+        shape = tuple(self.facts.get("input_shape") or (width,)) if spec is None else (width,)
+        if x.ndim == 1 + len(shape) and x.shape[1:] == shape and len(shape) > 1:
+            x = x.reshape(x.shape[0], width)  # images as (n, C, H, W): the student reads them flattened
         if x.ndim != 2 or x.shape[1] != width:
-            raise ValueError(f"x: expected shape (n, {width}), got {x.shape}")
+            also = f" or (n, {', '.join(map(str, shape))})" if len(shape) > 1 else ""
+            raise ValueError(f"x: expected shape (n, {width}){also}, got {x.shape}")
         inputs = torch.as_tensor(self.normalizer.apply(x), dtype=torch.float32)
         if spec is not None:  # a multi-task student: pad, tag, and read the head's columns
             padded = torch.zeros(inputs.shape[0], self.facts["input_dim"])
@@ -328,6 +349,11 @@ def _check_facts(facts: Dict[str, Any], path: Path) -> None:
     if labels is not None and (not isinstance(labels, list) or not all(isinstance(v, int) for v in labels)
                                or len(labels) not in (0, facts["num_classes"])):
         raise fail(path, "class_labels", f"expected {facts['num_classes']} integer labels")
+    shape = facts.get("input_shape", [facts["input_dim"]])
+    if (not isinstance(shape, list) or not shape or not all(isinstance(d, int) and d >= 1 for d in shape)
+            or int(np.prod(shape)) != facts["input_dim"]):
+        raise fail(path, "input_shape", f"expected positive integers whose product is input_dim "
+                                        f"{facts['input_dim']}, got {quoted(shape)}")
     temperature = facts.get("eval_temperature", 1.0)
     if not isinstance(temperature, (int, float)) or not 0 < temperature < float("inf"):
         raise fail(path, "eval_temperature", "expected a finite number > 0")

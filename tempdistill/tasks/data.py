@@ -1,5 +1,5 @@
 """Array datasets for classification distillation: scikit-learn's bundled digits, MNIST-1D as
-its package generates it, or a user's .npz.
+its package generates it, Fashion-MNIST from its four IDX files, or a user's .npz.
 
 A run's data has three parts that share no row: **train** (what the teacher and the student
 learn from), **validation** (``data.val_fraction`` of the training part, carved out stratified
@@ -24,6 +24,15 @@ mapped, in sorted order, to the indices 0…K−1 the networks use, and the mapp
 (``Split.class_labels``) is recorded with the run and carried by its exports, so a
 prediction is reported in the user's own labels. K is the number of distinct labels, never
 ``max(y) + 1``.
+
+**Layout.** ``data.layout: flat`` (the default) reads every sample as a vector of F features,
+as always. ``data.layout: image`` reads samples as images of shape (C, H, W): digits as 1×8×8,
+Fashion-MNIST as 1×28×28, a user's ``X`` of shape (n, C, H, W). A ``.npz`` whose ``X`` has
+four axes is refused under ``flat`` (one line saying to set ``layout: image``) rather than
+flattened silently, so ``flat`` always means "X is (n, F)". A split knows its samples'
+``input_shape`` ((F,) or (C, H, W)) and records it in ``/data``; its tensors hold the samples
+flattened, (n, prod(input_shape)), which is what the MLP students read, and
+``Split.shaped(part)`` gives them back as (n, C, H, W).
 """
 
 from __future__ import annotations
@@ -103,9 +112,19 @@ class Split:
     # /data and part of a trained teacher's cache key; empty for data a config names.
     fingerprint: Mapping[str, Any] = field(default_factory=dict)
 
+    # One sample's shape: (F,) for flat data, (C, H, W) for images; the tensors hold the samples
+    # flattened, (n, prod(input_shape)).
+    input_shape: Tuple[int, ...] = ()
+    layout: str = "flat"
+
     @property
     def input_dim(self) -> int:
         return int(self.x_train.shape[1])
+
+    def shaped(self, part: str) -> torch.Tensor:
+        """The normalised inputs of ``part`` with each sample in its own shape, (n, *input_shape)."""
+        x = self.inputs(part)
+        return x.reshape(x.shape[0], *(self.input_shape or (self.input_dim,)))
 
     def inputs(self, part: str, as_given: bool = False) -> torch.Tensor:
         """The inputs of ``part`` (train, val or test): normalised, as the student reads them,
@@ -133,6 +152,8 @@ class Split:
             "n_val": int(self.x_val.shape[0]),
             "n_test": int(self.x_test.shape[0]),
             "input_dim": self.input_dim,
+            "input_shape": np.asarray(self.input_shape or (self.input_dim,), dtype=np.int64),
+            "layout": self.layout,
         }
 
 
@@ -167,11 +188,86 @@ def _load_mnist1d() -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return arrays["x"], arrays["y"], arrays["x_test"], arrays["y_test"]
 
 
+# Where Debian's ``dataset-fashion-mnist`` package puts the four IDX files (its file list:
+# ``dpkg-deb -c dataset-fashion-mnist_*.deb``), the default of ``data.root``.
+FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                       "t10k-labels-idx1-ubyte")
+FASHION_MNIST_HINT = ("install them with `sudo apt-get install dataset-fashion-mnist` (or `make fashion-mnist`), "
+                      "or set data.root to a directory holding the four IDX files")
+
+
+def fashion_mnist_files(root: Optional[str]) -> Tuple[Path, ...]:
+    """The four IDX files in ``root`` (``FASHION_MNIST_ROOT`` when None), each as ``NAME.gz`` or
+    ``NAME``, in ``FASHION_MNIST_FILES``' order; a missing directory or file is one line."""
+    folder = Path(root or FASHION_MNIST_ROOT)
+    if not folder.is_dir():
+        raise ConfigError(f"data.root: no Fashion-MNIST directory at {folder}; {FASHION_MNIST_HINT}")
+    found, missing = [], []
+    for name in FASHION_MNIST_FILES:
+        candidates = [folder / f"{name}.gz", folder / name]
+        present = [c for c in candidates if c.is_file()]
+        if present:
+            found.append(present[0])
+        else:
+            missing.append(f"{name}.gz")
+    if missing:
+        raise ConfigError(f"data.root: {folder} lacks {', '.join(missing)}; {FASHION_MNIST_HINT}")
+    return tuple(found)
+
+
+def fashion_mnist_sha256(files: Tuple[Path, ...]) -> str:
+    """One SHA-256 over the four files' contents, in order: the data's identity."""
+    return hashlib.sha256("".join(file_sha256(f) for f in files).encode()).hexdigest()
+
+
+def load_fashion_mnist(root: Optional[str]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fashion-MNIST (Xiao et al. 2017) from its four IDX files in ``root``, with its own split:
+    train images (n, H, W) and labels, test images and labels (60,000 and 10,000 of 28×28 in
+    the published files); images as float32 pixel values 0…255, labels int64 0…9. Read by
+    ``tempdistill.tasks.idx`` (strict: a damaged file is one line naming it); never downloaded.
+    The arrays are kept in the cache directory, keyed by the files' SHA-256, after the first read."""
+    from tempdistill.tasks.cache import cache_dir
+    from tempdistill.tasks.idx import IdxError, read_idx
+
+    files = fashion_mnist_files(root)
+    key = fashion_mnist_sha256(files)[:16]
+    cached = cache_dir().parent / "data" / f"fashion-mnist-{key}.npz"
+    if cached.is_file():
+        with np.load(cached, allow_pickle=False) as saved:
+            arrays = [saved[k] for k in ("x", "y", "x_test", "y_test")]
+    else:
+        try:
+            arrays = [read_idx(f) for f in files]
+        except IdxError as exc:
+            raise ConfigError(f"data.root: {exc}") from None
+        for (images, labels), (image_file, label_file) in zip((arrays[:2], arrays[2:]), (files[:2], files[2:])):
+            if images.ndim != 3 or images.dtype != np.uint8:
+                raise ConfigError(f"data.root: {image_file}: expected uint8 images (n, H, W), got {images.dtype} "
+                                  f"{images.shape}")
+            if labels.ndim != 1 or labels.dtype != np.uint8 or labels.shape[0] != images.shape[0]:
+                raise ConfigError(f"data.root: {label_file}: expected {images.shape[0]} uint8 labels, one per image "
+                                  f"of {image_file.name}, got {labels.dtype} {labels.shape}")
+            if labels.size and labels.max() > 9:
+                raise ConfigError(f"data.root: {label_file}: labels must be 0…9, found {int(labels.max())}")
+        if arrays[0].shape[1:] != arrays[2].shape[1:]:
+            raise ConfigError(f"data.root: {files[2]}: images of {arrays[2].shape[1:]}, the training images are "
+                              f"{arrays[0].shape[1:]}")
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f"{cached.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, x=arrays[0], y=arrays[1], x_test=arrays[2], y_test=arrays[3])
+        os.replace(tmp, cached)
+    x, y, x_test, y_test = arrays
+    # (n, 1, H, W): one channel
+    return (x[:, None].astype(np.float32), y.astype(np.int64), x_test[:, None].astype(np.float32),
+            y_test.astype(np.int64))
+
+
 # The arrays a user's .npz may hold: the samples, and optionally its own test and validation parts.
 NPZ_PARTS = (("X", "y"), ("X_test", "y_test"), ("X_val", "y_val"))
 
 
-def _load_npz(path: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+def _load_npz(path: str, layout: str = "flat") -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """A user's arrays as {"X": (X, y), "X_test": (X_test, y_test), "X_val": (X_val, y_val)},
     the optional parts only where the file has them; labels as given (integers)."""
     file = Path(path)
@@ -184,21 +280,21 @@ def _load_npz(path: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     if not isinstance(arrays, np.lib.npyio.NpzFile):
         raise ConfigError(f"data.path: {file} is a single array (.npy); expected a .npz with arrays X and y")
     with arrays:
-        return _paired_parts(arrays.files, lambda name: np.asarray(arrays[name]), "data.path", str(file))
+        return _paired_parts(arrays.files, lambda name: np.asarray(arrays[name]), "data.path", str(file), layout)
 
 
 GIVEN_ARRAYS = "the ArrayData given"
 
 
-def _given_parts(data: ArrayData) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+def _given_parts(data: ArrayData, layout: str = "flat") -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """Arrays given from Python, in ``_load_npz``'s form and checked by the same rules."""
-    return _paired_parts(data.names(), lambda name: as_array(getattr(data, name)), "data", GIVEN_ARRAYS)
+    return _paired_parts(data.names(), lambda name: as_array(getattr(data, name)), "data", GIVEN_ARRAYS, layout)
 
 
 def _paired_parts(names: Collection[str], read: Callable[[str], np.ndarray], field: str,
-                  where: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+                  where: str, layout: str = "flat") -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """The (inputs, labels) pairs among the arrays ``names`` (read with ``read``): X and y
-    required, each optional part given whole, every part checked, one feature width."""
+    required, each optional part given whole, every part checked, one sample shape."""
     parts: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
     missing = [k for k in ("X", "y") if k not in names]
     if missing:
@@ -215,19 +311,27 @@ def _paired_parts(names: Collection[str], read: Callable[[str], np.ndarray], fie
             x, y = read(x_name), read(y_name)
         except (OSError, ValueError, TypeError) as exc:
             raise ConfigError(f"{field}: cannot read arrays {x_name} and {y_name} from {where} ({exc})") from None
-        parts[x_name] = _checked_part(x, y, x_name, y_name, field)
-    features = parts["X"][0].shape[1]
+        parts[x_name] = _checked_part(x, y, x_name, y_name, field, layout)
+    sample = parts["X"][0].shape[1:]
     for x_name, (x, _) in parts.items():
-        if x.shape[1] != features:
-            raise ConfigError(f"{field}: {x_name} has {x.shape[1]} features per sample, X has {features}; "
-                              "they must match")
+        if x.shape[1:] != sample:
+            what = "features per sample" if layout == "flat" else "as each sample's (C, H, W)"
+            theirs, ours = (x.shape[1], sample[0]) if layout == "flat" else (x.shape[1:], sample)
+            raise ConfigError(f"{field}: {x_name} has {theirs} {what}, X has {ours}; they must match")
     return parts
 
 
 def _checked_part(x: np.ndarray, y: np.ndarray, x_name: str, y_name: str,
-                  field: str = "data.path") -> Tuple[np.ndarray, np.ndarray]:
-    """One (inputs, labels) pair of a user's data, checked: float64 (n, F) and int64 (n,)."""
-    if x.ndim != 2:
+                  field: str = "data.path", layout: str = "flat") -> Tuple[np.ndarray, np.ndarray]:
+    """One (inputs, labels) pair of a user's data, checked: float64 (n, F) for ``layout: flat``,
+    (n, C, H, W) for ``layout: image``, and int64 (n,)."""
+    if layout == "image" and (x.ndim != 4 or 0 in x.shape[1:]):
+        raise ConfigError(f"{field}: {x_name} must have shape (n, C, H, W) with data.layout 'image', got {x.shape}"
+                          + ("; set data.layout=flat for (n, features) data" if x.ndim == 2 else ""))
+    if layout == "flat" and x.ndim == 4:
+        raise ConfigError(f"{field}: {x_name} has shape {x.shape}, images (n, C, H, W); set data.layout=image "
+                          "to read them as images (students that read vectors see them flattened)")
+    if layout == "flat" and x.ndim != 2:
         raise ConfigError(f"{field}: {x_name} must have shape (n, features), got {x.shape}")
     if x.shape[0] == 0:
         raise ConfigError(f"{field}: {x_name} holds no samples")
@@ -264,19 +368,33 @@ def arrays_fingerprint(parts: Mapping[str, Tuple[np.ndarray, np.ndarray]]) -> Di
 # user's features the scales may differ by orders of magnitude (one global min–max squashes the
 # small ones toward 0); for MNIST-1D it was chosen on validation rows: the conv teacher of
 # experiments/mnist1d.yaml reached 0.945 validation accuracy standardised, 0.673 min–max.
-AUTO_NORMALIZATION = {"digits": "minmax", "mnist1d": "standard", "npz": "standard", "arrays": "standard"}
+# With ``layout: image`` every dataset's ``auto`` is the global min–max: pixels share a scale.
+AUTO_NORMALIZATION = {"digits": "minmax", "mnist1d": "standard", "fashion_mnist": "minmax", "npz": "standard",
+                      "arrays": "standard"}
 
 
 def resolved_normalization(config: DataConfig) -> str:
-    """The normalisation a data config asks for, with ``auto`` resolved for its dataset."""
-    return AUTO_NORMALIZATION[config.name] if config.normalize == "auto" else config.normalize
+    """The normalisation a data config asks for, with ``auto`` resolved for its dataset and layout."""
+    if config.normalize != "auto":
+        return config.normalize
+    return "minmax" if config.layout == "image" else AUTO_NORMALIZATION[config.name]
 
 
-def fit_normalizer(x_train: np.ndarray, how: str) -> Normalizer:
-    """Normalisation statistics from the training split only."""
+def fit_normalizer(x_train: np.ndarray, how: str, image_shape: Optional[Tuple[int, ...]] = None) -> Normalizer:
+    """Normalisation statistics from the training split only (rows flattened, (n, F)).
+
+    ``minmax``: one global minimum and maximum. ``standard``: per feature, or, for images
+    (``image_shape`` (C, H, W)), per channel over all its pixels, the statistics repeated over
+    each channel's H·W features so that the normaliser still maps flat rows."""
     if how == "minmax":
         low, high = float(x_train.min()), float(x_train.max())
         return Normalizer(how, np.asarray(low), np.asarray((high - low) or 1.0))
+    if how == "standard" and image_shape is not None:
+        channels = np.asarray(x_train, dtype=np.float64).reshape(x_train.shape[0], image_shape[0], -1)
+        mean, std = channels.mean(axis=(0, 2)), channels.std(axis=(0, 2))
+        std[std == 0] = 1.0
+        pixels = int(np.prod(image_shape[1:]))
+        return Normalizer(how, np.repeat(mean, pixels), np.repeat(std, pixels))
     if how == "standard":
         mean, std = x_train.mean(axis=0), x_train.std(axis=0)
         std[std == 0] = 1.0
@@ -286,8 +404,9 @@ def fit_normalizer(x_train: np.ndarray, how: str) -> Normalizer:
 
 @dataclass(frozen=True)
 class RawSplit:
-    """A run's train, validation and test rows before normalisation (inputs float64 (n, F),
-    class indices 0…K−1 (n,)), and the user's label of each index."""
+    """A run's train, validation and test rows before normalisation (inputs (n, F), samples
+    flattened: float64, or float32 for Fashion-MNIST's 8-bit pixels, which it holds exactly;
+    class indices 0…K−1 (n,)), the user's label of each index, and one sample's shape."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -298,6 +417,7 @@ class RawSplit:
     class_labels: np.ndarray
     rows: Mapping[str, PartRows] = field(default_factory=dict)  # train/val/test -> where from
     fingerprint: Mapping[str, Any] = field(default_factory=dict)  # arrays given in memory
+    input_shape: Tuple[int, ...] = ()  # one sample's: (F,), or (C, H, W) with data.layout image
 
 
 def _carve(rows: np.ndarray, y: np.ndarray, fraction: float, seed: int, field: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -326,7 +446,7 @@ def _as_indices(parts: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> Tuple[Dict[s
 def raw_split(config: DataConfig, seed: int, arrays: Optional[ArrayData] = None) -> RawSplit:
     """The run's train/validation/test rows before normalisation, as the run splits them.
 
-    Test: the dataset's own test part (MNIST-1D's, a user's ``X_test``), else
+    Test: the dataset's own test part (MNIST-1D's, Fashion-MNIST's, a user's ``X_test``), else
     ``data.test_fraction`` of all samples. Validation: a user's ``X_val``, else
     ``data.val_fraction`` of what is left for training. Both carvings are stratified and
     seeded by the run's seed, so one seed always gives the same three parts. ``arrays``: the
@@ -336,16 +456,25 @@ def raw_split(config: DataConfig, seed: int, arrays: Optional[ArrayData] = None)
     if config.name == "mnist1d":  # the dataset's own split, the one its published figures use
         x, y, x_test, y_test = _load_mnist1d()
         parts, class_labels = {"X": (x, y), "X_test": (x_test, y_test)}, np.arange(10, dtype=np.int64)
+    elif config.name == "fashion_mnist":  # its own 60,000/10,000 split
+        x, y, x_test, y_test = load_fashion_mnist(config.root)
+        parts, class_labels = {"X": (x, y), "X_test": (x_test, y_test)}, np.arange(10, dtype=np.int64)
     elif config.name == "digits":
-        parts, class_labels = _as_indices({"X": _load_digits()})
+        x, y = _load_digits()
+        parts, class_labels = _as_indices({"X": (x.reshape(-1, 1, 8, 8) if config.layout == "image" else x, y)})
     elif config.name == "arrays":
         if arrays is None:
             raise ConfigError("data.name: 'arrays' reads arrays given in memory, and none were given")
-        given = _given_parts(arrays)
+        given = _given_parts(arrays, config.layout)
         fingerprint = arrays_fingerprint(given)
         parts, class_labels = _as_indices(given)
     else:
-        parts, class_labels = _as_indices(_load_npz(config.path or ""))
+        parts, class_labels = _as_indices(_load_npz(config.path or "", config.layout))
+    # One sample's shape; the rows are kept flattened, (n, prod(shape)).
+    input_shape = tuple(int(d) for d in parts["X"][0].shape[1:])
+    if config.layout == "flat":
+        input_shape = (int(np.prod(input_shape)),)
+    parts = {name: (x.reshape(x.shape[0], -1), y) for name, (x, y) in parts.items()}
     x, y = parts["X"]
     train = np.arange(len(y))
     rows: Dict[str, PartRows] = {}
@@ -359,7 +488,7 @@ def raw_split(config: DataConfig, seed: int, arrays: Optional[ArrayData] = None)
     rows["train"] = PartRows("X", len(y), train)
     taken = {part: (parts[r.source][0][r.index], parts[r.source][1][r.index]) for part, r in rows.items()}
     return RawSplit(*taken["train"], *taken["val"], *taken["test"], class_labels,
-                    {part: rows[part] for part in PARTS}, fingerprint)
+                    {part: rows[part] for part in PARTS}, fingerprint, input_shape)
 
 
 def load_split(config: DataConfig, seed: int, arrays: Optional[ArrayData] = None,
@@ -372,7 +501,8 @@ def load_split(config: DataConfig, seed: int, arrays: Optional[ArrayData] = None
         as_given=True)``), for a teacher of the user's own, which does its own preprocessing.
     """
     raw = raw_split(config, seed, arrays)
-    normalizer = fit_normalizer(raw.x_train, resolved_normalization(config))
+    image_shape = raw.input_shape if config.layout == "image" else None
+    normalizer = fit_normalizer(raw.x_train, resolved_normalization(config), image_shape)
     as_x = lambda a: torch.as_tensor(normalizer.apply(a), dtype=torch.float32)  # noqa: E731
     as_y = lambda a: torch.as_tensor(a, dtype=torch.long)  # noqa: E731
     given = None
@@ -380,15 +510,19 @@ def load_split(config: DataConfig, seed: int, arrays: Optional[ArrayData] = None
         given = tuple(torch.as_tensor(x, dtype=torch.float32) for x in (raw.x_train, raw.x_val, raw.x_test))
     return Split(as_x(raw.x_train), as_y(raw.y_train), as_x(raw.x_val), as_y(raw.y_val), as_x(raw.x_test),
                  as_y(raw.y_test), int(raw.class_labels.size), config.name, normalizer, raw.class_labels,
-                 raw.rows, given, raw.fingerprint)
+                 raw.rows, given, raw.fingerprint, raw.input_shape, config.layout)
 
 
 def data_fingerprint(config: DataConfig) -> Dict[str, Any]:
     """What identifies the data (for the teacher cache): the config, and a user file's content
     hash instead of its path, so a moved file still hits the cache and an edited one does not."""
-    facts = config.model_dump(mode="json", exclude={"path"})
+    facts = config.model_dump(mode="json", exclude={"path", "root"})
+    if config.layout == "flat":  # the default: keys of runs made before layouts stay as they were
+        facts.pop("layout")
     if config.path:
         facts["sha256"] = file_sha256(config.path)
+    if config.name == "fashion_mnist":
+        facts["sha256"] = fashion_mnist_sha256(fashion_mnist_files(config.root))
     return facts
 
 
