@@ -84,8 +84,7 @@ def simulate(layers: Sequence[IFLayer], x: torch.Tensor, steps: int) -> Tuple[to
             potentials[index] -= fired  # reset by subtraction keeps the residue: rate ∝ activation
             count = fired.sum(dim=1)
             spikes[:, index] += count
-            fan_out = (layers[index + 1].weight.shape[0])
-            synops += count * fan_out
+            synops += count * layers[index + 1].weight.shape[0]  # one accumulate per neuron it reaches
             signal = fired
         last = layers[-1]
         output += (x @ last.weight.T if signal is None else signal @ last.weight.T) + last.bias

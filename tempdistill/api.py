@@ -26,7 +26,9 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 from tempdistill.core.callbacks import Callback
 from tempdistill.config import ConfigError, config_from_mapping, read_yaml, set_path
 from tempdistill.core.interrupt import NEVER, StopRequest
-from tempdistill.record.run import Run
+from tempdistill.record.run import Run, load_run
+
+__all__ = ["distill", "run", "load_run"]
 
 LOGGER = logging.getLogger("tempdistill")
 
@@ -98,11 +100,6 @@ def distill(teacher: Any, data: Any, *, student: Optional[Mapping[str, Any]] = N
 
         given = InMemory(**teacher_given, **data_given)
     return run(mapping, callbacks=callbacks, stop=stop, given=given, **overrides)
-
-
-def load_run(path: str | Path) -> Run:
-    """Read any run file (any format version) as a ``Run``."""
-    return Run.read(path)
 
 
 def _teacher_section(teacher: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:

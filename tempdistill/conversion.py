@@ -109,7 +109,7 @@ def convert_run(path: str | Path, steps: Sequence[int], out: Optional[str] = Non
         stem = run_file_stem(config.model_copy(update={"name": recorded["name"], "student": converted}))
         recorder = RunRecorder.create(directory, stem, json.dumps(recorded),
                                       {"name": recorded["name"], "student_backend": "converted"})
-        if "data" in run.data_attrs or run.data:
+        if run.data or run.data_attrs:  # labels and normalisation, as the source run has them
             recorder.write_arrays("data", run.data, run.data_attrs)
         values = {key: test[key] for key in ("spikes_per_sample", "synops_per_sample", "macs_per_sample",
                                              "energy_nj_per_sample")}

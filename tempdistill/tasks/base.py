@@ -25,7 +25,7 @@ from torch import nn
 from tempdistill.information import information_metrics
 from tempdistill.losses import distillation_objective
 from tempdistill.core.student import Student, StudentOutput
-from tempdistill.core.task import Batch
+from tempdistill.core.task import Batch, TrainingTask
 from tempdistill.temperature import Temperature
 
 
@@ -33,9 +33,9 @@ from tempdistill.temperature import Temperature
 RecordGroup = Tuple[Mapping[str, np.ndarray], Mapping[str, Any]]
 
 
-class TrainingSide(ABC):
-    """What the loop asks of a task (``tempdistill.core.task.TrainingTask``), with the defaults
-    of a classifier where one fits every task."""
+class TrainingSide(TrainingTask, ABC):
+    """What the loop asks of a task (the ``tempdistill.core.task.TrainingTask`` protocol,
+    implemented here), with the defaults of a classifier where one fits every task."""
 
     # The per-epoch measure (higher is better) that ``distill.select: best_val`` picks the epoch
     # by; None where the task has no single validation score (then only ``final`` is allowed).

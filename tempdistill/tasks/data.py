@@ -42,7 +42,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Collection, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Collection, Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
@@ -347,20 +347,24 @@ def _checked_part(x: np.ndarray, y: np.ndarray, x_name: str, y_name: str,
     return x.astype(np.float64), y.astype(np.int64)
 
 
+def arrays_sha256(named: Iterable[Tuple[str, np.ndarray]]) -> str:
+    """SHA-256 of arrays given in memory, each by its name, dtype, shape and bytes, in order:
+    what identifies them where no file path does."""
+    digest = hashlib.sha256()
+    for name, array in named:
+        contiguous = np.ascontiguousarray(array)
+        digest.update(f"{name}:{contiguous.dtype.str}:{contiguous.shape};".encode())
+        digest.update(contiguous.tobytes())
+    return digest.hexdigest()
+
+
 def arrays_fingerprint(parts: Mapping[str, Tuple[np.ndarray, np.ndarray]]) -> Dict[str, Any]:
     """What identifies arrays given in memory: the SHA-256 of every array's name, shape and
     checked values (float64 inputs, int64 labels as given), and the shapes as JSON text."""
-    digest = hashlib.sha256()
-    shapes: Dict[str, Any] = {}
-    for x_name, y_name in NPZ_PARTS:
-        if x_name not in parts:
-            continue
-        for name, array in zip((x_name, y_name), parts[x_name]):
-            contiguous = np.ascontiguousarray(array)
-            digest.update(f"{name}:{contiguous.dtype.str}:{contiguous.shape};".encode())
-            digest.update(contiguous.tobytes())
-            shapes[name] = list(contiguous.shape)
-    return {"arrays_sha256": digest.hexdigest(), "arrays_shapes": json.dumps(shapes)}
+    named = [(name, array) for x_name, y_name in NPZ_PARTS if x_name in parts
+             for name, array in zip((x_name, y_name), parts[x_name])]
+    shapes = {name: list(np.shape(array)) for name, array in named}
+    return {"arrays_sha256": arrays_sha256(named), "arrays_shapes": json.dumps(shapes)}
 
 
 # What ``normalize: auto`` means per dataset: one global min–max for the bundled images (every

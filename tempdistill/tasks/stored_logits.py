@@ -18,7 +18,6 @@ classes, finite numbers; an error is one line naming the array.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Mapping, Optional
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 
 from tempdistill.config import ConfigError
-from tempdistill.tasks.data import PARTS, Split, file_sha256
+from tempdistill.tasks.data import PARTS, Split, arrays_sha256, file_sha256
 from tempdistill.tasks.sources import StoredLogits, as_array
 
 # The data array each logits array answers, and what it is called in a .npz / in memory.
@@ -74,12 +73,8 @@ def given_logits(stored: StoredLogits) -> FoundLogits:
                 found[source] = as_array(value)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"given.logits: cannot read {MEMORY_NAMES[source]} as an array ({exc})") from None
-    digest = hashlib.sha256()
-    for source, array in found.items():
-        contiguous = np.ascontiguousarray(array)
-        digest.update(f"{MEMORY_NAMES[source]}:{contiguous.dtype.str}:{contiguous.shape};".encode())
-        digest.update(contiguous.tobytes())
-    return FoundLogits(found, MEMORY_NAMES, "given.logits", None, digest.hexdigest())
+    digest = arrays_sha256((MEMORY_NAMES[source], array) for source, array in found.items())
+    return FoundLogits(found, MEMORY_NAMES, "given.logits", None, digest)
 
 
 def _checked(array: np.ndarray, name: str, source: str, rows: int, classes: int, field: str) -> np.ndarray:
