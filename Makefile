@@ -25,7 +25,7 @@ test: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
-# Every benchmark (about 20 minutes on 2 cores); writes benchmarks/RESULTS.md.
+# Every benchmark (about 4 minutes on 2 cores); writes benchmarks/RESULTS.md.
 bench: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
