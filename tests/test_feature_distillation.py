@@ -139,7 +139,8 @@ def test_hooks_leave_no_trace(digits_task: ClassificationTask) -> None:
         watched = student(batch.x).logits
     total, parts = features.loss(seen, batch)
     assert sorted(parts) == ["feature_loss.0", "feature_loss.1"]
-    assert float(total.detach()) == pytest.approx(float(parts["feature_loss.0"] + 0.5 * parts["feature_loss.1"]))
+    expected = parts["feature_loss.0"].detach() + 0.5 * parts["feature_loss.1"].detach()
+    assert float(total.detach()) == pytest.approx(float(expected))
     assert hooks_on(teacher) == 0 and hooks_on(student) == 0
     with torch.no_grad():
         assert torch.equal(teacher(x), teacher_before)
@@ -256,3 +257,34 @@ def test_feature_terms_are_validated_by_field() -> None:
     with pytest.raises(ConfigError, match=r"^distill\.features\.0\.weight"):
         config_from_mapping({"distill": {"features": [{**MSE_TERM, "weight": -1}]}})
     assert DistillConfig().features == []
+
+
+def test_a_torchscript_teacher_is_refused(digits_task: ClassificationTask) -> None:
+    """Compiled code calls no Python hook: refused in one line, not a feature silently missing."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script's deprecation notice
+        scripted = torch.jit.script(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)))
+    with pytest.raises(ConfigError, match=r"^distill\.features\[0\]\.teacher: the teacher is TorchScript"):
+        FeatureTerms([FeatureConfig(**MSE_TERM)], scripted, dense_student(digits_task), torch.zeros(2, 64),
+                     torch.zeros(2, 64))
+
+
+# ------------------------------------------------------------------ the teacher's inputs
+def test_batches_carry_the_teacher_inputs_only_when_asked_and_as_the_teacher_reads_them() -> None:
+    """A user's teacher reads the inputs as given (raw digits, 0 to 16): each batch's
+    ``teacher_inputs`` are those rows, the same rows as the student's normalised ``x``."""
+    from tempdistill.tasks.teacher import TeacherOrigin
+    from tempdistill.tasks.teacher_sources import NetworkTeacher
+
+    split = load_split(DataConfig(name="digits"), 0, keep_as_given=True)
+    network = nn.Sequential(nn.Linear(64, 10))
+    task = ClassificationTask(split, NetworkTeacher(network, split, TeacherOrigin("module", None, ""), True))
+    assert all(batch.teacher_inputs is None for batch in task.train_batches(0, 256, torch.Generator().manual_seed(0)))
+    task.teacher_inputs_in_batches = True
+    for batch in task.train_batches(0, 256, torch.Generator().manual_seed(0)):
+        assert batch.teacher_inputs is not None and batch.teacher_inputs.shape == batch.x.shape
+        assert float(batch.teacher_inputs.max()) > 1.0  # raw pixel counts, not the normalised features
+        normalised = torch.as_tensor(split.normalizer.apply(batch.teacher_inputs.numpy()), dtype=torch.float32)
+        torch.testing.assert_close(normalised, batch.x)

@@ -132,7 +132,12 @@ def listed(names: Sequence[str]) -> str:
 
 def teacher_layer(network: nn.Module, name: str, field: str) -> nn.Module:
     """The teacher's module at path ``name``; a ConfigError naming ``field`` and the teacher's
-    module paths otherwise."""
+    module paths otherwise. A TorchScript teacher is refused: its compiled forward calls no
+    Python hook."""
+    if isinstance(network, torch.jit.ScriptModule):
+        raise ConfigError(f"{field}: the teacher is TorchScript, whose compiled code runs no forward hooks, so none of "
+                          "its layers can be read; give the teacher as a Python module (teacher.factory with its "
+                          "state dict, or teacher.source: module)")
     try:
         return network.get_submodule(name)
     except AttributeError:
@@ -179,8 +184,8 @@ def one_output(outputs: List[object], field: str, side: str, name: str) -> torch
     """The single tensor a hooked layer gave in one pass; a ConfigError naming ``field`` for a
     layer that did not run, ran more than once, or gave something else."""
     if not outputs:
-        raise ConfigError(f"{field}: the {side}'s layer {name!r} did not run in a forward pass (a TorchScript "
-                          "network does not call Python hooks; a module the forward never calls has no output)")
+        raise ConfigError(f"{field}: the {side}'s layer {name!r} did not run in a forward pass on two training "
+                          "rows, so it has no output to read; name a layer the forward calls")
     if len(outputs) > 1:
         raise ConfigError(f"{field}: the {side}'s layer {name!r} runs {len(outputs)} times in one forward pass (once "
                           "per time step?); name a layer that runs once, e.g. one of the student's feature_layers()")
