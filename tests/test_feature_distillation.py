@@ -188,7 +188,7 @@ def test_a_weightless_term_leaves_the_run_as_it_was(tiny_config_data: Dict[str, 
 # ------------------------------------------------------------------ refusals
 @pytest.mark.parametrize("side, name, listed", [
     ("teacher", "net.1", "available module paths: '0', '1', '2'"),
-    ("student", "1", "available module paths: 'net', 'net.0', 'net.1', 'net.2'"),
+    ("student", "1", "module paths: 'net', 'net.0', 'net.1', 'net.2'"),
 ])
 def test_unknown_layer_names_are_refused_with_the_names_there_are(tiny_config_data: Dict[str, Any], tmp_path: Path,
                                                                   side: str, name: str, listed: str) -> None:
@@ -207,6 +207,34 @@ def test_long_lists_of_names_are_cut_short() -> None:
     student = nn.Sequential(nn.Linear(4, 4))
     with pytest.raises(ConfigError, match=r"'11', \.\.\. and 18 more$"):
         FeatureTerms([FeatureConfig(teacher="x", student="0")], teacher, student, torch.zeros(2, 4), torch.zeros(2, 4))
+
+
+class Tapped(nn.Module):
+    """A student that offers a feature layer by name (``feature_layers()``) beside its modules."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 6), nn.ReLU())
+        self.head = nn.Linear(6, 3)
+
+    def feature_layers(self) -> Dict[str, nn.Module]:
+        return {"hidden0": self.body[1]}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def test_student_layers_by_feature_name_or_module_path() -> None:
+    teacher = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    rows = torch.randn(2, 4)
+    for name in ("hidden0", "body.1", "head"):
+        features = FeatureTerms([FeatureConfig(teacher="1", student=name)], teacher, Tapped(), rows, rows)
+        assert features.terms[0].student_shape == ((2, 6) if name != "head" else (2, 3))
+    with pytest.raises(ConfigError) as caught:
+        FeatureTerms([FeatureConfig(teacher="1", student="hidden1")], teacher, Tapped(), rows, rows)
+    assert str(caught.value) == ("distill.features[0].student: no layer 'hidden1' in the student (Tapped); available "
+                                 "feature layers (feature_layers()): 'hidden0'; or module paths: 'body', 'body.0', "
+                                 "'body.1', 'head'")
 
 
 def test_a_layer_that_runs_once_per_time_step_is_refused(digits_task: ClassificationTask) -> None:

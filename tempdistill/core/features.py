@@ -2,8 +2,8 @@
 
 Each term of ``distill.features`` names a teacher layer (a module path in the teacher network,
 ``teacher.get_submodule``) and a student layer (a name of the student's ``feature_layers()``
-where it has that method, else a module path in the student). Their outputs are taken with
-forward hooks, after torchdistill's ``ForwardHookManager``: no model's ``forward`` changes,
+where it has that method, else a module path in the student, ``net.1``). Their outputs are
+taken with forward hooks, after torchdistill's ``ForwardHookManager``: no model's ``forward`` changes,
 and the hooks exist only while the pass they read is in flight (``LayerTaps.watching``), so
 every other pass (validation, test, latency, export) runs the models exactly as written. A
 student's ``feature_layers()`` maps names to small modules whose forward output *is* the
@@ -146,22 +146,25 @@ def teacher_layer(network: nn.Module, name: str, field: str) -> nn.Module:
                           f"paths: {listed(names)}") from None
 
 
-def student_layers(student: nn.Module) -> Tuple[Dict[str, nn.Module], str]:
-    """The student's nameable layers and what they are: its ``feature_layers()`` where it has
-    that method, else its module paths."""
+def feature_layers(student: nn.Module) -> Dict[str, nn.Module]:
+    """The layers a student offers by name (``feature_layers()``: a conv student's ``conv0``,
+    ``conv1``, ...), none where it has no such method."""
     offered = getattr(student, "feature_layers", None)
-    if callable(offered):
-        return dict(offered()), "feature layers (feature_layers())"
-    return {path: module for path, module in student.named_modules() if path}, "module paths"
+    return dict(offered()) if callable(offered) else {}
 
 
 def student_layer(student: nn.Module, name: str, field: str) -> nn.Module:
-    """The student's layer ``name``; a ConfigError naming ``field`` and the names it offers otherwise."""
-    layers, kind = student_layers(student)
-    if name not in layers:
-        raise ConfigError(f"{field}: no layer {name!r} in the student ({type(student).__name__}); available {kind}: "
-                          f"{listed(list(layers))}")
-    return layers[name]
+    """The student's layer ``name``: one of its ``feature_layers()``, else a module path in it
+    (``net.1``); a ConfigError naming ``field`` and the names there are otherwise."""
+    offered = feature_layers(student)
+    if name in offered:
+        return offered[name]
+    paths = {path: module for path, module in student.named_modules() if path}
+    if name in paths:
+        return paths[name]
+    named = f"feature layers (feature_layers()): {listed(list(offered))}; or module paths: " if offered else "module paths: "
+    raise ConfigError(f"{field}: no layer {name!r} in the student ({type(student).__name__}); available {named}"
+                      f"{listed(list(paths))}")
 
 
 # ------------------------------------------------------------------ the configured terms
