@@ -1,0 +1,231 @@
+"""Convolutional stages of a student, the geometry they need, and what they cost.
+
+A conv student (``student: {arch: conv, channels: [16, 32], kernel: 3, pool: avg}``) reads
+each sample as an image (C, H, W). Per entry of ``channels`` a stage is a 2-D convolution
+(``padding = kernel // 2``, so H and W are kept), the layer's activation (a ReLU for a dense
+student, the project's one neuron equation on every (c, h, w) neuron for a spiking one), then
+2×2 pooling (average or max), which halves H and W (rounding down). The last stage's map is
+flattened into the MLP head. Tensors in the pipeline stay flat, (B, C·H·W); a network that
+reads images views them as (B, C, H, W) itself.
+
+This module holds what dense and spiking conv students share: the geometry (checked once,
+with one line naming the field when an image is too small), MACs of a convolution, the exact
+fan-out of a spiking conv neuron through its pooling into the next layer (for synaptic
+operations), and the feature taps (``RateTap``) a feature-distillation loss hooks into.
+It knows nothing of ``tempdistill``: errors are ``ValueError`` whose text starts with the
+field; the backends turn them into ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+Shape = Tuple[int, int, int]
+POOLS = ("avg", "max")
+
+
+def stage_maps(input_shape: Optional[Sequence[int]], channels: Sequence[int], kernel: int) -> List[Shape]:
+    """Each stage's activation map (C, H, W) before its pooling, for an image ``input_shape``.
+
+    Raises ``ValueError`` ("<field>: ...") for flat data, an even kernel, or an image that the
+    stages' 2×2 poolings would shrink to nothing."""
+    if input_shape is None or len(input_shape) != 3:
+        got = "flat data" if input_shape is None else f"samples of shape {tuple(input_shape)}"
+        raise ValueError(f"student.arch: 'conv' needs images (C, H, W), got {got}; use data.layout: image "
+                         "(or student.arch: mlp)")
+    if not channels or any(int(c) < 1 for c in channels):
+        raise ValueError(f"student.channels: expected a list of positive channel counts, got {list(channels)}")
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"student.kernel: expected an odd integer >= 1 (padding kernel//2 keeps H and W), got {kernel}")
+    _, h, w = (int(d) for d in input_shape)
+    maps: List[Shape] = []
+    for i, c in enumerate(channels):
+        if h // 2 < 1 or w // 2 < 1:
+            raise ValueError(f"student.channels: {len(channels)} stages of 2×2 pooling shrink a "
+                             f"{input_shape[1]}×{input_shape[2]} image to nothing at stage {i} ({h}×{w} "
+                             f"pooled); use at most {i} entries or larger images")
+        maps.append((int(c), h, w))
+        h, w = h // 2, w // 2
+    return maps
+
+
+def pooled(shape: Shape) -> Shape:
+    """A map's shape after 2×2 pooling (odd rows/columns are dropped, as ``nn.AvgPool2d(2)``)."""
+    c, h, w = shape
+    return c, h // 2, w // 2
+
+
+def flat_features(maps: Sequence[Shape]) -> int:
+    """Width of the head's input: the last stage's pooled map, flattened."""
+    c, h, w = pooled(maps[-1])
+    return c * h * w
+
+
+def conv_macs(c_in: int, shape: Shape, kernel: int) -> int:
+    """Multiply-accumulates of one convolution producing ``shape`` = (Cout, Hout, Wout):
+    Cout·Cin·k²·Hout·Wout (padding positions counted as MACs, as is customary)."""
+    c_out, h, w = shape
+    return c_out * c_in * kernel * kernel * h * w
+
+
+def pool2d(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """2×2 pooling of (N, C, H, W) maps; of spikes it is exact in any float type (a mean of 4
+    zeros and ones, or their maximum)."""
+    return F.avg_pool2d(x, 2) if kind == "avg" else F.max_pool2d(x, 2)
+
+
+def pool_layer(kind: str) -> nn.Module:
+    return nn.AvgPool2d(2) if kind == "avg" else nn.MaxPool2d(2)
+
+
+def conv_fan_out(shape: Shape, next_channels: int, kernel: int) -> torch.Tensor:
+    """Per neuron of a map (C·H·W,), how many (output channel, position) targets of the next
+    convolution read it through the 2×2 pooling.
+
+    Computed exactly, borders and dropped odd rows included, as the gradient of the summed
+    next-layer convolution (all-ones weights) with respect to the pooled map, spread back over
+    each pooling window (a neuron counts for every target that reads its window)."""
+    c, h, w = shape
+    pooled_map = torch.ones(1, *pooled(shape), dtype=torch.float64, requires_grad=True)
+    weight = torch.ones(next_channels, c, kernel, kernel, dtype=torch.float64)
+    F.conv2d(pooled_map, weight, padding=kernel // 2).sum().backward()
+    return _spread(pooled_map.grad[0], shape)
+
+
+def flatten_fan_out(shape: Shape, width: int) -> torch.Tensor:
+    """Per neuron of the last map: ``width`` targets (the head's first layer) through the
+    flatten, 0 for rows/columns the pooling drops."""
+    return _spread(torch.full(pooled(shape), float(width), dtype=torch.float64), shape)
+
+
+def input_fan_out(input_shape: Sequence[int], channels: int, kernel: int) -> torch.Tensor:
+    """Per input pixel (C·H·W,), the first convolution's targets that read it (spiking encoders'
+    input events are synaptic operations through this fan-out)."""
+    image = torch.ones(1, *input_shape, dtype=torch.float64, requires_grad=True)
+    weight = torch.ones(channels, int(input_shape[0]), kernel, kernel, dtype=torch.float64)
+    F.conv2d(image, weight, padding=kernel // 2).sum().backward()
+    return image.grad.reshape(-1)
+
+
+def _spread(per_window: torch.Tensor, shape: Shape) -> torch.Tensor:
+    c, h, w = shape
+    full = torch.zeros(c, h, w, dtype=torch.float64)
+    ph, pw = per_window.shape[1:]
+    full[:, : 2 * ph, : 2 * pw] = per_window.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+    return full.reshape(-1)
+
+
+class RateTap(nn.Identity):
+    """A feature tap: an identity module called with a layer's feature, only when something
+    listens (``if tap._forward_hooks``), so it costs nothing otherwise.
+
+    Feature distillation registers a forward hook on it (``feature_layers()[name]``) and reads
+    the hook's output: for a spiking layer its firing rate over the steps (B, C, H, W),
+    differentiable."""
+
+    def listened(self) -> bool:
+        return bool(self._forward_hooks)
+
+
+class SpikingConvStages(nn.Module):
+    """The conv stages of a spiking student: per stage Conv2d → the project's neuron on every
+    (c, h, w) neuron (the backend's library neurons over the flattened map, (B, C·H·W)) → 2×2
+    pooling of the spikes. Hidden-layer thresholds (``hidden_threshold``, one ``ThresholdTrace``
+    per neuron), so temperature reaches them exactly as it reaches hidden layers.
+
+    Two ways through time, with identical spikes (see ``fused``): ``step`` (the reference,
+    one step of every stage through the library's neuron modules) and ``fused`` (stage by stage
+    over all steps, the recurrence in ``spiking.functional.network_sequence``).
+    """
+
+    def __init__(self, options: Any, input_shape: Sequence[int], make_neurons: Callable[..., nn.Module],
+                 spike_fn: Callable, head_width: int) -> None:
+        from spiking.threshold import ThresholdTrace
+
+        super().__init__()
+        self.image_shape: Shape = tuple(int(d) for d in input_shape)  # type: ignore[assignment]
+        self.maps = stage_maps(self.image_shape, list(options.channels), options.kernel)
+        self.pool, self.kernel = options.pool, options.kernel
+        ins = [self.image_shape[0]] + [c for c, _, _ in self.maps[:-1]]
+        self.convs = nn.ModuleList(nn.Conv2d(a, c, options.kernel, padding=options.kernel // 2)
+                                   for a, (c, _, _) in zip(ins, self.maps))
+        sizes = [c * h * w for c, h, w in self.maps]
+        self.neurons = nn.ModuleList(make_neurons(n, options, spike_fn) for n in sizes)
+        self.thresholds = nn.ModuleList(ThresholdTrace(n, options.hidden_threshold, options.threshold_tau) for n in sizes)
+        self.taps = nn.ModuleList(RateTap() for _ in self.maps)
+        self.flat_dim = flat_features(self.maps)
+        self.first_macs = conv_macs(ins[0], self.maps[0], options.kernel)
+        # Per-neuron fan-outs (synaptic operations per spike), constants of the architecture;
+        # not state: left out of the state dict, following the module to its device.
+        fans = [conv_fan_out(m, nxt[0], options.kernel) for m, nxt in zip(self.maps[:-1], self.maps[1:])]
+        fans.append(flatten_fan_out(self.maps[-1], head_width))
+        for i, fan in enumerate(fans):
+            self.register_buffer(f"fan_out{i}", fan.float(), persistent=False)
+        self.register_buffer("input_fan_out", input_fan_out(self.image_shape, self.maps[0][0], options.kernel).float(),
+                             persistent=False)
+
+    def fan_outs(self) -> List[torch.Tensor]:
+        return [getattr(self, f"fan_out{i}") for i in range(len(self.maps))]
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """Flat samples (B, C·H·W) viewed as images (B, C, H, W)."""
+        return x.reshape(x.shape[0], *self.image_shape)
+
+    def first_current(self, x: torch.Tensor) -> torch.Tensor:
+        """The first convolution of analog input (direct encoding), (B, N0): computed once,
+        held for every step."""
+        return self.convs[0](self.images(x)).flatten(1)
+
+    def use_thresholds(self) -> None:
+        for neuron, trace in zip(self.neurons, self.thresholds):
+            neuron.use_threshold(trace.theta())
+
+    def step(self, encoded: Optional[torch.Tensor], held: Optional[torch.Tensor], states: List[Any]
+             ) -> Tuple[torch.Tensor, List[Tuple[torch.Tensor, torch.Tensor]]]:
+        """One time step of every stage through the library neurons: the pooled spikes of the
+        last stage flattened (B, F), and each stage's (spikes, membrane) (B, N). ``held``: the
+        first stage's current under direct encoding, else ``encoded`` is this step's input."""
+        signal = encoded
+        outputs = []
+        for i, (conv, neuron, shape) in enumerate(zip(self.convs, self.neurons, self.maps)):
+            current = held if i == 0 and held is not None else conv(self.images(signal) if i == 0 else signal).flatten(1)
+            spikes, membrane, states[i] = neuron.step(current, states[i])
+            outputs.append((spikes, membrane))
+            signal = pool2d(spikes.view(spikes.shape[0], *shape), self.pool)
+        return signal.flatten(1), outputs
+
+    def fused(self, x: torch.Tensor, encoded: Optional[torch.Tensor], steps: int, beta: Optional[torch.Tensor],
+              surrogate: str, slope: float, zero_reset: bool) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """All steps, stage by stage: the head's input, the last stage's pooled spikes (T, B, F),
+        and each stage's spike counts (B, N) (detached).
+
+        A stage's currents for all T steps are one batched convolution over T·B images of the
+        spikes below it (the first stage's: once, held, under direct encoding); its recurrence is
+        a one-layer ``network_sequence`` (hand-written backward through time), whose spikes
+        (T, B, N) carry the gradient. On the CPU this was checked on, a convolution over T·B
+        images equals T per-step convolutions bit for bit (float32 and float64; pooling spikes is
+        exact), so these spikes are the reference ``step``'s (``tests/test_conv_students.py``).
+        """
+        from spiking.functional import network_sequence
+
+        batch = x.shape[0]
+        counts: List[torch.Tensor] = []
+        signal = None
+        for i, (conv, trace, tap, shape) in enumerate(zip(self.convs, self.thresholds, self.taps, self.maps)):
+            held = i == 0 and encoded is None
+            if held:
+                current = self.first_current(x)
+            else:
+                source = encoded.reshape(steps * batch, *self.image_shape) if i == 0 else signal
+                current = conv(source).reshape(steps, batch, -1)
+            spikes, _, _ = network_sequence(current, [], [], [trace.theta()], beta, surrogate, slope, zero_reset,
+                                            steps if held else None)
+            counts.append(spikes.detach().sum(dim=0))
+            if tap.listened():
+                tap(spikes.mean(dim=0).view(batch, *shape))
+            signal = pool2d(spikes.view(steps * batch, *shape), self.pool)
+        return signal.reshape(steps, batch, -1), counts
