@@ -277,6 +277,21 @@ class TemperatureConfig(BaseModel):
     schedule: str = "constant"
 
 
+class FeatureConfig(Strict):
+    """One feature-distillation term beside the logit term (``tempdistill.core.features``):
+    the output of the teacher's layer ``teacher`` (a module path in the teacher network, e.g.
+    ``features.3``) against the student's layer ``student`` (a name of the student's
+    ``feature_layers()``, else a module path in the student), compared by ``loss`` and added to
+    the objective times ``weight``."""
+
+    teacher: str = Field(min_length=1)
+    student: str = Field(min_length=1)
+    # mse: mean squared error (a learned adapter maps the student's channels to the teacher's
+    # when they differ); attention: attention transfer (Zagoruyko & Komodakis 2017), no adapter
+    loss: Literal["mse", "attention"] = "mse"
+    weight: float = Field(1.0, ge=0.0)
+
+
 class DistillConfig(Strict):
     epochs: Epochs = 40
     batch_size: BatchSize = 64
@@ -290,6 +305,8 @@ class DistillConfig(Strict):
     # Which student the run reports and exports: the last epoch's ("final"), or the weights of
     # the epoch with the best validation score ("best_val"; the final one is tested too).
     select: Literal["final", "best_val"] = "final"
+    # Feature terms beside the logit term; empty: logits only (classification with a teacher network)
+    features: List[FeatureConfig] = Field(default_factory=list)
 
 
 HeadConfig.model_rebuild()

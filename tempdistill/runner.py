@@ -26,6 +26,7 @@ from tempdistill.config import ConfigError, RunConfig
 from tempdistill.tasks.data import Split
 from tempdistill.core.callbacks import ActivityAlarms, BestEpoch, Callback, StopOnRequest
 from tempdistill.core.distiller import Distiller
+from tempdistill.core.features import FeatureTerms
 from tempdistill.core.interrupt import NEVER, Interrupted, StopRequest
 from tempdistill.core.latency import inference_latency_ms, latency_conditions
 from tempdistill.core.memory import Part, available_bytes, check_fits, held_parts, network_size, training_parts
@@ -62,6 +63,7 @@ def plan_run(config: RunConfig, given: InMemory = InMemory()) -> Plan:
     if config.distill.select == "best_val" and task_class.validation_score is None:
         raise ConfigError(f"distill.select: 'best_val' needs one validation score per epoch, which task "
                           f"{config.task!r} does not have; allowed here: 'final'")
+    task_class.check_features(config)  # feature terms the task cannot serve fail before any work
     teacher_backend, teacher_options = task_class.plan_teacher(config)
     student_backend = get_backend(config.student.backend, "student.backend")
     student_options = student_backend.validate(config.student.backend_options(), "student")
@@ -199,6 +201,7 @@ def execute(
     try:
         schedule: Schedule = task.build_schedule(config).to(config.device)
         task.check_schedule(schedule)
+        features = build_features(config, task, student, log)
     except ConfigError:
         task.close()
         raise
@@ -228,7 +231,7 @@ def execute(
                 *callbacks,
                 StopOnRequest(stop),
             ]
-            distiller = Distiller(student, task, schedule, config.distill, config.seed, loop_callbacks)
+            distiller = Distiller(student, task, schedule, config.distill, config.seed, loop_callbacks, extra=features)
             final = distiller.run()
         validation = task.evaluation_batch().x
         eval_values: Dict[str, Any] = {
@@ -275,6 +278,21 @@ def execute(
     finally:
         task.close()
     return recorder.path
+
+
+def build_features(config: RunConfig, task: Task, student: Student,
+                   log: Callable[[str], None] = lambda _: None) -> Optional[FeatureTerms]:
+    """The run's feature terms (``distill.features``), their layers and shapes checked by a dry
+    run on two training rows, and the task told to hand the teacher's inputs with each batch;
+    None without any, and then nothing about the run changes."""
+    if not config.distill.features:
+        return None
+    network, student_rows, teacher_rows = task.feature_teacher()
+    features = FeatureTerms(config.distill.features, network, student, student_rows, teacher_rows)
+    task.teacher_inputs_in_batches = True
+    for line in features.describe():
+        log(line)
+    return features
 
 
 def evaluate_on_test(task: Task, student: Student, best: Optional[BestEpoch], config: RunConfig) -> Dict[str, Any]:

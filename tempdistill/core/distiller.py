@@ -7,13 +7,18 @@ epoch to its callbacks (``tempdistill.core.callbacks``): choosing the best-valid
 committing the epoch to the record, warnings, progress and stop requests are theirs. A
 callback may ask the loop to stop; it then ends after the epoch it is in. The loop never sees
 test data and holds no label, argmax or environment code: that is the task's.
+
+An optional extra term (``ExtraTerm``: the feature terms of ``distill.features``,
+``tempdistill.core.features``) may watch each training forward pass of the student and adds
+its loss to the task's objective; its parts are recorded per epoch beside ``loss``.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from contextlib import nullcontext
+from typing import Any, ContextManager, Dict, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -22,7 +27,7 @@ from tempdistill.core.callbacks import Callback, EpochEnd
 from tempdistill.config import DistillConfig
 from tempdistill.schedules import Schedule
 from tempdistill.core.student import Student
-from tempdistill.core.task import TrainingTask
+from tempdistill.core.task import Batch, TrainingTask
 from tempdistill.temperature import Temperature
 from tempdistill.core.training import collect_outputs
 
@@ -47,6 +52,7 @@ class EpochSums:
     kd: float = 0.0
     ce: float = 0.0
     n: int = 0
+    parts: Dict[str, float] = field(default_factory=dict)  # an extra term's parts, summed
     temperatures: List[float] = field(default_factory=list)
     step_series: Dict[str, List[float]] = field(default_factory=dict)
     last_loss: float = 0.0
@@ -58,16 +64,38 @@ class EpochSums:
         self.ce += float(ce) * n
         self.n += n
 
+    def add_parts(self, parts: Dict[str, torch.Tensor], n: int) -> None:
+        for name, value in parts.items():
+            self.parts[name] = self.parts.get(name, 0.0) + float(value) * n
 
-def adam(student: Student, schedule: Schedule, config: DistillConfig) -> torch.optim.Optimizer:
-    """The run's optimizer: Adam over the student's parameters and a learned schedule's."""
-    params = list(student.parameters()) + list(schedule.parameters())
+
+class ExtraTerm(Protocol):
+    """A loss beside the task's objective, computed per training batch
+    (``tempdistill.core.features.FeatureTerms``). It watches the student's training forward
+    pass (``watching_student`` yields what it saw), then ``loss`` gives what to add to the
+    objective and its named parts for the per-epoch record; ``parameters`` are trained by the
+    run's optimiser beside the student's."""
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+    def watching_student(self) -> ContextManager[Any]: ...
+
+    def loss(self, seen: Any, batch: Batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]: ...
+
+
+def adam(student: Student, schedule: Schedule, config: DistillConfig,
+         extra: Iterable[torch.nn.Parameter] = ()) -> torch.optim.Optimizer:
+    """The run's optimizer: Adam over the student's parameters, a learned schedule's and an
+    extra term's (feature adapters)."""
+    params = list(student.parameters()) + list(schedule.parameters()) + list(extra)
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 class Distiller:
     """Trains ``student`` on ``task``'s teacher under ``schedule`` for ``config.epochs``
-    epochs, handing every epoch to ``callbacks`` in order."""
+    epochs, handing every epoch to ``callbacks`` in order; ``extra``: a loss term added to the
+    objective on every training batch (its parameters join the optimiser made here, not a
+    given ``optimizer``)."""
 
     def __init__(
         self,
@@ -78,17 +106,20 @@ class Distiller:
         seed: int,
         callbacks: Sequence[Callback] = (),
         optimizer: Optional[torch.optim.Optimizer] = None,
+        extra: Optional[ExtraTerm] = None,
     ) -> None:
         self.student = student
         self.task = task
         self.schedule = schedule
         self.config = config
         self.callbacks = list(callbacks)
+        self.extra = extra
         self.stop_reason: Optional[str] = None
         self.stopped_early = False
         self.generator = torch.Generator().manual_seed(seed)
         student.fit_to_teacher(task.fitting_logits(), task.fitting_inputs())
-        self.optimizer = optimizer if optimizer is not None else adam(student, schedule, config)
+        extra_parameters = extra.parameters() if extra is not None else ()
+        self.optimizer = optimizer if optimizer is not None else adam(student, schedule, config, extra_parameters)
         self.signals: Dict[str, float] = {}
         self.last_base_temperature: Temperature = 1.0
         self.step = 0
@@ -107,8 +138,14 @@ class Distiller:
             temperature = self.batch_temperature(base, batch.teacher_logits, batch.x)
             self.last_base_temperature = detached(base)
             self.student.set_temperature(temperature)
-            out = self.student(batch.x)
+            watching = self.extra.watching_student() if self.extra is not None else nullcontext()
+            with watching as seen:
+                out = self.student(batch.x)
             total, kd, ce = self.task.objective(self.student, out, batch, temperature, alpha, self.config.loss)
+            if self.extra is not None:
+                added, parts = self.extra.loss(seen, batch)
+                total = total + added
+                sums.add_parts({name: value.detach() for name, value in parts.items()}, batch.x.shape[0])
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
@@ -184,6 +221,7 @@ class Distiller:
                 "loss": sums.loss / sums.n,
                 "kd_loss": sums.kd / sums.n,
                 "ce_loss": sums.ce / sums.n,
+                **{name: value / sums.n for name, value in sums.parts.items()},
                 "alpha": self.schedule.alpha(epoch, self.config.alpha),
                 "temperature": float(np.mean(sums.temperatures)),
             }

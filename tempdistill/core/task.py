@@ -21,12 +21,15 @@ from tempdistill.temperature import Temperature
 @dataclass
 class Batch:
     """Student inputs (B, F), the teacher's logits for them (B, K), hard targets (B,) or None,
-    and for a multi-head task the head each row belongs to (B,) or None."""
+    for a multi-head task the head each row belongs to (B,) or None, and where a feature term
+    runs the teacher on the batch (``distill.features``), the same rows as the teacher reads
+    them (normalised or as the user gave them, per its source), else None."""
 
     x: torch.Tensor
     teacher_logits: torch.Tensor
     targets: Optional[torch.Tensor] = None
     groups: Optional[torch.Tensor] = None
+    teacher_inputs: Optional[torch.Tensor] = None
 
 
 class TrainingTask(Protocol):

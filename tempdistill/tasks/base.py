@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tempdistill.errors import ConfigError
 from tempdistill.information import information_metrics
 from tempdistill.losses import distillation_objective
 from tempdistill.core.student import Student, StudentOutput
@@ -40,6 +41,10 @@ class TrainingSide(TrainingTask, ABC):
     # The per-epoch measure (higher is better) that ``distill.select: best_val`` picks the epoch
     # by; None where the task has no single validation score (then only ``final`` is allowed).
     validation_score: Optional[str] = None
+    # Whether training batches carry the teacher's inputs (``Batch.teacher_inputs``): switched
+    # on by the runner when a feature term runs the teacher on each batch (``distill.features``);
+    # off, batches cost nothing extra.
+    teacher_inputs_in_batches: bool = False
 
     def objective(self, student: Student, output: StudentOutput, batch: Batch, temperature: Temperature,
                   alpha: float, loss: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -134,6 +139,22 @@ class RunSide(ABC):
         the cache file it made or found (an executor ships it to other machines), or None for a
         teacher loaded from the user's file."""
         return None
+
+    @classmethod
+    def check_features(cls, config: Any) -> None:
+        """Refuse, as a ConfigError naming ``distill.features``, feature terms the task cannot
+        serve, before any work. By default a task has no teacher network whose layers a
+        feature term could read."""
+        if config.distill.features:
+            raise ConfigError(f"distill.features: only used when task is 'classification' (feature terms read layers "
+                              f"of a classifier teacher's network), but task is {config.task!r}; drop distill.features")
+
+    def feature_teacher(self) -> Tuple[nn.Module, torch.Tensor, torch.Tensor]:
+        """(network, student rows, teacher rows): the teacher network whose layers feature terms
+        read, and two training rows as the student reads them and as that network reads them
+        (the dry run that fixes the features' shapes)."""
+        raise ConfigError(f"distill.features: task {getattr(self, 'name', type(self).__name__)!r} has no teacher "
+                          "network to take features from")
 
     def prepare_student(self, student: Student) -> None:
         """Give a freshly built student what the task needs besides its network (a Gaussian

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tempdistill.config import RunConfig
+from tempdistill.config import ConfigError, RunConfig
 from tempdistill.tasks.data import Split, load_split
 from tempdistill.core.predict import seeded_argmax
 from tempdistill.core.student import Backend, Student, StudentOutput
@@ -104,6 +104,20 @@ class ClassificationTask(Task):
         origin = teacher.origin
         return Path(origin.file) if origin.kind in ("cache", "trained") and origin.file else None
 
+    @classmethod
+    def check_features(cls, config: RunConfig) -> None:
+        """Stored logits have no network whose layers a feature term could read."""
+        if config.distill.features and config.teacher.source == "logits":
+            raise ConfigError("distill.features: needs a teacher network to take features from, but teacher.source is "
+                              "'logits' (stored logits have none); drop distill.features or give the teacher's network")
+
+    def feature_teacher(self) -> Tuple[nn.Module, torch.Tensor, torch.Tensor]:
+        """The bound teacher's network and two training rows, fed to it as its source says."""
+        if not isinstance(self.bound, NetworkTeacher):
+            raise ConfigError("distill.features: needs a teacher network to take features from, but this teacher "
+                              f"({self.bound.origin.kind}) has none")
+        return self.bound.network, self.split.x_train[:2], self.bound.inputs("train")[:2]
+
     def fitting_logits(self) -> torch.Tensor:
         return self.teacher_train_logits
 
@@ -115,8 +129,9 @@ class ClassificationTask(Task):
 
     def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
         x, y, logits = self.split.x_train, self.split.y_train, self.teacher_train_logits
+        teacher_x = self.bound.inputs("train") if self.teacher_inputs_in_batches else None  # type: ignore[attr-defined]
         for index in iterate_minibatches(x.shape[0], batch_size, generator):
-            yield Batch(x[index], logits[index], y[index])
+            yield Batch(x[index], logits[index], y[index], teacher_inputs=None if teacher_x is None else teacher_x[index])
 
     def evaluation_batch(self) -> Batch:
         return Batch(self.split.x_val, self.teacher_val_logits, self.split.y_val)
