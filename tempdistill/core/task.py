@@ -21,12 +21,15 @@ from tempdistill.temperature import Temperature
 @dataclass
 class Batch:
     """Student inputs (B, F), the teacher's logits for them (B, K), hard targets (B,) or None,
-    and for a multi-head task the head each row belongs to (B,) or None."""
+    for a multi-head task the head each row belongs to (B,) or None, and where the task has
+    them per batch (augmented images) the same rows as the teacher reads them
+    (``teacher_inputs``: normalised or as the user gave them, (B, C, H, W) for images)."""
 
     x: torch.Tensor
     teacher_logits: torch.Tensor
     targets: Optional[torch.Tensor] = None
     groups: Optional[torch.Tensor] = None
+    teacher_inputs: Optional[torch.Tensor] = None
 
 
 class TrainingTask(Protocol):
