@@ -202,7 +202,7 @@ class NetworkSection(BaseModel):
 
 _IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 # The keys that describe a network tempdistill builds and trains; a user's own teacher has none.
-TEACHER_NETWORK_KEYS = ("backend", "hidden", "epochs", "lr", "batch_size", "weight_decay")
+TEACHER_NETWORK_KEYS = ("backend", "hidden", "epochs", "lr", "batch_size", "weight_decay", "lr_schedule")
 
 
 class TeacherConfig(NetworkSection):
@@ -221,6 +221,8 @@ class TeacherConfig(NetworkSection):
     lr: float = Field(0.001, gt=0.0)
     batch_size: BatchSize = 64
     weight_decay: float = Field(0.0, ge=0.0)
+    # Adam's learning rate held ("constant") or annealed to 0 over the epochs ("cosine")
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     checkpoint: Optional[str] = None
     source: Literal["auto", "module", "logits"] = "auto"
     # 'package.module:callable' returning the teacher network; importing it runs that module

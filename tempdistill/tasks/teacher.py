@@ -76,8 +76,11 @@ _NOT_TRAINING = {"checkpoint", "source", "factory", "kwargs", "params"}
 def teacher_key(teacher: TeacherConfig, data: DataConfig, seed: int, split: Split) -> str:
     """A hash of everything that determines the trained teacher (not its checkpoint path); data
     given in memory by its fingerprint."""
+    settings = teacher.model_dump(mode="json", exclude=_NOT_TRAINING)
+    if teacher.lr_schedule == "constant":  # the default: keys of teachers cached before it stay as they were
+        settings.pop("lr_schedule")
     facts = {
-        "teacher": teacher.model_dump(mode="json", exclude=_NOT_TRAINING),
+        "teacher": settings,
         "data": {**data_fingerprint(data), **split.fingerprint},
         "seed": seed,
         "input_dim": split.input_dim,
@@ -96,6 +99,8 @@ def train_teacher(network: nn.Module, config: TeacherConfig, split: Split, seed:
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     shape = split.input_shape
+    steps = config.epochs * -(-split.x_train.shape[0] // config.batch_size)
+    annealing = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if config.lr_schedule == "cosine" else None
     for _ in range(config.epochs):
         network.train()
         for index in iterate_minibatches(split.x_train.shape[0], config.batch_size, generator):
@@ -106,6 +111,8 @@ def train_teacher(network: nn.Module, config: TeacherConfig, split: Split, seed:
             loss = loss_fn(network(x), split.y_train[index])
             loss.backward()
             optimizer.step()
+            if annealing is not None:
+                annealing.step()
     network.eval()
     return network
 

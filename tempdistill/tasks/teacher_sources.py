@@ -209,7 +209,8 @@ class OwnTeacher(TeacherSource):
         self.backend, self.options = backend, options
 
     def bound(self, config: RunConfig, split: Split, given: InMemory, log: Log) -> ClassifierTeacher:
-        network = self.backend.build_teacher(self.options, split.input_dim, split.num_classes)
+        shape = tuple(split.input_shape) if split.layout == "image" else None
+        network = self.backend.build_teacher(self.options, split.input_dim, split.num_classes, input_shape=shape)
         teacher, origin = obtain_teacher(network.to(config.device), self.options.model_dump(mode="json"), config.teacher,
                                          config.data, split, config.seed, log)
         return NetworkTeacher(teacher.eval(), split, origin, self.inputs_as_given)
