@@ -12,6 +12,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
+from backends.cnn import SmallVGG, pooled_size
 from spiking.conv import conv_macs, flat_features, pool_layer, stage_maps
 from spiking.energy import dense_energy_nj, dense_macs
 from spiking.options import SpikingOptions
@@ -28,17 +29,19 @@ class DenseOptions(Strict):
     # then the ``hidden`` MLP; for data whose features are time steps (MNIST-1D)
     # conv (students): 2-D convolutions over images (data.layout: image), one
     # stage per entry of ``channels`` (a list), then the ``hidden`` MLP
-    arch: Literal["mlp", "conv1d", "conv"] = "mlp"
-    channels: Union[int, List[int]] = 32  # conv1d: one count; conv: one per stage (default [16, 32])
+    # cnn (teachers): the small VGG of ``backends.cnn`` over images, two 3×3 convolutions with
+    # batch norm per entry of ``channels`` (default [32, 64, 128]), then the ``hidden`` MLP
+    arch: Literal["mlp", "conv1d", "conv", "cnn"] = "mlp"
+    channels: Union[int, List[int]] = 32  # conv1d: one count; conv/cnn: one per stage
     kernel: int = Field(3, ge=1)
     pool: Literal["avg", "max"] = "avg"
     batch_norm: bool = False
 
     @model_validator(mode="after")
     def _channels_for_arch(self) -> "DenseOptions":
-        if self.arch == "conv":
+        if self.arch in ("conv", "cnn"):
             if "channels" not in self.model_fields_set:
-                self.channels = [16, 32]
+                self.channels = [16, 32] if self.arch == "conv" else [32, 64, 128]
             elif isinstance(self.channels, int):
                 self.channels = [self.channels]
             if any(c < 1 for c in self.channels):
@@ -180,11 +183,11 @@ class DenseBackend:
     def validate(self, options: Mapping[str, Any], path: str) -> DenseOptions:
         refuse_foreign_keys(options, DenseOptions, SpikingOptions.model_fields, path, "spiking backends (snntorch, norse)")
         validated = validate_section(DenseOptions, options, path)
-        if path == "student" and validated.arch == "conv1d":
-            raise ConfigError("student.arch: 'conv1d' is for teachers; a dense student is an MLP or, on images, "
-                              "a CNN (allowed: 'mlp', 'conv')")
+        if path == "student" and validated.arch in ("conv1d", "cnn"):
+            raise ConfigError(f"student.arch: {validated.arch!r} is for teachers; a dense student is an MLP or, on "
+                              "images, a CNN (allowed: 'mlp', 'conv')")
         if path == "teacher" and validated.arch == "conv":
-            raise ConfigError("teacher.arch: 'conv' is for students here; allowed for teachers: 'mlp', 'conv1d'")
+            raise ConfigError("teacher.arch: 'conv' is for students here; allowed for teachers: 'mlp', 'conv1d', 'cnn'")
         return validated
 
     def check_input_shape(self, options: DenseOptions, input_shape: Optional[Tuple[int, ...]]) -> None:
@@ -200,4 +203,13 @@ class DenseBackend:
                       input_shape: Optional[Tuple[int, ...]] = None) -> nn.Module:
         if options.arch == "conv1d":
             return Conv1dNet(input_dim, options, num_classes)
+        if options.arch == "cnn":
+            if input_shape is None or len(input_shape) != 3:
+                raise ConfigError("teacher.arch: 'cnn' reads images (C, H, W); set data.layout: image (digits, "
+                                  "fashion_mnist, or a .npz whose X is (n, C, H, W))")
+            if min(pooled_size(input_shape, len(options.channels))) < 1:
+                raise ConfigError(f"teacher.channels: {len(options.channels)} stages of 2x2 pooling need images of at "
+                                  f"least {2 ** len(options.channels)}x{2 ** len(options.channels)} pixels; the data's "
+                                  f"are {input_shape[1]}x{input_shape[2]}: use fewer entries")
+            return SmallVGG(input_shape, list(options.channels), options.hidden, num_classes, options.dropout)
         return mlp(input_dim, options.hidden, num_classes, options.activation, options.dropout)

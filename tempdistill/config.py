@@ -64,6 +64,14 @@ EnvCount = Annotated[int, within(1, MAX_ENVS)]
 States = Annotated[int, within(1, MAX_STATES)]
 
 
+class AugmentConfig(Strict):
+    """Training-time augmentation of images (``tempdistill.tasks.augment``): shift by up to
+    ``crop`` pixels (pad and random crop), mirror left-right with ``flip``."""
+
+    crop: int = Field(0, ge=0, le=64)
+    flip: bool = False
+
+
 class DataConfig(Strict):
     # mnist1d: generated offline, its own 4000/1000 split; fashion_mnist: the four IDX files in
     # ``root`` (Debian's dataset-fashion-mnist by default), its own 60,000/10,000 split; arrays:
@@ -81,6 +89,9 @@ class DataConfig(Strict):
     val_fraction: float = 0.15
     # auto: minmax for the bundled image data, per-feature standard for a user's arrays
     normalize: Literal["auto", "minmax", "standard", "none"] = "auto"
+    # image layout only: the training batches are augmented (the teacher's logits then come per
+    # batch, on the augmented images); validation and test never are
+    augment: Optional[AugmentConfig] = None
 
     @field_validator("val_fraction")
     @classmethod
@@ -102,6 +113,9 @@ class DataConfig(Strict):
         if self.name != "fashion_mnist" and self.root:
             raise ValueError(f"data.root: only read when data.name is 'fashion_mnist', but data.name is {self.name!r}; "
                              "drop data.root")
+        if self.augment is not None and self.layout != "image":
+            raise ValueError("data.augment: shifts and flips need images; set data.layout: image (digits, "
+                             "fashion_mnist, or a .npz whose X is (n, C, H, W)) or drop data.augment")
         if self.layout == "image" and self.name == "mnist1d":
             raise ValueError("data.layout: 'image' needs image data (digits, fashion_mnist, or a .npz whose X is "
                              "(n, C, H, W)); mnist1d's samples are 40-feature signals, use layout 'flat'")
@@ -188,7 +202,7 @@ class NetworkSection(BaseModel):
 
 _IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 # The keys that describe a network tempdistill builds and trains; a user's own teacher has none.
-TEACHER_NETWORK_KEYS = ("backend", "hidden", "epochs", "lr", "batch_size", "weight_decay")
+TEACHER_NETWORK_KEYS = ("backend", "hidden", "epochs", "lr", "batch_size", "weight_decay", "lr_schedule")
 
 
 class TeacherConfig(NetworkSection):
@@ -207,6 +221,8 @@ class TeacherConfig(NetworkSection):
     lr: float = Field(0.001, gt=0.0)
     batch_size: BatchSize = 64
     weight_decay: float = Field(0.0, ge=0.0)
+    # Adam's learning rate held ("constant") or annealed to 0 over the epochs ("cosine")
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     checkpoint: Optional[str] = None
     source: Literal["auto", "module", "logits"] = "auto"
     # 'package.module:callable' returning the teacher network; importing it runs that module

@@ -297,7 +297,7 @@ def test_teacher_with_the_wrong_number_of_classes_is_one_line(make_config, user_
 def test_teacher_with_the_wrong_input_width_is_one_line(tiny_config_data, user_code):
     mapping = {**tiny_config_data, "teacher": {"source": "module"}}
     with pytest.raises(ConfigError, match=r"^teacher: the module given \(ScaledMLP\) fails on inputs of shape \(2, 64\) "
-                                          r"\(RuntimeError: .*\); it must take \(n, 64\) float32 features"):
+                                          r"\(RuntimeError: .*\); it must take \(n, 64\) float32 inputs"):
         execute(config_from_mapping(mapping), given=InMemory(teacher=user_code.make(features=63)))
 
 

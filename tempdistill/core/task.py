@@ -21,9 +21,10 @@ from tempdistill.temperature import Temperature
 @dataclass
 class Batch:
     """Student inputs (B, F), the teacher's logits for them (B, K), hard targets (B,) or None,
-    for a multi-head task the head each row belongs to (B,) or None, and where a feature term
-    runs the teacher on the batch (``distill.features``), the same rows as the teacher reads
-    them (normalised or as the user gave them, per its source), else None."""
+    for a multi-head task the head each row belongs to (B,) or None, and, where the task has
+    them per batch (a feature term runs the teacher on the batch, ``distill.features``; augmented
+    images, ``data.augment``), the same rows as the teacher reads them (normalised or as the user
+    gave them, per its source; (B, C, H, W) for a user's teacher of images), else None."""
 
     x: torch.Tensor
     teacher_logits: torch.Tensor

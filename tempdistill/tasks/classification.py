@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tempdistill.config import ConfigError, RunConfig
+from tempdistill.config import AugmentConfig, ConfigError, RunConfig
+from tempdistill.tasks.augment import draw_transform
 from tempdistill.tasks.data import Split, load_split
 from tempdistill.core.predict import seeded_argmax
 from tempdistill.core.student import Backend, Student, StudentOutput
@@ -56,14 +57,20 @@ class ClassificationTask(Task):
     validation_score = "val_accuracy"
     accepts_in_memory = True
 
-    def __init__(self, split: Split, teacher: Union[ClassifierTeacher, nn.Module]) -> None:
+    def __init__(self, split: Split, teacher: Union[ClassifierTeacher, nn.Module],
+                 augment: Optional[AugmentConfig] = None) -> None:
         """``teacher``: the bound teacher, or a bare network, which is taken to be tempdistill's
-        own kind (it reads the normalised inputs the student reads)."""
+        own kind (it reads the normalised inputs the student reads). ``augment``: shifts and
+        flips of the training images, whose teacher logits then come per batch."""
         if isinstance(teacher, nn.Module):
             origin = TeacherOrigin("network", None, "", class_name=type(teacher).__name__)
             teacher = NetworkTeacher(teacher.eval(), split, origin, inputs_as_given=False)
+        if augment is not None and not isinstance(teacher, NetworkTeacher):
+            raise ConfigError("data.augment: stored teacher logits answer only the images as stored; augmentation needs "
+                              "a teacher network (drop data.augment, or give the teacher as a module or file)")
         self.split = split
         self.bound = teacher
+        self.augment = augment if augment is not None and (augment.crop > 0 or augment.flip) else None
         self.teacher = teacher.network
         self.input_dim = split.input_dim
         self.input_shape = tuple(split.input_shape) if len(split.input_shape) > 1 else None
@@ -93,7 +100,7 @@ class ClassificationTask(Task):
         given: InMemory = InMemory(),
     ) -> Tuple["ClassificationTask", TeacherOrigin]:
         split, teacher = prepare_teacher(config, teacher_backend, teacher_options, log, given)
-        return cls(split, teacher), teacher.origin
+        return cls(split, teacher, config.data.augment), teacher.origin
 
     @classmethod
     def prepare_teacher(cls, config: RunConfig, teacher_backend: Optional[Backend], teacher_options: Any,
@@ -129,9 +136,26 @@ class ClassificationTask(Task):
 
     def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
         x, y, logits = self.split.x_train, self.split.y_train, self.teacher_train_logits
+        if self.augment is not None:
+            yield from self._augmented_batches(batch_size, generator)
+            return
         teacher_x = self.bound.inputs("train") if self.teacher_inputs_in_batches else None  # type: ignore[attr-defined]
         for index in iterate_minibatches(x.shape[0], batch_size, generator):
             yield Batch(x[index], logits[index], y[index], teacher_inputs=None if teacher_x is None else teacher_x[index])
+
+    def _augmented_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        """Each batch shifted and flipped by one draw, applied alike to the student's rows and
+        the teacher's; the teacher answers the augmented images (logits per batch)."""
+        assert self.augment is not None and isinstance(self.bound, NetworkTeacher)
+        split, shape = self.split, self.split.input_shape
+        teacher_x = self.bound.inputs("train")
+        for index in iterate_minibatches(split.x_train.shape[0], batch_size, generator):
+            transform = draw_transform(len(index), self.augment.crop, self.augment.flip, generator)
+            student_x = transform(split.x_train[index].view(len(index), *shape)).flatten(1)
+            rows = teacher_x[index]
+            seen = transform(rows.view(len(index), *shape))
+            seen = seen if rows.dim() > 2 else seen.flatten(1)  # as that teacher reads its rows
+            yield Batch(student_x, self.bound.logits_of(seen), split.y_train[index], teacher_inputs=seen)
 
     def evaluation_batch(self) -> Batch:
         return Batch(self.split.x_val, self.teacher_val_logits, self.split.y_val)

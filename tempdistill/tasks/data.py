@@ -523,6 +523,8 @@ def data_fingerprint(config: DataConfig) -> Dict[str, Any]:
     facts = config.model_dump(mode="json", exclude={"path", "root"})
     if config.layout == "flat":  # the default: keys of runs made before layouts stay as they were
         facts.pop("layout")
+    if config.augment is None:  # likewise for runs made before augmentation
+        facts.pop("augment")
     if config.path:
         facts["sha256"] = file_sha256(config.path)
     if config.name == "fashion_mnist":

@@ -21,7 +21,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from tempdistill.config import ConfigError, DataConfig, TeacherConfig
+from tempdistill.config import AugmentConfig, ConfigError, DataConfig, TeacherConfig
+from tempdistill.tasks.augment import draw_transform
 from tempdistill.tasks.cache import cache_dir
 from tempdistill.tasks.data import Split, data_fingerprint, file_sha256
 from tempdistill.tasks.teacher_files import read_weights
@@ -75,8 +76,11 @@ _NOT_TRAINING = {"checkpoint", "source", "factory", "kwargs", "params"}
 def teacher_key(teacher: TeacherConfig, data: DataConfig, seed: int, split: Split) -> str:
     """A hash of everything that determines the trained teacher (not its checkpoint path); data
     given in memory by its fingerprint."""
+    settings = teacher.model_dump(mode="json", exclude=_NOT_TRAINING)
+    if teacher.lr_schedule == "constant":  # the default: keys of teachers cached before it stay as they were
+        settings.pop("lr_schedule")
     facts = {
-        "teacher": teacher.model_dump(mode="json", exclude=_NOT_TRAINING),
+        "teacher": settings,
         "data": {**data_fingerprint(data), **split.fingerprint},
         "seed": seed,
         "input_dim": split.input_dim,
@@ -86,18 +90,29 @@ def teacher_key(teacher: TeacherConfig, data: DataConfig, seed: int, split: Spli
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def train_teacher(network: nn.Module, config: TeacherConfig, split: Split, seed: int) -> nn.Module:
-    """Plain cross-entropy training on the training rows; deterministic for a given seed on CPU."""
+def train_teacher(network: nn.Module, config: TeacherConfig, split: Split, seed: int,
+                  augment: Optional[AugmentConfig] = None) -> nn.Module:
+    """Plain cross-entropy training on the training rows, their images shifted and flipped per
+    batch with ``augment`` (``data.augment``, as the student's batches are); deterministic for
+    a given seed on CPU."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
+    shape = split.input_shape
+    steps = config.epochs * -(-split.x_train.shape[0] // config.batch_size)
+    annealing = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if config.lr_schedule == "cosine" else None
     for _ in range(config.epochs):
         network.train()
         for index in iterate_minibatches(split.x_train.shape[0], config.batch_size, generator):
+            x = split.x_train[index]
+            if augment is not None and (augment.crop > 0 or augment.flip):
+                x = draw_transform(len(index), augment.crop, augment.flip, generator)(x.view(len(index), *shape)).flatten(1)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(network(split.x_train[index]), split.y_train[index])
+            loss = loss_fn(network(x), split.y_train[index])
             loss.backward()
             optimizer.step()
+            if annealing is not None:
+                annealing.step()
     network.eval()
     return network
 
@@ -214,6 +229,6 @@ def obtain_teacher(
         log(f"teacher: reusing cached {path}")
         return load_checkpoint(network, path, split, field="teacher (cache)"), _origin("cache", path, network)
     log(f"teacher: training {config.hidden} for {config.epochs} epochs")
-    train_teacher(network, config, split, seed)
+    train_teacher(network, config, split, seed, data.augment)
     save_checkpoint(network, path, options, split, {"val_accuracy": accuracy(network, split.x_val, split.y_val)})
     return network, _origin("trained", path, network)

@@ -78,10 +78,16 @@ class NetworkTeacher(ClassifierTeacher):
         self.network, self.split, self.origin, self.inputs_as_given = network, split, origin, inputs_as_given
 
     def inputs(self, part: str) -> torch.Tensor:
-        return self.split.inputs(part, as_given=self.inputs_as_given)
+        """What the network reads: tempdistill's own network the flat normalised rows (it views
+        images itself); a user's the rows as given, (n, C, H, W) for images."""
+        return teacher_view(self.split, part, self.inputs_as_given)
 
     def logits(self, part: str) -> torch.Tensor:
-        out = batched_forward(self.network, self.inputs(part))
+        return self.logits_of(self.inputs(part), part)
+
+    def logits_of(self, inputs: torch.Tensor, part: str = "train") -> torch.Tensor:
+        """Logits for inputs the network reads (a batch of augmented images), checked finite."""
+        out = batched_forward(self.network, inputs)
         bad = int((~torch.isfinite(out)).any(dim=-1).sum())
         if bad:
             raise ConfigError(f"teacher: {self.origin.class_name} returned non-finite logits (nan or inf) for {bad} of "
@@ -112,10 +118,19 @@ class StoredTeacher(ClassifierTeacher):
         return None
 
 
+def teacher_view(split: Split, part: str, as_given: bool) -> torch.Tensor:
+    """The inputs of ``part`` as a teacher of that kind reads them: a user's teacher (``as_given``)
+    gets each sample in its own shape, (n, C, H, W) for images, as a model of theirs expects."""
+    x = split.inputs(part, as_given=as_given)
+    if as_given and split.layout == "image":
+        return x.reshape(x.shape[0], *split.input_shape)
+    return x
+
+
 def check_fits(network: nn.Module, split: Split, inputs_as_given: bool, what: str) -> None:
     """Refuse, in one line naming what it returned, a network that does not take the data's
     inputs or does not return (n, K) logits; run on two training rows, in eval mode."""
-    x = split.inputs("train", as_given=inputs_as_given)[:2]
+    x = teacher_view(split, "train", inputs_as_given)[:2]
     classes = split.num_classes
     was_training = network.training
     network.eval()
@@ -125,7 +140,7 @@ def check_fits(network: nn.Module, split: Split, inputs_as_given: bool, what: st
     except Exception as exc:  # the user's code may raise anything
         first = (str(exc).strip().splitlines() or [""])[0][:160]
         raise ConfigError(f"teacher: {what} fails on inputs of shape {tuple(x.shape)} ({type(exc).__name__}: {first}); "
-                          f"it must take (n, {split.input_dim}) float32 features as the data gives them") from None
+                          f"it must take (n, {', '.join(str(d) for d in x.shape[1:])}) float32 inputs as the data gives them") from None
     finally:
         network.train(was_training)
     if not isinstance(out, torch.Tensor):
@@ -194,7 +209,8 @@ class OwnTeacher(TeacherSource):
         self.backend, self.options = backend, options
 
     def bound(self, config: RunConfig, split: Split, given: InMemory, log: Log) -> ClassifierTeacher:
-        network = self.backend.build_teacher(self.options, split.input_dim, split.num_classes)
+        shape = tuple(split.input_shape) if split.layout == "image" else None
+        network = self.backend.build_teacher(self.options, split.input_dim, split.num_classes, input_shape=shape)
         teacher, origin = obtain_teacher(network.to(config.device), self.options.model_dump(mode="json"), config.teacher,
                                          config.data, split, config.seed, log)
         return NetworkTeacher(teacher.eval(), split, origin, self.inputs_as_given)
