@@ -18,7 +18,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from spiking.conversion import PERCENTILE, IFLayer, balance, simulate
+from spiking.conversion import PERCENTILE, Layer, balance_layers, input_macs, is_synapse, simulate
+from spiking.conversion_modules import layers_of
 from spiking.energy import spiking_energy_nj
 from tempdistill.config import ConfigError, config_from_mapping
 from tempdistill.record.export import load_student
@@ -61,22 +62,23 @@ def convertible(run: Run) -> None:
                           "and run again to convert")
 
 
-def converted_layers(run: Run) -> tuple[List[IFLayer], Any, Any]:
-    """The balanced IF layers of the run's student, with the run's config and data split."""
+def converted_layers(run: Run) -> tuple[List[Layer], Any, Any]:
+    """The balanced IF layers of the run's student, with the run's config and data split
+    (its inputs shaped as the student's first layer reads them)."""
     convertible(run)
     _, student = load_student(run)
-    linears = [m for m in student.modules() if isinstance(m, torch.nn.Linear)]
     config = config_from_mapping(run.config)
     split = load_split(config.data, config.seed)
+    layers = layers_of(student.net)
     with torch.no_grad():
-        layers = balance([m.weight.detach() for m in linears], [m.bias.detach() for m in linears], split.x_train)
+        layers = balance_layers(layers, split.x_train)
     return layers, config, split
 
 
-def figures(layers: Sequence[IFLayer], x: torch.Tensor, y: torch.Tensor, steps: int) -> Dict[str, Any]:
+def figures(layers: Sequence[Layer], x: torch.Tensor, y: torch.Tensor, steps: int) -> Dict[str, Any]:
     """Accuracy, spikes, synaptic operations and the energy estimate of one pass over ``x``."""
     output, spikes, synops = simulate(layers, x, steps)
-    macs = layers[0].weight.numel()  # the constant input current, once per sample
+    macs = input_macs(layers, x)  # the constant input current, once per sample
     predictions = output.argmax(dim=-1)
     return {
         "accuracy": float((predictions == y).float().mean()),
@@ -115,7 +117,7 @@ def convert_run(path: str | Path, steps: Sequence[int], out: Optional[str] = Non
                                              "energy_nj_per_sample")}
         values.update({
             "student_accuracy": test["accuracy"], "val_accuracy": val["accuracy"], "select": "final",
-            "student_params": int(sum(layer.weight.numel() + layer.bias.numel() for layer in layers)),
+            "student_params": int(sum(layer.weight.numel() + layer.bias.numel() for layer in layers if is_synapse(layer))),
             "steps": count, "converted_from": str(run.path), "epochs_trained": 0,
             "test_predictions": labels[test["predictions"].numpy()],
             **{key: run.eval[key] for key in ("teacher_accuracy", "teacher_params") if key in run.eval},
