@@ -113,8 +113,9 @@ def make_neurons(size: int, options: SpikingOptions, spike_fn: SpikeFn) -> nn.Mo
 class NorseStudent(SpikingStudentMixin, Student):
     """Tempered-logit student whose temperature is carried by Norse firing thresholds."""
 
-    def __init__(self, options: NorseOptions, input_dim: int, num_classes: int) -> None:
-        super().__init__(options, input_dim, num_classes, make_neurons, "norse")
+    def __init__(self, options: NorseOptions, input_dim: int, num_classes: int,
+                 input_shape: Optional[Tuple[int, ...]] = None) -> None:
+        super().__init__(options, input_dim, num_classes, make_neurons, input_shape=input_shape, kind="norse")
 
 
 def export_network(student: NorseStudent) -> SequentialState:

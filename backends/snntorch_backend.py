@@ -84,8 +84,9 @@ def make_neurons(size: int, options: SpikingOptions, spike_fn: SpikeFn) -> Theta
 class SnnTorchStudent(SpikingStudentMixin, Student):
     """Tempered-logit student whose temperature is carried by snnTorch firing thresholds."""
 
-    def __init__(self, options: SnnTorchOptions, input_dim: int, num_classes: int) -> None:
-        super().__init__(options, input_dim, num_classes, make_neurons, "snntorch")
+    def __init__(self, options: SnnTorchOptions, input_dim: int, num_classes: int,
+                 input_shape: Optional[Tuple[int, ...]] = None) -> None:
+        super().__init__(options, input_dim, num_classes, make_neurons, input_shape=input_shape, kind="snntorch")
 
 
 def export_network(student: SnnTorchStudent) -> nn.Sequential:

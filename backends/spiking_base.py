@@ -5,7 +5,7 @@ Each library's module supplies only its options model, its student class and its
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping, Type
+from typing import Any, ClassVar, Mapping, Optional, Tuple, Type
 
 from torch import nn
 
@@ -32,8 +32,10 @@ class SpikingBackend:
         return NetworkSize(fully_connected_size(widths).parameters, options.steps * per_step,
                            f"over {options.steps} steps (student.steps)")
 
-    def build_student(self, options: Any, input_dim: int, num_classes: int) -> Student:
-        return self.StudentClass(options, input_dim, num_classes)
+    def build_student(self, options: Any, input_dim: int, num_classes: int,
+                      input_shape: Optional[Tuple[int, ...]] = None) -> Student:
+        return self.StudentClass(options, input_dim, num_classes, input_shape)
 
-    def build_teacher(self, options: Any, input_dim: int, num_classes: int) -> nn.Module:
+    def build_teacher(self, options: Any, input_dim: int, num_classes: int,
+                      input_shape: Optional[Tuple[int, ...]] = None) -> nn.Module:
         raise ConfigError(f"teacher.backend: spiking teachers are not supported ({self.name!r} is a student backend); use 'dense'")

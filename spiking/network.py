@@ -106,7 +106,8 @@ class SpikingStudentMixin(nn.Module):
     """Linear layers + library neurons run for ``steps`` steps; output thresholds carry T."""
 
     def __init__(
-        self, options: SpikingOptions, input_dim: int, num_classes: int, make_neurons: NeuronFactory, kind: str
+        self, options: SpikingOptions, input_dim: int, num_classes: int, make_neurons: NeuronFactory, kind: str,
+        input_shape: Optional[Tuple[int, ...]] = None,
     ) -> None:
         super().__init__()
         self.options = options

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -72,12 +72,13 @@ def plan_run(config: RunConfig, given: InMemory = InMemory()) -> Plan:
     return plan
 
 
-def memory_phases(plan: Plan, input_dim: int = 1, num_outputs: int = 1) -> List[List[Part]]:
+def memory_phases(plan: Plan, input_dim: int = 1, num_outputs: int = 1,
+                  input_shape: Optional[Tuple[int, ...]] = None) -> List[List[Part]]:
     """What a run holds at its two peaks: the teacher training (unless loaded from the user's
     file; an SB3 teacher and a teacher of the user's own are not sized), then the teacher held
     while the student trains."""
     config = plan.config
-    student = network_size(plan.student_backend, plan.student_options, input_dim, num_outputs)
+    student = network_size(plan.student_backend, plan.student_options, input_dim, num_outputs, input_shape)
     distilling = training_parts(student, "student", "distill.batch_size", config.distill.batch_size)
     if plan.teacher_backend is None:
         return [distilling]
@@ -88,14 +89,23 @@ def memory_phases(plan: Plan, input_dim: int = 1, num_outputs: int = 1) -> List[
     return phases
 
 
-def check_memory(plan: Plan, input_dim: int = 1, num_outputs: int = 1) -> None:
+def check_memory(plan: Plan, input_dim: int = 1, num_outputs: int = 1,
+                 input_shape: Optional[Tuple[int, ...]] = None) -> None:
     """Refuse a run whose networks cannot fit the memory available now, before any is built.
 
     Planning knows no data yet and sizes the networks with one input and one output (a floor
     that widths, steps and batch sizes alone exceed); the runner checks again with the real
     sizes once the task has them, before the student is built."""
     device = plan.config.device
-    check_fits(memory_phases(plan, input_dim, num_outputs), available_bytes(device), device)
+    check_fits(memory_phases(plan, input_dim, num_outputs, input_shape), available_bytes(device), device)
+
+
+def check_student_input(plan: Plan, input_shape: Optional[Tuple[int, ...]]) -> None:
+    """Refuse a student that cannot read the task's samples (a conv student on flat data, an
+    image too small for its poolings), asking the backend that knows (``check_input_shape``)."""
+    check = getattr(plan.student_backend, "check_input_shape", None)
+    if check is not None:
+        check(plan.student_options, input_shape)
 
 
 def output_directory(config: RunConfig, out_dir: Optional[str]) -> Path:
@@ -176,12 +186,14 @@ def execute(
     log(f"teacher ({origin.kind}): " + "  ".join(f"{k} {v:.4f}" for k, v in teacher_figures.items()))
 
     try:
-        check_memory(plan, task.input_dim, task.num_outputs)
+        check_student_input(plan, task.input_shape)
+        check_memory(plan, task.input_dim, task.num_outputs, task.input_shape)
     except ConfigError:
         task.close()
         raise
     torch.manual_seed(config.seed)
-    student = plan.student_backend.build_student(plan.student_options, task.input_dim, task.num_outputs)
+    student = plan.student_backend.build_student(plan.student_options, task.input_dim, task.num_outputs,
+                                                 task.input_shape)
     task.prepare_student(student)
     student.to(config.device)
     try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 from tempdistill.config import ConfigError
 
@@ -55,10 +55,15 @@ def fully_connected_size(widths: Sequence[int]) -> NetworkSize:
     return NetworkSize(parameters, 2 * sum(widths[1:]))
 
 
-def network_size(backend: Any, options: Any, input_dim: int, num_outputs: int) -> NetworkSize:
-    """The backend's own estimate where it has one, else fully connected layers of its widths."""
+def network_size(backend: Any, options: Any, input_dim: int, num_outputs: int,
+                 input_shape: Optional[Tuple[int, ...]] = None) -> NetworkSize:
+    """The backend's own estimate where it has one, else fully connected layers of its widths.
+    ``input_shape`` (one sample's, when known) is passed on only when given, so a backend's
+    ``network_size`` written before image data keeps working."""
     own = getattr(backend, "network_size", None)
     if own is not None:
+        if input_shape is not None:
+            return own(options, input_dim, num_outputs, input_shape)
         return own(options, input_dim, num_outputs)
     return fully_connected_size([input_dim, *getattr(options, "hidden", []), num_outputs])
 

@@ -126,9 +126,16 @@ class Student(nn.Module):
 class Backend(Protocol):
     """Builds networks of one kind (dense, snntorch, norse) from their config sections.
 
-    A backend may also offer ``network_size(options, input_dim, num_outputs)`` returning a
-    ``tempdistill.core.memory.NetworkSize``, so that a run too big for the machine is refused before
-    it is built; without it the network is sized as fully connected layers of its widths.
+    A backend may also offer ``network_size(options, input_dim, num_outputs, input_shape=None)``
+    returning a ``tempdistill.core.memory.NetworkSize``, so that a run too big for the machine is
+    refused before it is built; without it the network is sized as fully connected layers of its
+    widths. And ``check_input_shape(options, input_shape)``, raising ConfigError for data its
+    network cannot read (a conv student on flat data), asked by the runner before any student
+    is built.
+
+    ``input_shape`` is one sample's shape, (C, H, W) for image data; None where the data is flat
+    (policy observations) or unknown. Tensors stay flat, (B, prod(input_shape)); a network that
+    reads images views them itself.
     """
 
     name: str
@@ -136,8 +143,10 @@ class Backend(Protocol):
     def validate(self, options: Mapping[str, Any], path: str) -> Any:
         """Check the backend's own keys of a config section; raise ConfigError naming them."""
 
-    def build_student(self, options: Any, input_dim: int, num_classes: int) -> Student:
+    def build_student(self, options: Any, input_dim: int, num_classes: int,
+                      input_shape: Optional[Tuple[int, ...]] = None) -> Student:
         """A fresh, untrained student."""
 
-    def build_teacher(self, options: Any, input_dim: int, num_classes: int) -> nn.Module:
+    def build_teacher(self, options: Any, input_dim: int, num_classes: int,
+                      input_shape: Optional[Tuple[int, ...]] = None) -> nn.Module:
         """A fresh teacher network mapping inputs to raw logits."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -70,7 +70,7 @@ def load_student(run: RunWithStudent) -> Tuple[Backend, Student]:
         if name not in attrs:
             raise fail(path, f"/student {name}", "missing; the student cannot be rebuilt without it")
     backend, student = _build(path, "/student", attrs["backend"], json.loads(attrs["options"]),
-                              int(attrs["input_dim"]), int(attrs["num_classes"]))
+                              int(attrs["input_dim"]), int(attrs["num_classes"]), image_shape(_input_shape(run)))
     # h5py splits names with '/', so nested groups are joined back into state-dict keys.
     arrays = _flatten(run.student_arrays)
     for name, value in arrays.items():
@@ -81,12 +81,20 @@ def load_student(run: RunWithStudent) -> Tuple[Backend, Student]:
     return backend, student
 
 
+def image_shape(shape: Optional[Sequence[int]]) -> Optional[Tuple[int, ...]]:
+    """A recorded sample shape as ``build_student`` takes it: (C, H, W) for images, None for
+    flat samples ((F,), or nothing recorded)."""
+    return tuple(int(d) for d in shape) if shape is not None and len(shape) > 1 else None
+
+
 def _build(path: str | Path, where: str, backend_name: str, options: Dict[str, Any], input_dim: int,
-           num_classes: int) -> Tuple[Backend, Student]:
-    """The student a file's options describe, untrained; a bad option names the file."""
+           num_classes: int, input_shape: Optional[Tuple[int, ...]] = None) -> Tuple[Backend, Student]:
+    """The student a file's options describe, untrained (a conv student from the run's recorded
+    ``input_shape``); a bad option names the file."""
     try:
         backend = get_backend(backend_name)
-        return backend, backend.build_student(backend.validate(options, "student"), input_dim, num_classes)
+        return backend, backend.build_student(backend.validate(options, "student"), input_dim, num_classes,
+                                              input_shape)
     except ConfigError as exc:
         raise fail(path, f"{where} options", str(exc)) from None
 
@@ -258,7 +266,8 @@ def load_predictor(path: str | Path) -> Predictor:
     else:
         saved = _read_pt(path)
         facts = {k: v for k, v in saved.items() if k not in ("state_dict", "config")}
-        _, student = _build(path, "", saved["backend"], saved["options"], saved["input_dim"], saved["num_classes"])
+        _, student = _build(path, "", saved["backend"], saved["options"], saved["input_dim"], saved["num_classes"],
+                            image_shape(saved.get("input_shape")))
         _load_state(student, saved["state_dict"], path, "state_dict ")
         student.set_temperature(facts.get("eval_temperature", 1.0))
         forward = student

@@ -108,6 +108,9 @@ class RunSide(ABC):
 
     input_dim: int
     num_outputs: int
+    # One sample's shape where the samples are images, (C, H, W); None for flat samples
+    # (vectors, observations). Tensors stay flat, (B, input_dim), either way.
+    input_shape: Optional[Tuple[int, ...]] = None
     teacher: Optional[nn.Module]
     # Whether the task takes objects given in memory (``tempdistill.tasks.sources.InMemory``: arrays,
     # a teacher module, stored logits) beside its config.

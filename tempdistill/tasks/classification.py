@@ -66,6 +66,7 @@ class ClassificationTask(Task):
         self.bound = teacher
         self.teacher = teacher.network
         self.input_dim = split.input_dim
+        self.input_shape = tuple(split.input_shape) if len(split.input_shape) > 1 else None
         self.num_outputs = split.num_classes
         self.teacher_train_logits = self._needed_logits("train")
         self.teacher_val_logits = self._needed_logits("val")
