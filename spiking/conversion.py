@@ -213,7 +213,7 @@ def simulate(layers: Sequence[Layer], x: torch.Tensor, steps: int) -> Tuple[torc
             current = drive if index == 0 else network[index](signal)
             if len(fan_outs) == index:  # first step: state and fan-out, once per layer
                 potentials[index] = torch.zeros_like(current)
-                fan_outs.append(fan_out(network[index + 1].ones, current.shape[1:]))
+                fan_outs.append(fan_out(network[index + 1].ones, current.shape[1:]).to(current.dtype))
             potentials[index] += current
             fired = (potentials[index] >= 1.0).float()
             potentials[index] -= fired  # reset by subtraction keeps the residue: rate ∝ activation

@@ -20,12 +20,13 @@ import torch.nn.functional as F
 
 
 def fan_out(read: Callable[[torch.Tensor], torch.Tensor], shape: Sequence[int]) -> torch.Tensor:
-    """Targets per neuron, shape ``shape``, of the linear map ``read`` (batch first) with
-    weights one and pooling as sums (``ones_conv2d``, ``ones_linear``, ``sum_pool2d``)."""
+    """Targets per neuron, shape ``shape`` (float64, whole numbers), of the linear map ``read``
+    (batch first) with weights one and pooling as sums (``ones_conv2d``, ``ones_linear``,
+    ``sum_pool2d``)."""
     x = torch.zeros(1, *shape, dtype=torch.float64, requires_grad=True)
     with torch.enable_grad():
         read(x).sum().backward()
-    return x.grad[0].to(torch.float32)
+    return x.grad[0]
 
 
 def ones_linear(h: torch.Tensor, out_features: int) -> torch.Tensor:

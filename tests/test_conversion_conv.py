@@ -30,7 +30,7 @@ def _targets_by_perturbation(stage: Stage, shape) -> torch.Tensor:
     (Stage((AvgPool((2, 2), (2, 2)), Flatten()), Dense(torch.rand(5, 2 * 2 * 2) + 0.1, torch.zeros(5))), (2, 4, 5)),
 ])
 def test_fan_out_is_the_number_of_targets_each_neuron_reaches(stage, shape):
-    counts = fan_out(stage.ones, shape)
+    counts = fan_out(stage.ones, shape).float()
     assert torch.equal(counts, _targets_by_perturbation(stage, shape))
     if isinstance(stage.synapse, Conv) and stage.passive:
         # a corner pooled unit feeds 2x2 of 3x3 kernel positions, an interior one 3x3; the 9th row is pooled away
