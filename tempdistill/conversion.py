@@ -11,6 +11,7 @@ validation and shown the test rows once, like every other student.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -57,19 +58,30 @@ def convertible(run: Run) -> None:
     if activation != "relu":
         raise ConfigError(f"{where}: conversion needs ReLU activations (a firing rate cannot be negative); this "
                           f"student uses {activation!r}")
+    if options.get("arch") == "conv" and options.get("pool", "avg") != "avg":
+        raise ConfigError(f"{where}: student.pool: {options.get('pool')!r} does not convert (the maximum of spike "
+                          "rates is no spike rate); allowed: 'avg'")
     if run.config.get("data", {}).get("name") == "arrays":
         raise ConfigError(f"{where}: its data were given in memory and are not in the file; save them as a .npz "
                           "and run again to convert")
 
 
 def converted_layers(run: Run) -> tuple[List[Layer], Any, Any]:
-    """The balanced IF layers of the run's student, with the run's config and data split
-    (its inputs shaped as the student's first layer reads them)."""
+    """The balanced IF layers of the run's student, with the run's config and data split, its
+    inputs shaped as the student's first layer reads them ((n, C, H, W) for a conv student)."""
     convertible(run)
     _, student = load_student(run)
     config = config_from_mapping(run.config)
     split = load_split(config.data, config.seed)
-    layers = layers_of(student.net)
+    features = getattr(student, "features", None)
+    network = student.net if features is None else torch.nn.Sequential(features, student.net)
+    if features is not None:  # the pipeline's rows are flat; the convolutions read images
+        split = dataclasses.replace(split, **{name: getattr(split, name).reshape(-1, *student.image_shape)
+                                              for name in ("x_train", "x_val", "x_test")})
+    try:
+        layers = layers_of(network)
+    except ValueError as exc:
+        raise ConfigError(f"RUN: {run.path}: {exc}") from None
     with torch.no_grad():
         layers = balance_layers(layers, split.x_train)
     return layers, config, split
@@ -90,6 +102,13 @@ def figures(layers: Sequence[Layer], x: torch.Tensor, y: torch.Tensor, steps: in
     }
 
 
+def architecture(options: Dict[str, Any]) -> Dict[str, Any]:
+    """The source student's shape (its resolved options) as a converted run records it; batch
+    norm, if any, is folded into the convolutions."""
+    kept = ("hidden", "arch", "channels", "kernel", "pool") if options.get("arch") == "conv" else ("hidden",)
+    return {key: options.get(key) for key in kept}
+
+
 def convert_run(path: str | Path, steps: Sequence[int], out: Optional[str] = None,
                 log=lambda _: None) -> List[Path]:
     """One run file per step count for the converted student of the run at ``path``."""
@@ -103,7 +122,7 @@ def convert_run(path: str | Path, steps: Sequence[int], out: Optional[str] = Non
         test = figures(layers, split.x_test, split.y_test, count)  # the test rows, once
         recorded = copy.deepcopy(run.config)
         recorded["name"] = f"{config.name}-converted-T{count}"
-        recorded["student"] = {"backend": "converted", "hidden": run.config.get("student", {}).get("hidden"),
+        recorded["student"] = {"backend": "converted", **architecture(json.loads(run.student_attrs["options"])),
                                "steps": count, "neuron": "if", "reset": "subtract"}
         recorded["conversion"] = {"source": str(run.path), "steps": count, "percentile": PERCENTILE,
                                   "balanced_on": "training rows"}
