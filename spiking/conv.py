@@ -18,7 +18,7 @@ field; the backends turn them into ``ConfigError``.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -116,3 +116,103 @@ class RateTap(nn.Identity):
 
     def listened(self) -> bool:
         return bool(self._forward_hooks)
+
+
+class SpikingConvStages(nn.Module):
+    """The conv stages of a spiking student: per stage Conv2d → the project's neuron on every
+    (c, h, w) neuron (the backend's library neurons over the flattened map, (B, C·H·W)) → 2×2
+    pooling of the spikes. Hidden-layer thresholds (``hidden_threshold``, one ``ThresholdTrace``
+    per neuron), so temperature reaches them exactly as it reaches hidden layers.
+
+    Two ways through time, with identical spikes (see ``fused``): ``step`` (the reference,
+    one step of every stage through the library's neuron modules) and ``fused`` (stage by stage
+    over all steps, the recurrence in ``spiking.functional.network_sequence``).
+    """
+
+    def __init__(self, options: Any, input_shape: Sequence[int], make_neurons: Callable[..., nn.Module],
+                 spike_fn: Callable, head_width: int) -> None:
+        from spiking.threshold import ThresholdTrace
+
+        super().__init__()
+        self.image_shape: Shape = tuple(int(d) for d in input_shape)  # type: ignore[assignment]
+        self.maps = stage_maps(self.image_shape, list(options.channels), options.kernel)
+        self.pool, self.kernel = options.pool, options.kernel
+        ins = [self.image_shape[0]] + [c for c, _, _ in self.maps[:-1]]
+        self.convs = nn.ModuleList(nn.Conv2d(a, c, options.kernel, padding=options.kernel // 2)
+                                   for a, (c, _, _) in zip(ins, self.maps))
+        sizes = [c * h * w for c, h, w in self.maps]
+        self.neurons = nn.ModuleList(make_neurons(n, options, spike_fn) for n in sizes)
+        self.thresholds = nn.ModuleList(ThresholdTrace(n, options.hidden_threshold, options.threshold_tau) for n in sizes)
+        self.taps = nn.ModuleList(RateTap() for _ in self.maps)
+        self.flat_dim = flat_features(self.maps)
+        self.first_macs = conv_macs(ins[0], self.maps[0], options.kernel)
+        # Per-neuron fan-outs (synaptic operations per spike), constants of the architecture;
+        # not state: left out of the state dict, following the module to its device.
+        fans = [conv_fan_out(m, nxt[0], options.kernel) for m, nxt in zip(self.maps[:-1], self.maps[1:])]
+        fans.append(flatten_fan_out(self.maps[-1], head_width))
+        for i, fan in enumerate(fans):
+            self.register_buffer(f"fan_out{i}", fan.float(), persistent=False)
+        self.register_buffer("input_fan_out", input_fan_out(self.image_shape, self.maps[0][0], options.kernel).float(),
+                             persistent=False)
+
+    def fan_outs(self) -> List[torch.Tensor]:
+        return [getattr(self, f"fan_out{i}") for i in range(len(self.maps))]
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """Flat samples (B, C·H·W) viewed as images (B, C, H, W)."""
+        return x.reshape(x.shape[0], *self.image_shape)
+
+    def first_current(self, x: torch.Tensor) -> torch.Tensor:
+        """The first convolution of analog input (direct encoding), (B, N0): computed once,
+        held for every step."""
+        return self.convs[0](self.images(x)).flatten(1)
+
+    def use_thresholds(self) -> None:
+        for neuron, trace in zip(self.neurons, self.thresholds):
+            neuron.use_threshold(trace.theta())
+
+    def step(self, encoded: Optional[torch.Tensor], held: Optional[torch.Tensor], states: List[Any]
+             ) -> Tuple[torch.Tensor, List[Tuple[torch.Tensor, torch.Tensor]]]:
+        """One time step of every stage through the library neurons: the pooled spikes of the
+        last stage flattened (B, F), and each stage's (spikes, membrane) (B, N). ``held``: the
+        first stage's current under direct encoding, else ``encoded`` is this step's input."""
+        signal = encoded
+        outputs = []
+        for i, (conv, neuron, shape) in enumerate(zip(self.convs, self.neurons, self.maps)):
+            current = held if i == 0 and held is not None else conv(self.images(signal) if i == 0 else signal).flatten(1)
+            spikes, membrane, states[i] = neuron.step(current, states[i])
+            outputs.append((spikes, membrane))
+            signal = pool2d(spikes.view(spikes.shape[0], *shape), self.pool)
+        return signal.flatten(1), outputs
+
+    def fused(self, x: torch.Tensor, encoded: Optional[torch.Tensor], steps: int, beta: Optional[torch.Tensor],
+              surrogate: str, slope: float, zero_reset: bool) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """All steps, stage by stage: the head's input, the last stage's pooled spikes (T, B, F),
+        and each stage's spike counts (B, N) (detached).
+
+        A stage's currents for all T steps are one batched convolution over T·B images of the
+        spikes below it (the first stage's: once, held, under direct encoding); its recurrence is
+        a one-layer ``network_sequence`` (hand-written backward through time), whose spikes
+        (T, B, N) carry the gradient. On the CPU this was checked on, a convolution over T·B
+        images equals T per-step convolutions bit for bit (float32 and float64; pooling spikes is
+        exact), so these spikes are the reference ``step``'s (``tests/test_conv_students.py``).
+        """
+        from spiking.functional import network_sequence
+
+        batch = x.shape[0]
+        counts: List[torch.Tensor] = []
+        signal = None
+        for i, (conv, trace, tap, shape) in enumerate(zip(self.convs, self.thresholds, self.taps, self.maps)):
+            held = i == 0 and encoded is None
+            if held:
+                current = self.first_current(x)
+            else:
+                source = encoded.reshape(steps * batch, *self.image_shape) if i == 0 else signal
+                current = conv(source).reshape(steps, batch, -1)
+            spikes, _, _ = network_sequence(current, [], [], [trace.theta()], beta, surrogate, slope, zero_reset,
+                                            steps if held else None)
+            counts.append(spikes.detach().sum(dim=0))
+            if tap.listened():
+                tap(spikes.mean(dim=0).view(batch, *shape))
+            signal = pool2d(spikes.view(steps * batch, *shape), self.pool)
+        return signal.reshape(steps, batch, -1), counts

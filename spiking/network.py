@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spiking.conv import SpikingConvStages
 from spiking.encoders import encode, is_spiking
 from spiking.energy import spiking_energy_nj
 from spiking.functional import network_sequence, synaptic_current
@@ -98,6 +99,8 @@ class Simulation:
     logits: torch.Tensor
     counts: List[torch.Tensor] = field(default_factory=list)          # per layer, (B, N)
     input_events: Optional[torch.Tensor] = None                       # (B,) for spiking encoders
+    input_synops: Optional[torch.Tensor] = None                       # (B,) where fan-out varies (conv)
+    head_input: Optional[torch.Tensor] = None                         # (B, F) conv features' rates
     spikes: List[List[torch.Tensor]] = field(default_factory=list)    # per layer, per step (B, N)
     membranes: List[List[torch.Tensor]] = field(default_factory=list)
 
@@ -112,9 +115,17 @@ class SpikingStudentMixin(nn.Module):
         super().__init__()
         self.options = options
         self.kind = kind
-        self.widths = [input_dim, *options.hidden, num_classes]
-        self.layer_names = [f"hidden{i}" for i in range(len(options.hidden))] + ["output"]
         spike_fn = make_spike_fn(options.surrogate, options.surrogate_slope())
+        # arch conv: the conv stages feed the head a flattened map instead of the input vector.
+        self.conv: Optional[SpikingConvStages] = None
+        conv_names: List[str] = []
+        if options.arch == "conv":
+            head_width = options.hidden[0] if options.hidden else num_classes
+            self.conv = SpikingConvStages(options, input_shape, make_neurons, spike_fn, head_width)
+            input_dim = self.conv.flat_dim
+            conv_names = [f"conv{i}" for i in range(len(self.conv.maps))]
+        self.widths = [input_dim, *options.hidden, num_classes]
+        self.layer_names = conv_names + [f"hidden{i}" for i in range(len(options.hidden))] + ["output"]
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(self.widths[:-1], self.widths[1:]))
         self.neurons = nn.ModuleList(make_neurons(n, options, spike_fn) for n in self.widths[1:])
         theta0 = PLACEHOLDER_THETA0 if options.theta0 == "auto" else float(options.theta0)
@@ -124,14 +135,28 @@ class SpikingStudentMixin(nn.Module):
         )
         self.required_range = 0.0  # the output logits a task needs reached (require_logit_range)
         self._last_counts: Optional[List[torch.Tensor]] = None  # homeostasis reads rates of training passes only
-        self._epoch_activity = EpochActivity(len(self.widths) - 1)
+        self._epoch_activity = EpochActivity(len(self.layer_names))
+
+    def all_thresholds(self) -> List[ThresholdTrace]:
+        """Every layer's thresholds in ``layer_names`` order (conv stages first)."""
+        convs = list(self.conv.thresholds) if self.conv is not None else []
+        return convs + list(self.thresholds)
+
+    def feature_layers(self) -> Dict[str, nn.Module]:
+        """Modules whose forward output is a layer's feature, for forward hooks: ``conv{i}`` the
+        stage's firing rate over the steps (B, C, H, W), differentiable. Called only while hooked.
+        Hidden layers of the head have none: the fused engine keeps their counts without a
+        gradient."""
+        if self.conv is None:
+            return {}
+        return {f"conv{i}": tap for i, tap in enumerate(self.conv.taps)}
 
     # --- temperature -------------------------------------------------------------------
     def _layer_temperatures(self, temperature: Any) -> List[Any]:
         hidden_t = 1.0
         if self.options.temperature_on_hidden:
             hidden_t = float(torch.as_tensor(temperature, dtype=torch.float32).mean())
-        return [hidden_t] * (len(self.thresholds) - 1) + [temperature]
+        return [hidden_t] * (len(self.layer_names) - 1) + [temperature]
 
     def set_temperature(self, temperature: Any) -> None:
         """Train mode: one plasticity step toward θ0·T. Eval mode: θ = θ0·T, trace untouched."""
@@ -140,7 +165,7 @@ class SpikingStudentMixin(nn.Module):
         if isinstance(temperature, torch.Tensor):
             temperature = temperature.detach().float().cpu()
         homeo = self.options.homeostasis
-        for i, (trace, t) in enumerate(zip(self.thresholds, self._layer_temperatures(temperature))):
+        for i, (trace, t) in enumerate(zip(self.all_thresholds(), self._layer_temperatures(temperature))):
             if not self.training:
                 trace.set_direct(t)
                 continue
@@ -171,14 +196,20 @@ class SpikingStudentMixin(nn.Module):
             rows = rows.to(inputs.device)
             with torch.no_grad():
                 sim = self._simulate(inputs[rows])
-            presynaptic = sim.counts[-2] / self.options.steps if len(sim.counts) > 1 else inputs[rows]
+            if len(self.options.hidden) > 0:
+                presynaptic = sim.counts[-2] / self.options.steps
+            else:  # the output layer reads the inputs, or the conv stages' pooled spikes
+                presynaptic = sim.head_input if sim.head_input is not None else inputs[rows]
             theta0 = float(self.thresholds[-1].theta0.mean())
             fit_output_layer(self.linears[-1], presynaptic, teacher_logits[rows], theta0)
 
     # --- simulation ----------------------------------------------------------------------
     def _simulate(self, x: torch.Tensor, record: bool = False) -> Simulation:
         """One pass through the time loop. The fused engine runs it unless traces are recorded:
-        recording keeps every step's membrane, which is what the per-step loop has anyway."""
+        recording keeps every step's membrane, which is what the per-step loop has anyway.
+        Images (B, C, H, W) are read flattened, as the pipeline holds them."""
+        if x.dim() > 2:
+            x = x.flatten(1)
         if self.options.engine == "fused" and not record:
             return self._simulate_fused(x)
         return self._simulate_loop(x, record)
@@ -192,44 +223,86 @@ class SpikingStudentMixin(nn.Module):
         direct = not is_spiking(o.encoder)
         beta = None if o.beta == 1.0 else torch.tensor(o.beta, dtype=x.dtype, device=x.device)
         slope = o.surrogate_slope()
-        first = self.linears[0](x if direct else inputs)  # direct: W·x once, held for every step
+        conv_counts: List[torch.Tensor] = []
+        features = None
+        if self.conv is not None:  # the head reads the conv stages' pooled spikes, step by step
+            features, conv_counts = self.conv.fused(x, None if direct else inputs, steps, beta, o.surrogate, slope,
+                                                    o.reset == "zero")
+            first, held = self.linears[0](features), False
+        else:
+            first, held = self.linears[0](x if direct else inputs), direct  # direct: W·x once, held
         rest = list(self.linears)[1:]
         spikes, membrane, counts = network_sequence(
             first, [linear.weight for linear in rest], [linear.bias for linear in rest],
             [trace.theta() for trace in self.thresholds], beta, o.surrogate, slope, o.reset == "zero",
-            steps if direct else None,
+            steps if held else None,
         )
         counts.append(spikes.sum(dim=0))
         out = self.thresholds[-1]
         logits = readout(counts[-1], membrane, out.theta(), out.theta0, steps, o.readout)
-        sim = Simulation(logits=logits, counts=[c.detach() for c in counts])
-        if not direct:
-            sim.input_events = inputs.detach().sum(dim=(0, 2))
+        sim = Simulation(logits=logits, counts=conv_counts + [c.detach() for c in counts])
+        if features is not None:
+            sim.head_input = features.detach().mean(dim=0)
+        self._count_input_events(sim, None if direct else inputs)
         return sim
+
+    def _count_input_events(self, sim: Simulation, inputs: Optional[torch.Tensor]) -> None:
+        """A spiking encoder's input events per sample, and for a conv student the synaptic
+        operations they cause (each pixel's fan-out into the first convolution differs)."""
+        if inputs is None:
+            return
+        events = inputs.detach().sum(dim=0)
+        sim.input_events = events.sum(dim=1)
+        if self.conv is not None:
+            sim.input_synops = events @ self.conv.input_fan_out.to(events.dtype)
 
     def _simulate_loop(self, x: torch.Tensor, record: bool = False) -> Simulation:
         """The reference path: step by step through the library's own neuron modules."""
         steps = self.options.steps
         inputs = encode(x, steps, self.options.encoder)
         direct = not is_spiking(self.options.encoder)
-        first_current = self.linears[0](x) if direct else None  # constant input: W·x once
+        conv = self.conv
+        # Constant input: the first layer's current (W·x, or the first convolution) once.
+        if conv is not None:
+            conv.use_thresholds()
+            conv_held = conv.first_current(x) if direct else None
+            first_current = None
+        else:
+            first_current = self.linears[0](x) if direct else None
         for neuron, trace in zip(self.neurons, self.thresholds):
             neuron.use_threshold(trace.theta())
-        n_layers = len(self.neurons)
+        n_conv = len(conv.maps) if conv is not None else 0
+        n_head = len(self.neurons)
+        n_layers = n_conv + n_head
         states: List[Any] = [None] * n_layers
         output_count: Any = 0.0
         # Only the output count is differentiated (the readout); the hidden counts are
         # statistics, accumulated in place (no graph, no per-pass block to allocate).
-        hidden_counts = [torch.zeros(x.shape[0], n, dtype=x.dtype, device=x.device) for n in self.widths[1:-1]]
+        sizes = [c * h * w for c, h, w in conv.maps] if conv is not None else []
+        hidden_counts = [torch.zeros(x.shape[0], n, dtype=x.dtype, device=x.device) for n in sizes + self.widths[1:-1]]
         spikes: List[List[torch.Tensor]] = [[] for _ in range(n_layers)]
         membranes: List[List[torch.Tensor]] = [[] for _ in range(n_layers)]
+        tapped = [i for i in range(n_conv) if conv is not None and conv.taps[i].listened()]
+        tap_spikes: Dict[int, List[torch.Tensor]] = {i: [] for i in tapped}
+        features: Any = 0.0
         membrane = x
         layers = list(zip(self.linears, self.neurons))
         for t in range(steps):
             signal = None if direct else inputs[t]
-            for i, (linear, neuron) in enumerate(layers):
-                if i == 0:
-                    current = first_current if direct else linear(signal)
+            if conv is not None:
+                signal, stage_outputs = conv.step(signal, conv_held, states)
+                for i, (stage_spikes, stage_membrane) in enumerate(stage_outputs):
+                    hidden_counts[i].add_(stage_spikes.detach())
+                    if i in tap_spikes:
+                        tap_spikes[i].append(stage_spikes)
+                    if record:
+                        spikes[i].append(stage_spikes.detach())
+                        membranes[i].append(stage_membrane.detach())
+                features = features + signal.detach()
+            for j, (linear, neuron) in enumerate(layers):
+                i = n_conv + j
+                if j == 0:
+                    current = first_current if first_current is not None else linear(signal)
                 else:
                     current = synaptic_current(signal, linear.weight, linear.bias)
                 signal, membrane, states[i] = neuron.step(current, states[i])
@@ -239,13 +312,17 @@ class SpikingStudentMixin(nn.Module):
                     spikes[i].append(signal.detach())
                     membranes[i].append(membrane.detach())
             output_count = output_count + signal
+        for i, stage_spikes in tap_spikes.items():
+            assert conv is not None
+            conv.taps[i](torch.stack(stage_spikes).mean(dim=0).view(x.shape[0], *conv.maps[i]))
         out = self.thresholds[-1]
         logits = readout(output_count, membrane, out.theta(), out.theta0, steps, self.options.readout)
         counts = hidden_counts + [output_count.detach()]
         sim = Simulation(logits=logits, counts=counts, spikes=spikes if record else [],
                          membranes=membranes)
-        if not direct:
-            sim.input_events = inputs.detach().sum(dim=(0, 2))
+        if conv is not None:
+            sim.head_input = features / steps
+        self._count_input_events(sim, None if direct else inputs)
         return sim
 
     def forward(self, x: torch.Tensor) -> Any:
@@ -263,12 +340,12 @@ class SpikingStudentMixin(nn.Module):
 
     def activity_check(self) -> Tuple[Dict[str, float], List[Tuple[str, str]]]:
         """Silent or saturated layers over this epoch's training passes, with what to change."""
-        activity, self._epoch_activity = self._epoch_activity, EpochActivity(len(self.widths) - 1)
+        activity, self._epoch_activity = self._epoch_activity, EpochActivity(len(self.layer_names))
         if activity.samples == 0:
             return {}, []
         flags: Dict[str, float] = {}
         alarms: List[Tuple[str, str]] = []
-        for i, (name, trace) in enumerate(zip(self.layer_names, self.thresholds)):
+        for i, (name, trace) in enumerate(zip(self.layer_names, self.all_thresholds())):
             rate = activity.rate(i, self.options.steps)
             silent, saturated = rate == 0.0, rate >= SATURATED_RATE
             flags[f"silent.{name}"], flags[f"saturated.{name}"] = float(silent), float(saturated)
@@ -288,21 +365,35 @@ class SpikingStudentMixin(nn.Module):
 
     # --- what was measured -----------------------------------------------------------------
     def _measure(self, sim: Simulation) -> Dict[str, torch.Tensor]:
-        """Per-sample spike counts, rates, synaptic operations and energy of one batch."""
+        """Per-sample spike counts, rates, synaptic operations and energy of one batch.
+
+        Synaptic operations are spikes × fan-out: a dense layer's neuron reaches every neuron of
+        the next layer; a conv neuron the (channel, position) targets that read it through its
+        pooling (``SpikingConvStages.fan_outs``, exact per neuron). MACs: the first layer's
+        multiply-accumulates of analog (direct) input, W·x or the first convolution."""
         steps = self.options.steps
         out: Dict[str, torch.Tensor] = {}
         total = torch.zeros(())
         synops = torch.zeros(())
-        for name, count, fan_out in zip(self.layer_names, sim.counts, self.widths[2:] + [0]):
+        fan_outs: List[Any] = self.conv.fan_outs() if self.conv is not None else []
+        fan_outs = fan_outs + self.widths[2:] + [0]
+        for name, count, fan_out in zip(self.layer_names, sim.counts, fan_outs):
             per_sample = count.sum(dim=1).mean()
             # '.' not '/': HDF5 would read 'spikes_per_sample/x' as a group beside the total.
             out[f"spikes_per_sample.{name}"] = per_sample
             out[f"rate.{name}"] = count.mean() / steps
             total = total + per_sample
-            synops = synops + per_sample * fan_out
+            if isinstance(fan_out, torch.Tensor):
+                synops = synops + (count @ fan_out.to(count.dtype)).mean()
+            else:
+                synops = synops + per_sample * fan_out
         macs = torch.zeros(())
-        if sim.input_events is not None:
+        if sim.input_synops is not None:
+            synops = synops + sim.input_synops.mean()
+        elif sim.input_events is not None:
             synops = synops + sim.input_events.mean() * self.widths[1]
+        elif self.conv is not None:
+            macs = torch.tensor(float(self.conv.first_macs))
         else:
             macs = torch.tensor(float(self.widths[0] * self.widths[1]))
         out["spikes_per_sample"] = total
@@ -317,10 +408,14 @@ class SpikingStudentMixin(nn.Module):
 
     @torch.no_grad()
     def capture_traces(self, x: torch.Tensor) -> Dict[str, np.ndarray]:
-        """Per layer: spikes (S, T, N) uint8, membrane (S, T, N) float32, threshold (N,) float32."""
+        """Per layer: spikes (S, T, N) uint8, membrane (S, T, N) float32, threshold (N,) float32;
+        a conv layer's N is C·H·W of its map, whose (C, H, W) is ``<layer>/shape``."""
         sim = self._simulate(x, record=True)
         traces: Dict[str, np.ndarray] = {}
-        for name, spk, mem, trace in zip(self.layer_names, sim.spikes, sim.membranes, self.thresholds):
+        if self.conv is not None:
+            for name, shape in zip(self.layer_names, self.conv.maps):
+                traces[f"{name}/shape"] = np.asarray(shape, dtype=np.int64)
+        for name, spk, mem, trace in zip(self.layer_names, sim.spikes, sim.membranes, self.all_thresholds()):
             traces[f"{name}/spikes"] = torch.stack(spk, dim=1).cpu().numpy().astype(np.uint8)
             traces[f"{name}/membrane"] = torch.stack(mem, dim=1).cpu().numpy().astype(np.float32)
             traces[f"{name}/threshold"] = trace.applied.cpu().numpy().astype(np.float32)
@@ -355,4 +450,6 @@ class SpikingStudentMixin(nn.Module):
             "threshold_tau_steps": o.threshold_tau,
             "temperature_on_hidden": o.temperature_on_hidden,
             "homeostasis": o.homeostasis.model_dump() if o.homeostasis else None,
+            **({"arch": "conv", "channels": list(o.channels), "kernel": o.kernel, "pool": o.pool,
+                "input_shape": list(self.conv.image_shape)} if self.conv is not None else {}),
         }

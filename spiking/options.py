@@ -48,6 +48,12 @@ class SpikingOptions(BaseModel):
     # Chosen on validation (experiments/slow-start.yaml, 5 seeds): epochs to 95% validation
     # accuracy 9.4 ± 3.9 with "teacher" against 23.2 ± 5.5 with "none".
     output_fit: Literal["teacher", "none"] = "teacher"
+    # "conv" (image data): per entry of ``channels`` a Conv2d (``kernel``, padding kernel//2),
+    # spiking neurons on every (c, h, w), 2×2 pooling of the spikes (``pool``); then ``hidden``.
+    arch: Literal["mlp", "conv"] = "mlp"
+    channels: List[int] = Field(default_factory=lambda: [16, 32])
+    kernel: int = Field(3, ge=1)
+    pool: Literal["avg", "max"] = "avg"
 
     @field_validator("theta0")
     @classmethod
@@ -55,6 +61,13 @@ class SpikingOptions(BaseModel):
         if not isinstance(value, str) and not value > 0:
             raise ValueError("must be 'auto' or a number > 0")
         return value
+
+    @field_validator("channels")
+    @classmethod
+    def _positive_channels(cls, channels: List[int]) -> List[int]:
+        if not channels or any(c < 1 for c in channels):
+            raise ValueError("expected a non-empty list of channel counts >= 1")
+        return channels
 
     @field_validator("hidden")
     @classmethod
