@@ -30,7 +30,7 @@ with warnings.catch_warnings():
     from norse.torch.functional.lif_box import LIFBoxFeedForwardState
     from norse.torch.functional.reset import reset_subtract
 
-from backends.spiking_base import SpikingBackend
+from backends.spiking_base import SpikingBackend, write_conv_nir
 from spiking.functional import neuron_step
 from spiking.network import SpikingStudentMixin
 from spiking.encoders import encode
@@ -147,6 +147,8 @@ class NorseBackend(SpikingBackend):
         As for snnTorch: the graph's input is the encoded input per step, and the readout
         (θ0/steps)·count is outside the graph.
         """
+        if student.conv is not None:
+            return write_conv_nir(student, path, metadata)
         from norse.torch import to_nir
 
         net = export_network(student).cpu()
