@@ -16,7 +16,6 @@ import tempdistill as td
 from backends import get_backend
 from spiking.conv import conv_fan_out, conv_macs, flatten_fan_out, input_fan_out, stage_maps
 from tempdistill.app.cli import main
-from tempdistill.config import ConfigError
 from tempdistill.record.export import load_predictor
 
 BACKENDS = ["dense", "snntorch", "norse"]
