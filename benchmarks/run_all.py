@@ -24,6 +24,7 @@ prefer_huge_pages()  # as the CLI does, before torch allocates: the figures are 
 import torch  # noqa: E402
 
 import demo_speed  # noqa: E402
+import conv_step  # noqa: E402
 import engines  # noqa: E402
 import epochs  # noqa: E402
 from bench_common import PairedRatios, machine_facts  # noqa: E402
@@ -99,7 +100,7 @@ def read_sections(path: Path) -> Tuple[str, Dict[str, str]]:
     return parts[0], sections
 
 
-SECTIONS = ("engines", "scaling", "dense", "recording", "demo", "memory", "journal", "ray")
+SECTIONS = ("engines", "conv", "scaling", "dense", "recording", "demo", "memory", "journal", "ray")
 
 
 def main() -> None:
@@ -131,6 +132,11 @@ def main() -> None:
         large_table, large = engines.engine_table(128, 1024, 100, args.device, 3 if args.quick else 15, compile_it=False)
         section("Spiking students, one distillation step (large)", large_table)
         targets.update(engine_targets(small, large))
+    if "conv" in only:
+        text, ratio = conv_step.conv_table(args.device, 3 if args.quick else 15, memory=cpu)
+        section("Spiking conv student, one distillation step (benchmarks/conv_step.py)", text)
+        what = "spiking conv student engine fused / snnTorch tutorial conv loop"
+        targets[what] = line(what, ratio, 2, True)
     if "scaling" in only:
         section("Scaling: steps and width doubled (snnTorch student, batch 64)",
                 engines.scaling_table(args.device, 3 if args.quick else 7, args.quick))

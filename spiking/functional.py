@@ -159,7 +159,12 @@ class _NetworkSequence(torch.autograd.Function):
         grad_w = [torch.zeros_like(w) for w in weights]
         # ∂L/∂b summed over steps here, over the batch once at the end.
         grad_b_rows = [slopes[l].new_zeros(slopes[l].shape[1:]) for l in range(1, n_layers)]
-        grad_first = slopes[0].new_zeros(slopes[0].shape[1:] if ctx.constant else slopes[0].shape)
+        # Every step's ∂L/∂I is written when ∂L/∂spikes reaches every step (always so with a
+        # gradient for the spikes): then the (T, B, N) block need not be zeroed first.
+        if ctx.constant or grad_spikes is None:
+            grad_first = slopes[0].new_zeros(slopes[0].shape[1:] if ctx.constant else slopes[0].shape)
+        else:
+            grad_first = slopes[0].new_empty(slopes[0].shape)
         grad_first_at = None if ctx.constant else grad_first.unbind(0)
         # Per layer: two buffers that take turns holding ∂L/∂v (this step's and the carry from
         # the step after it), and ∂L/∂s from the layer above.
