@@ -30,7 +30,7 @@ with warnings.catch_warnings():
     from norse.torch.functional.lif_box import LIFBoxFeedForwardState
     from norse.torch.functional.reset import reset_subtract
 
-from backends.spiking_base import SpikingBackend
+from backends.spiking_base import SpikingBackend, write_conv_nir
 from spiking.functional import neuron_step
 from spiking.network import SpikingStudentMixin
 from spiking.encoders import encode
@@ -147,6 +147,8 @@ class NorseBackend(SpikingBackend):
         As for snnTorch: the graph's input is the encoded input per step, and the readout
         (θ0/steps)·count is outside the graph.
         """
+        if student.conv is not None:
+            return write_conv_nir(student, path, metadata)
         from norse.torch import to_nir
 
         net = export_network(student).cpu()
@@ -172,9 +174,10 @@ class NorseBackend(SpikingBackend):
         theta = torch.as_tensor(np.asarray(graph.nodes[last].v_threshold, dtype=np.float32))
         theta0 = torch.full_like(theta, float(describe["theta0"]))
         steps, encoder, kind = int(describe["steps"]), describe["encoder"], describe["readout"]
+        sample_shape = input_sample_shape(graph)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
-            inputs = encode(x, steps, encoder)
+            inputs = encode(x, steps, encoder).reshape(steps, x.shape[0], *sample_shape)
             state, count = None, torch.zeros(x.shape[0], theta.numel())
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -187,14 +190,41 @@ class NorseBackend(SpikingBackend):
         return forward
 
 
+def input_sample_shape(graph: nir.NIRGraph) -> Tuple[int, ...]:
+    """One sample's shape as the graph's input node declares it: (F,), or (C, H, W) for a conv
+    graph, whose input the runner views as images (inputs are encoded flat)."""
+    shape = next(iter(graph.inputs.values())).input_type["input"]
+    return tuple(int(d) for d in np.asarray(shape).reshape(-1))
+
+
+def import_node(node: nir.NIRNode, **options: Any) -> Optional[nn.Module]:
+    """Norse's own mapping of a NIR node to a module (``norse.torch.from_nir``'s), with the two
+    nodes a conv graph needs that Norse 1.1 does not map right: ``nir.AvgPool2d`` (not mapped
+    at all: the node is dropped and the graph cannot run) and ``nir.Flatten`` (mapped with
+    NIR's dimensions, which leave out the batch, as torch's, which count it: ``start_dim 0``
+    would flatten the batch into the features)."""
+    from norse.torch.utils.import_nir import _import_norse_module
+
+    if isinstance(node, nir.AvgPool2d):
+        if np.any(np.asarray(node.padding) != 0):
+            raise ValueError("nir.AvgPool2d: padding is not supported")
+        return nn.AvgPool2d(tuple(int(k) for k in node.kernel_size), tuple(int(s) for s in node.stride))
+    if isinstance(node, nir.Flatten):
+        start, end = int(node.start_dim), int(node.end_dim)
+        return nn.Flatten(start + 1 if start >= 0 else start, end + 1 if end >= 0 else end)
+    return _import_norse_module(node, **options)
+
+
 def load_nir(path: str, reset: str | None = None, surrogate: str = "fast_sigmoid", slope: float | None = None) -> nn.Module:
-    """Read a NIR file and build a runnable Norse network with ``norse.torch.from_nir``.
+    """Read a NIR file and build a runnable Norse network as ``norse.torch.from_nir`` does
+    (``import_node``: Norse's node mapping, plus average pooling and flatten for conv graphs).
 
     Norse's importer resets LIF/IF neurons to a value; the reset convention written in each
     neuron node's metadata (or ``reset``) is re-applied: IF cells get our activation, LIF
-    cells Norse's ``reset_subtract``. Call as ``out, state = net(x_t, state)`` per step.
+    cells Norse's ``reset_subtract``. Call as ``out, state = net(x_t, state)`` per step, with
+    ``x_t`` shaped as the graph's input node ((B, F), or (B, C, H, W) for a conv graph).
     """
-    from norse.torch import from_nir
+    import nirtorch
 
     graph = nir.read(path)
     conventions = {k: metadata_text(n.metadata.get("reset", "subtract")) for k, n in graph.nodes.items()
@@ -203,7 +233,7 @@ def load_nir(path: str, reset: str | None = None, surrogate: str = "fast_sigmoid
     spike_fn = make_spike_fn(surrogate, slope if slope is not None else DEFAULT_SLOPE[surrogate])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        net = from_nir(graph, ignore_warnings=True, dt=NIR_DT)
+        net = nirtorch.load(graph, functools.partial(import_node, ignore_warnings=True, dt=NIR_DT))
     for module in net.modules():
         if isinstance(module, IAFCell):
             module.activation = functools.partial(theta_step, spike_fn=spike_fn, beta=None, zero_reset=chosen == "zero")

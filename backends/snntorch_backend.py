@@ -22,7 +22,7 @@ import snntorch as snn
 import torch
 from torch import nn
 
-from backends.spiking_base import SpikingBackend
+from backends.spiking_base import SpikingBackend, write_conv_nir
 from spiking.functional import neuron_step
 from spiking.network import SpikingStudentMixin
 from spiking.nir_graph import normalise_graph
@@ -113,6 +113,8 @@ class SnnTorchBackend(SpikingBackend):
         for ``direct``); the readout is outside the graph: count output spikes over
         ``steps`` steps and multiply by θ0/steps.
         """
+        if student.conv is not None:
+            return write_conv_nir(student, path, metadata)
         from snntorch.export_nir import export_to_nir
 
         net = export_network(student).cpu()

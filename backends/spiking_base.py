@@ -5,7 +5,7 @@ Each library's module supplies only its options model, its student class and its
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping, Optional, Tuple, Type
+from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple, Type
 
 from torch import nn
 
@@ -14,6 +14,22 @@ from spiking.conv import flat_features
 from tempdistill.config import ConfigError, Strict, refuse_foreign_keys, validate_section
 from tempdistill.core.memory import NetworkSize, fully_connected_size
 from tempdistill.core.student import Student
+
+
+def write_conv_nir(student: Any, path: str, metadata: Optional[Dict[str, str]] = None) -> Any:
+    """A spiking conv student as NIR (``spiking.nir_conv``, the same for every spiking backend:
+    neither library's exporter writes the whole chain), written to ``path``."""
+    import nir
+
+    from spiking.nir_conv import conv_student_graph
+
+    try:
+        graph = conv_student_graph(student, {"reset": student.options.reset, "steps": str(student.options.steps)})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    graph.metadata = {**(graph.metadata or {}), **(metadata or {})}
+    nir.write(path, graph)
+    return graph
 
 
 class SpikingBackend:

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from spiking.fanout import fan_out, ones_conv2d, ones_linear, sum_pool2d
+
 Shape = Tuple[int, int, int]
 POOLS = ("avg", "max")
 
@@ -109,39 +111,24 @@ def pool_layer(kind: str) -> nn.Module:
 
 def conv_fan_out(shape: Shape, next_channels: int, kernel: int) -> torch.Tensor:
     """Per neuron of a map (C·H·W,), how many (output channel, position) targets of the next
-    convolution read it through the 2×2 pooling.
-
-    Computed exactly, borders and dropped odd rows included, as the gradient of the summed
-    next-layer convolution (all-ones weights) with respect to the pooled map, spread back over
-    each pooling window (a neuron counts for every target that reads its window)."""
-    c, h, w = shape
-    pooled_map = torch.ones(1, *pooled(shape), dtype=torch.float64, requires_grad=True)
-    weight = torch.ones(next_channels, c, kernel, kernel, dtype=torch.float64)
-    F.conv2d(pooled_map, weight, padding=kernel // 2).sum().backward()
-    return _spread(pooled_map.grad[0], shape)
+    convolution read it through the 2×2 pooling (``spiking.fanout``: exact, borders and dropped
+    odd rows included)."""
+    weight = (next_channels, shape[0], kernel, kernel)
+    padding = (kernel // 2, kernel // 2)
+    return fan_out(lambda h: ones_conv2d(sum_pool2d(h, (2, 2), (2, 2)), weight, (1, 1), padding), shape).reshape(-1)
 
 
 def flatten_fan_out(shape: Shape, width: int) -> torch.Tensor:
     """Per neuron of the last map: ``width`` targets (the head's first layer) through the
-    flatten, 0 for rows/columns the pooling drops."""
-    return _spread(torch.full(pooled(shape), float(width), dtype=torch.float64), shape)
+    pooling and flatten, 0 for rows/columns the pooling drops."""
+    return fan_out(lambda h: ones_linear(sum_pool2d(h, (2, 2), (2, 2)), width), shape).reshape(-1)
 
 
 def input_fan_out(input_shape: Sequence[int], channels: int, kernel: int) -> torch.Tensor:
     """Per input pixel (C·H·W,), the first convolution's targets that read it (spiking encoders'
     input events are synaptic operations through this fan-out)."""
-    image = torch.ones(1, *input_shape, dtype=torch.float64, requires_grad=True)
-    weight = torch.ones(channels, int(input_shape[0]), kernel, kernel, dtype=torch.float64)
-    F.conv2d(image, weight, padding=kernel // 2).sum().backward()
-    return image.grad.reshape(-1)
-
-
-def _spread(per_window: torch.Tensor, shape: Shape) -> torch.Tensor:
-    c, h, w = shape
-    full = torch.zeros(c, h, w, dtype=torch.float64)
-    ph, pw = per_window.shape[1:]
-    full[:, : 2 * ph, : 2 * pw] = per_window.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
-    return full.reshape(-1)
+    weight = (channels, int(input_shape[0]), kernel, kernel)
+    return fan_out(lambda h: ones_conv2d(h, weight, (1, 1), (kernel // 2, kernel // 2)), input_shape).reshape(-1)
 
 
 class RateTap(nn.Identity):

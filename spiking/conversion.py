@@ -11,25 +11,133 @@ output layer integrates without firing, and its accumulated potential is the pre
 The approximation improves with the number of steps; that trade-off (accuracy against steps
 and spikes) is what the baseline shows.
 
+A network is a sequence of layers: synaptic ones (``Dense``, ``Conv``), each followed by IF
+neurons except the last, and between them the operations that are linear and so act on
+spikes unchanged (``AvgPool``, ``Flatten``): the average of spikes is the rate of the average,
+and rescaling commutes with both. Max pooling has no such reading and is not converted.
+``spiking.conversion_modules`` reads such a sequence from torch modules.
+
 Pure torch: nothing here knows of tempdistill's students, records or configs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import List, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
+
+from spiking.fanout import fan_out, ones_conv2d, ones_linear, sum_pool2d
 
 PERCENTILE = 99.9
 
 
 @dataclass(frozen=True)
-class IFLayer:
-    """One layer of the converted network: weights (out, in) and bias (out,) after balancing."""
+class Dense:
+    """A fully connected layer: weight (out, in), bias (out,); input (B, in)."""
 
     weight: torch.Tensor
     bias: torch.Tensor
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        return h @ self.weight.T + self.bias
+
+    def ones(self, h: torch.Tensor) -> torch.Tensor:
+        return ones_linear(h, self.weight.shape[0])
+
+    def macs(self, h: torch.Tensor) -> int:
+        """Multiply-accumulates per sample on an analog input ``h``."""
+        return int(self.weight.numel())
+
+
+@dataclass(frozen=True)
+class Conv:
+    """A 2-D convolution: weight (out, in, kh, kw), bias (out,); input (B, in, H, W)."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    stride: Tuple[int, int] = (1, 1)
+    padding: Tuple[int, int] = (0, 0)
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(h, self.weight, self.bias, self.stride, self.padding)
+
+    def ones(self, h: torch.Tensor) -> torch.Tensor:
+        return ones_conv2d(h, self.weight.shape, self.stride, self.padding)
+
+    def macs(self, h: torch.Tensor) -> int:
+        positions = self(h[:1]).shape[-2:]
+        return int(self.weight.numel() * positions[0] * positions[1])
+
+
+@dataclass(frozen=True)
+class AvgPool:
+    """Average pooling without padding (linear: applied to spikes as to rates)."""
+
+    kernel: Tuple[int, int]
+    stride: Tuple[int, int]
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(h, self.kernel, self.stride)
+
+    def ones(self, h: torch.Tensor) -> torch.Tensor:
+        return sum_pool2d(h, self.kernel, self.stride)
+
+
+@dataclass(frozen=True)
+class Flatten:
+    """(B, C, H, W) → (B, C·H·W), channel-major as ``torch.nn.Flatten``."""
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        return h.flatten(1)
+
+    def ones(self, h: torch.Tensor) -> torch.Tensor:
+        return h.flatten(1)
+
+
+Synapse = Union[Dense, Conv]
+Layer = Union[Dense, Conv, AvgPool, Flatten]
+IFLayer = Dense  # the name of a fully connected layer before convolutions were converted
+
+
+def is_synapse(layer: Layer) -> bool:
+    return isinstance(layer, (Dense, Conv))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """The linear operations applied to the previous layer's spikes, then one synaptic layer."""
+
+    passive: Tuple[Layer, ...]
+    synapse: Synapse
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        for layer in self.passive:
+            h = layer(h)
+        return self.synapse(h)
+
+    def ones(self, h: torch.Tensor) -> torch.Tensor:
+        for layer in self.passive:
+            h = layer.ones(h)
+        return self.synapse.ones(h)
+
+
+def stages(layers: Sequence[Layer]) -> List[Stage]:
+    """Group a layer sequence into stages; IF neurons follow every stage but the last."""
+    grouped: List[Stage] = []
+    passive: List[Layer] = []
+    for layer in layers:
+        if is_synapse(layer):
+            grouped.append(Stage(tuple(passive), layer))
+            passive = []
+        else:
+            passive.append(layer)
+    if not grouped:
+        raise ValueError("layers: no Linear or Conv2d layer to convert")
+    if passive:
+        raise ValueError(f"layers: {type(passive[0]).__name__} after the output layer; the output layer must be last")
+    return grouped
 
 
 def percentile_of(values: torch.Tensor, percentile: float) -> float:
@@ -42,50 +150,77 @@ def percentile_of(values: torch.Tensor, percentile: float) -> float:
     return float(torch.quantile(positive, percentile / 100.0))
 
 
-def balance(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], x: torch.Tensor,
-            percentile: float = PERCENTILE) -> List[IFLayer]:
-    """Rescale a ReLU MLP (``weights[l]`` (out, in), ``biases[l]``) so each hidden layer's
-    activations on ``x`` (training rows) stay within one spike per step at their percentile."""
-    layers: List[IFLayer] = []
+@torch.no_grad()
+def balance_layers(layers: Sequence[Layer], x: torch.Tensor, percentile: float = PERCENTILE) -> List[Layer]:
+    """Rescale a ReLU network (ReLU after every synaptic layer but the last) so each hidden
+    layer's activations on ``x`` (training rows, shaped as the first layer reads them) stay
+    within one spike per step at their percentile. Pooling and flattening pass through."""
+    last = max(i for i, layer in enumerate(layers) if is_synapse(layer))
+    balanced: List[Layer] = []
     previous = 1.0
     h = x
-    for index, (weight, bias) in enumerate(zip(weights, biases)):
-        pre = h @ weight.T + bias
-        last = index == len(weights) - 1
-        scale = 1.0 if last else percentile_of(torch.relu(pre), percentile)
-        layers.append(IFLayer(weight * previous / scale, bias / scale))
+    for index, layer in enumerate(layers):
+        if not is_synapse(layer):
+            balanced.append(layer)
+            h = layer(h)
+            continue
+        pre = layer(h)
+        scale = 1.0 if index == last else percentile_of(torch.relu(pre), percentile)
+        balanced.append(replace(layer, weight=layer.weight * previous / scale, bias=layer.bias / scale))
         h = torch.relu(pre)
         previous = scale
-    return layers
+    return balanced
+
+
+def balance(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], x: torch.Tensor,
+            percentile: float = PERCENTILE) -> List[Layer]:
+    """``balance_layers`` for a ReLU MLP given as ``weights[l]`` (out, in) and ``biases[l]``."""
+    return balance_layers([Dense(w, b) for w, b in zip(weights, biases)], x, percentile)
+
+
+def input_macs(layers: Sequence[Layer], x: torch.Tensor) -> int:
+    """Multiply-accumulates per sample of the first synaptic layer on the analog input ``x``
+    (the constant input current, computed once per sample)."""
+    first = stages(layers)[0]
+    h = x[:1]
+    for layer in first.passive:
+        h = layer(h)
+    return first.synapse.macs(h)
 
 
 @torch.no_grad()
-def simulate(layers: Sequence[IFLayer], x: torch.Tensor, steps: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def simulate(layers: Sequence[Layer], x: torch.Tensor, steps: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the converted network for ``steps`` steps on inputs ``x`` (a constant current).
 
     Returns the output layer's accumulated potential (n, K) (argmax: the prediction), the
     spikes of each hidden layer per sample (n, layers - 1), and the synaptic operations per
-    sample (n,): each spike triggers one accumulate per neuron of the next layer.
+    sample (n,): each spike triggers one accumulate per target it reaches (``spiking.fanout``,
+    measured once per layer).
     """
     if steps < 1:
         raise ValueError(f"steps: must be >= 1, got {steps}")
-    hidden = layers[:-1]
-    potentials = [torch.zeros(x.shape[0], layer.weight.shape[0]) for layer in hidden]
-    spikes = torch.zeros(x.shape[0], len(hidden))
+    network = stages(layers)
+    hidden = len(network) - 1
+    drive = network[0](x)  # constant input current
+    potentials = [torch.zeros(0)] * hidden
+    fan_outs: List[torch.Tensor] = []
+    spikes = torch.zeros(x.shape[0], hidden)
     synops = torch.zeros(x.shape[0])
-    output = torch.zeros(x.shape[0], layers[-1].weight.shape[0])
-    drive = x @ hidden[0].weight.T + hidden[0].bias if hidden else None  # constant input current
+    output = None
     for _ in range(steps):
         signal = None
-        for index, layer in enumerate(hidden):
-            current = drive if index == 0 else signal @ layer.weight.T + layer.bias
+        for index in range(hidden):
+            current = drive if index == 0 else network[index](signal)
+            if len(fan_outs) == index:  # first step: state and fan-out, once per layer
+                potentials[index] = torch.zeros_like(current)
+                fan_outs.append(fan_out(network[index + 1].ones, current.shape[1:]).to(current.dtype))
             potentials[index] += current
             fired = (potentials[index] >= 1.0).float()
             potentials[index] -= fired  # reset by subtraction keeps the residue: rate ∝ activation
-            count = fired.sum(dim=1)
-            spikes[:, index] += count
-            synops += count * layers[index + 1].weight.shape[0]  # one accumulate per neuron it reaches
+            spikes[:, index] += fired.flatten(1).sum(dim=1)
+            synops += (fired * fan_outs[index]).flatten(1).sum(dim=1)
             signal = fired
-        last = layers[-1]
-        output += (x @ last.weight.T if signal is None else signal @ last.weight.T) + last.bias
+        current = drive if signal is None else network[-1](signal)
+        output = torch.zeros_like(current) if output is None else output
+        output += current
     return output, spikes, synops

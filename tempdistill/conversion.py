@@ -11,6 +11,7 @@ validation and shown the test rows once, like every other student.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -18,7 +19,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from spiking.conversion import PERCENTILE, IFLayer, balance, simulate
+from spiking.conversion import PERCENTILE, Layer, balance_layers, input_macs, is_synapse, simulate
+from spiking.conversion_modules import layers_of
 from spiking.energy import spiking_energy_nj
 from tempdistill.config import ConfigError, config_from_mapping
 from tempdistill.record.export import load_student
@@ -56,27 +58,39 @@ def convertible(run: Run) -> None:
     if activation != "relu":
         raise ConfigError(f"{where}: conversion needs ReLU activations (a firing rate cannot be negative); this "
                           f"student uses {activation!r}")
+    if options.get("arch") == "conv" and options.get("pool", "avg") != "avg":
+        raise ConfigError(f"{where}: student.pool: {options.get('pool')!r} does not convert (the maximum of spike "
+                          "rates is no spike rate); allowed: 'avg'")
     if run.config.get("data", {}).get("name") == "arrays":
         raise ConfigError(f"{where}: its data were given in memory and are not in the file; save them as a .npz "
                           "and run again to convert")
 
 
-def converted_layers(run: Run) -> tuple[List[IFLayer], Any, Any]:
-    """The balanced IF layers of the run's student, with the run's config and data split."""
+def converted_layers(run: Run) -> tuple[List[Layer], Any, Any]:
+    """The balanced IF layers of the run's student, with the run's config and data split, its
+    inputs shaped as the student's first layer reads them ((n, C, H, W) for a conv student)."""
     convertible(run)
     _, student = load_student(run)
-    linears = [m for m in student.modules() if isinstance(m, torch.nn.Linear)]
     config = config_from_mapping(run.config)
     split = load_split(config.data, config.seed)
+    features = getattr(student, "features", None)
+    network = student.net if features is None else torch.nn.Sequential(features, student.net)
+    if features is not None:  # the pipeline's rows are flat; the convolutions read images
+        split = dataclasses.replace(split, **{name: getattr(split, name).reshape(-1, *student.image_shape)
+                                              for name in ("x_train", "x_val", "x_test")})
+    try:
+        layers = layers_of(network)
+    except ValueError as exc:
+        raise ConfigError(f"RUN: {run.path}: {exc}") from None
     with torch.no_grad():
-        layers = balance([m.weight.detach() for m in linears], [m.bias.detach() for m in linears], split.x_train)
+        layers = balance_layers(layers, split.x_train)
     return layers, config, split
 
 
-def figures(layers: Sequence[IFLayer], x: torch.Tensor, y: torch.Tensor, steps: int) -> Dict[str, Any]:
+def figures(layers: Sequence[Layer], x: torch.Tensor, y: torch.Tensor, steps: int) -> Dict[str, Any]:
     """Accuracy, spikes, synaptic operations and the energy estimate of one pass over ``x``."""
     output, spikes, synops = simulate(layers, x, steps)
-    macs = layers[0].weight.numel()  # the constant input current, once per sample
+    macs = input_macs(layers, x)  # the constant input current, once per sample
     predictions = output.argmax(dim=-1)
     return {
         "accuracy": float((predictions == y).float().mean()),
@@ -86,6 +100,13 @@ def figures(layers: Sequence[IFLayer], x: torch.Tensor, y: torch.Tensor, steps: 
         "energy_nj_per_sample": float(spiking_energy_nj(synops.mean(), macs)),
         "predictions": predictions,
     }
+
+
+def architecture(options: Dict[str, Any]) -> Dict[str, Any]:
+    """The source student's shape (its resolved options) as a converted run records it; batch
+    norm, if any, is folded into the convolutions."""
+    kept = ("hidden", "arch", "channels", "kernel", "pool") if options.get("arch") == "conv" else ("hidden",)
+    return {key: options.get(key) for key in kept}
 
 
 def convert_run(path: str | Path, steps: Sequence[int], out: Optional[str] = None,
@@ -101,7 +122,7 @@ def convert_run(path: str | Path, steps: Sequence[int], out: Optional[str] = Non
         test = figures(layers, split.x_test, split.y_test, count)  # the test rows, once
         recorded = copy.deepcopy(run.config)
         recorded["name"] = f"{config.name}-converted-T{count}"
-        recorded["student"] = {"backend": "converted", "hidden": run.config.get("student", {}).get("hidden"),
+        recorded["student"] = {"backend": "converted", **architecture(json.loads(run.student_attrs["options"])),
                                "steps": count, "neuron": "if", "reset": "subtract"}
         recorded["conversion"] = {"source": str(run.path), "steps": count, "percentile": PERCENTILE,
                                   "balanced_on": "training rows"}
@@ -115,7 +136,7 @@ def convert_run(path: str | Path, steps: Sequence[int], out: Optional[str] = Non
                                              "energy_nj_per_sample")}
         values.update({
             "student_accuracy": test["accuracy"], "val_accuracy": val["accuracy"], "select": "final",
-            "student_params": int(sum(layer.weight.numel() + layer.bias.numel() for layer in layers)),
+            "student_params": int(sum(layer.weight.numel() + layer.bias.numel() for layer in layers if is_synapse(layer))),
             "steps": count, "converted_from": str(run.path), "epochs_trained": 0,
             "test_predictions": labels[test["predictions"].numpy()],
             **{key: run.eval[key] for key in ("teacher_accuracy", "teacher_params") if key in run.eval},

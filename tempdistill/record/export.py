@@ -161,8 +161,6 @@ def export_run(run: RunWithStudent, fmt: str, out: str | Path) -> Path:
     exporter = getattr(backend, "export_nir", None)
     if fmt == "nir" and exporter is None:
         raise ConfigError(f"--format: 'nir' needs a spiking student; this run's student backend is {backend.name!r} (use --format pt)")
-    if fmt == "nir" and student.describe().get("arch") == "conv":
-        raise ConfigError("--format: 'nir' export of a conv student is not supported yet (use --format pt)")
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"--out: {out} is a directory; expected a file name")

@@ -1,0 +1,68 @@
+"""``tempdistill convert`` on dense conv students (digits read as 1×8×8): one comparable run per
+step count, batch norm folded, max pooling refused in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tempdistill.app.cli import main
+from tempdistill.record.run import Run
+
+CONV = {"backend": "dense", "arch": "conv", "channels": [4, 8], "hidden": [16]}
+
+
+@pytest.fixture(scope="module")
+def conv_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    import yaml
+
+    from conftest import TINY_CONFIG, _merge
+
+    root = tmp_path_factory.mktemp("conv")
+    paths = {}
+    for name, extra in (("plain", {}), ("norm", {"batch_norm": True})):
+        config = _merge(TINY_CONFIG, {"name": name, "data": {"layout": "image"}, "student": {**CONV, **extra},
+                                      "distill": {"epochs": 8}, "record": {"dir": str(root / name)}})
+        (root / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        assert main(["run", str(root / f"{name}.yaml"), "--quiet"]) == 0
+        (paths[name],) = (root / name).glob("*.h5")
+    return paths
+
+
+def test_convert_writes_one_comparable_run_per_step_count_for_a_conv_student(conv_runs, tmp_path, capsys):
+    source = conv_runs["plain"]
+    assert main(["convert", str(source), "--steps", "4,64", "--out", str(tmp_path)]) == 0
+    runs = sorted((Run.read(p) for p in tmp_path.glob("*.h5")), key=lambda r: r.eval["steps"])
+    dense = Run.read(source)
+    assert [r.eval["steps"] for r in runs] == [4, 64]
+    student = runs[0].config["student"]
+    assert student["backend"] == "converted" and student["arch"] == "conv" and student["channels"] == [4, 8]
+    assert runs[1].eval["spikes_per_sample"] > runs[0].eval["spikes_per_sample"] > 0
+    assert runs[1].eval["synops_per_sample"] > runs[1].eval["spikes_per_sample"]
+    assert runs[0].eval["macs_per_sample"] == 4 * 1 * 9 * 64  # the first convolution on the analog image, once
+    assert dense.eval["student_accuracy"] > 0.5
+    assert abs(runs[1].eval["student_accuracy"] - dense.eval["student_accuracy"]) <= 0.03
+    assert list(runs[1].data_attrs["input_shape"]) == [1, 8, 8]
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path), str(source)]) == 0
+    assert "converted" in capsys.readouterr().out
+
+
+def test_a_batch_normalised_conv_student_converts_with_its_norm_folded(conv_runs, tmp_path):
+    source = conv_runs["norm"]
+    assert main(["convert", str(source), "--steps", "64", "--out", str(tmp_path)]) == 0
+    (converted,) = (Run.read(p) for p in tmp_path.glob("*.h5"))
+    dense = Run.read(source).eval["student_accuracy"]
+    assert dense > 0.5 and abs(converted.eval["student_accuracy"] - dense) <= 0.03
+
+
+def test_a_max_pooling_conv_student_is_refused_in_one_line(make_config, tmp_path: Path, capsys):
+    config = make_config({"data": {"layout": "image"}, "student": {**CONV, "pool": "max"}, "distill": {"epochs": 1}})
+    assert main(["run", str(config), "--out", str(tmp_path / "max"), "--quiet"]) == 0
+    (path,) = (tmp_path / "max").glob("*.h5")
+    capsys.readouterr()
+    assert main(["convert", str(path), "--steps", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "student.pool" in err and "'avg'" in err
+    assert list((tmp_path / "max").glob("*.h5")) == [path]
