@@ -79,3 +79,26 @@ def test_what_cannot_be_converted_is_refused_in_one_line(dense_run, tmp_path, ca
         assert main(["convert", str(path), "--steps", "8"]) == 2 and list(out.glob("*.h5")) == [path]
         err = capsys.readouterr().err
         assert word in err and len(err.strip().splitlines()) == 1
+
+
+def test_converted_runs_of_several_seeds_form_one_group_per_step_count(tmp_path):
+    """Each seed's converted run names its own source file; that path is no factor, so compare
+    groups the converted runs by step count across seeds (and pairs the step counts by seed)."""
+    import yaml
+
+    from conftest import TINY_CONFIG, _merge
+    from tempdistill.analysis.statistics import difference_table, group_runs
+
+    for seed in (0, 1):
+        config = _merge(TINY_CONFIG, {"name": "ann", "seed": seed, "student": {"hidden": [16]}, "distill": {"epochs": 3},
+                                      "record": {"dir": str(tmp_path / "dense")}})
+        (tmp_path / f"c{seed}.yaml").write_text(yaml.safe_dump(config))
+        assert main(["run", str(tmp_path / f"c{seed}.yaml"), "--quiet"]) == 0
+    for path in sorted((tmp_path / "dense").glob("*.h5")):
+        assert main(["convert", str(path), "--steps", "4,8", "--out", str(tmp_path / "converted")]) == 0
+    runs = [Run.read(p) for p in sorted((tmp_path / "converted").glob("*.h5"))]
+    factors, groups = group_runs(runs)
+    assert not any("conversion.source" in str(f) for f in factors)
+    assert len(groups) == 2 and all(len(group.runs) == 2 for group in groups)
+    _, rows = difference_table(runs)
+    assert len(rows) == 1 and "4" in str(rows[0]) and "8" in str(rows[0])

@@ -24,8 +24,9 @@ import numpy as np
 from tempdistill.analysis.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, LEVEL, bootstrap_strata, mean_of_first
 from tempdistill.record.run import Run
 
-# Config keys that never define a factor: the seed replicates, the rest says where files went.
-NOT_FACTORS = ("seed", "name", "record.", "sweep.")
+# Config keys that never define a factor: the seed replicates, the rest says where files went
+# (a converted run's ``conversion.source`` is the file of the seed's own dense run).
+NOT_FACTORS = ("seed", "name", "record.", "sweep.", "conversion.source")
 
 # The widest "where" a difference table prints: past it a reader loses the row.
 WHERE_WIDTH = 48
