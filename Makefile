@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test docs bench tables install clean fashion-mnist
+.PHONY: demo test docs bench tables install clean fashion-mnist fashion-mnist-table
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,15 @@ FASHION_MNIST_ROOT := /usr/share/datasets/fashion-mnist
 fashion-mnist:
 	$(if $(filter 0,$(shell id -u)),,sudo )apt-get install -y dataset-fashion-mnist
 	@echo "Fashion-MNIST IDX files in $(FASHION_MNIST_ROOT):" && ls $(FASHION_MNIST_ROOT)
+
+# docs/images.md's Fashion-MNIST table: the four arms of experiments/fashion-mnist-conv.yaml over
+# seeds 0-4, each dense student converted at 16/32/64 steps, then compare. Long on a CPU (a
+# spiking run is many minutes per epoch on 2 cores): FM_ARGS="--set device=cuda" where there is a GPU.
+FM_OUT ?= runs/fashion-mnist-conv
+fashion-mnist-table: $(STAMP)
+	$(PY) -m tempdistill sweep experiments/fashion-mnist-conv.yaml --jobs 2 --out $(FM_OUT) $(FM_ARGS)
+	for f in $(FM_OUT)/fashion-mnist-conv-dense-kd-s*.h5; do $(PY) -m tempdistill convert $$f --steps 16,32,64 || exit 1; done
+	$(PY) -m tempdistill compare $(FM_OUT)
 
 clean:
 	rm -rf runs site .pytest_cache

@@ -47,9 +47,13 @@ def stage_maps(input_shape: Optional[Sequence[int]], channels: Sequence[int], ke
     maps: List[Shape] = []
     for i, c in enumerate(channels):
         if h // 2 < 1 or w // 2 < 1:
+            fix = f"use at most {i} entries or larger images" if i else "the images are too small for one stage"
+            c0, h0, w0 = (int(d) for d in input_shape)
+            if w0 <= 4 < c0:  # (n, H, W, C) read as (n, C, H, W): the channels became the width
+                fix += f"; the samples look channel-last (H, W, C) = ({c0}, {h0}, {w0}): store X as (n, C, H, W)"
             raise ValueError(f"student.channels: {len(channels)} stages of 2×2 pooling shrink a "
                              f"{input_shape[1]}×{input_shape[2]} image to nothing at stage {i} ({h}×{w} "
-                             f"pooled); use at most {i} entries or larger images")
+                             f"pooled); {fix}")
         maps.append((int(c), h, w))
         h, w = h // 2, w // 2
     return maps

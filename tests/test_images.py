@@ -222,3 +222,27 @@ def test_fashion_mnist_run_and_its_export_predict_the_recorded_test_predictions(
     np.testing.assert_array_equal(predictor.predict(raw.reshape(40, 784)), recorded)  # (n, 784)
     with pytest.raises(ValueError, match=r"expected shape \(n, 784\) or \(n, 1, 28, 28\)"):
         predictor.predict(raw)  # (n, 28, 28): no channel axis
+
+
+def test_npz_images_that_do_not_fit_a_conv_student_are_one_line_exit_2(
+        tmp_path: Path, make_config: Callable[..., Path], cli_subprocess: Callable) -> None:
+    """Channel-last images (n, H, W, C) read as a W=1 image, and images too small for the
+    student's poolings: each refused before training, one line naming the field, exit 2."""
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    cases = {
+        "channel-last": (rng.random((60, 8, 8, 1)).astype(np.float32), [4, 8]),
+        "too-small": (rng.random((60, 1, 3, 3)).astype(np.float32), [4, 8]),
+    }
+    for label, (x, channels) in cases.items():
+        np.savez(tmp_path / f"{label}.npz", X=x, y=y)
+        config = make_config({"data": {"name": "npz", "path": str(tmp_path / f"{label}.npz"), "layout": "image"},
+                              "student": {"backend": "snntorch", "arch": "conv", "channels": channels, "steps": 2}},
+                             name=f"{label}.yaml")
+        result = cli_subprocess(["run", config, "--quiet", "--out", tmp_path / "runs"])
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "error: student.channels: 2 stages of 2×2 pooling shrink" in lines[0], lines
+        if label == "channel-last":
+            assert lines[0].endswith("the samples look channel-last (H, W, C) = (8, 8, 1): store X as (n, C, H, W)")
+    assert not list((tmp_path / "runs").glob("*.h5")) if (tmp_path / "runs").exists() else True
