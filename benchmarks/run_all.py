@@ -100,7 +100,7 @@ def read_sections(path: Path) -> Tuple[str, Dict[str, str]]:
     return parts[0], sections
 
 
-SECTIONS = ("engines", "conv", "scaling", "dense", "recording", "demo", "memory", "journal", "ray")
+SECTIONS = ("engines", "conv", "fashion", "scaling", "dense", "recording", "demo", "memory", "journal", "ray")
 
 
 def main() -> None:
@@ -137,6 +137,9 @@ def main() -> None:
         section("Spiking conv student, one distillation step (benchmarks/conv_step.py)", text)
         what = "spiking conv student engine fused / snnTorch tutorial conv loop"
         targets[what] = line(what, ratio, 2, True)
+    if "fashion" in only and not args.quick:
+        section("Fashion-MNIST: one distillation epoch per conv student kind (benchmarks/fashion_epoch.py)",
+                script_output("fashion_epoch.py", ["--device", args.device]))
     if "scaling" in only:
         section("Scaling: steps and width doubled (snnTorch student, batch 64)",
                 engines.scaling_table(args.device, 3 if args.quick else 7, args.quick))
