@@ -30,12 +30,12 @@ from snntorch import surrogate
 from torch import nn
 from torch.nn import functional as F
 
+from engines import _optimise as distillation_step
 from bench_common import PairedRatios, interleaved_times, markdown_table, peak_rss_mb
 from backends import get_backend
-from tempdistill.losses import distillation_objective
 
 BATCH, IMAGE, CHANNELS, HIDDEN, STEPS, CLASSES = 128, (1, 28, 28), [16, 32], [128], 8, 10
-TEMPERATURE, ALPHA, THETA0 = 4.0, 0.9, 20.0
+TEMPERATURE, THETA0 = 4.0, 20.0  # the step (loss, alpha) is engines.py's, at the same T
 
 
 def _batch(device: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -89,21 +89,6 @@ class TutorialConvNet(nn.Module):
         return count * (THETA0 / STEPS)
 
 
-def _optimise(model: nn.Module, forward: Callable[[torch.Tensor], Tuple[torch.Tensor, torch.Tensor]],
-              data) -> Callable[[], None]:
-    x, teacher, labels = data
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step() -> None:
-        tempered, logits = forward(x)
-        total, _, _ = distillation_objective(torch.log_softmax(tempered, -1), logits, teacher, TEMPERATURE, labels, ALPHA)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-
-    return step
-
-
 def student_step(device: str, data, engine: str = "fused") -> Callable[[], None]:
     student = conv_student(device, engine)
     student.fit_to_teacher(data[1])
@@ -114,7 +99,7 @@ def student_step(device: str, data, engine: str = "fused") -> Callable[[], None]
         out = student(x)
         return out.tempered, out.logits
 
-    return _optimise(student, forward, data)
+    return distillation_step(student, forward, *data)
 
 
 def tutorial_step(device: str, data) -> Callable[[], None]:
@@ -124,7 +109,7 @@ def tutorial_step(device: str, data) -> Callable[[], None]:
         tempered = model(x)
         return tempered, tempered * TEMPERATURE
 
-    return _optimise(model, forward, data)
+    return distillation_step(model, forward, *data)
 
 
 CANDIDATES = {
