@@ -188,12 +188,19 @@ class SpikingStudentMixin(nn.Module):
         """With ``theta0: auto``, size θ0 to the teacher's logit spread (``spiking.theta0``), and
         to at least the range a task requires (``require_logit_range``); with ``output_fit:
         teacher`` and the teacher's inputs, start the output current at the teacher's scale
-        (``spiking.output_fit``)."""
+        (``spiking.output_fit``); a conv student's stages are first balanced on those inputs
+        (``conv_init: balance``, ``SpikingConvStages.balance``)."""
         if self.options.theta0 == "auto":
             self.thresholds[-1].rescale_base(max(auto_theta0(teacher_logits), self.required_range))
-        if self.options.output_fit == "teacher" and inputs is not None:
+        rows = None
+        if inputs is not None:
             rows = torch.randperm(inputs.shape[0], generator=torch.Generator().manual_seed(0))[:FIT_SAMPLES]
             rows = rows.to(inputs.device)
+        if self.conv is not None and self.options.conv_init == "balance" and rows is not None:
+            o = self.options
+            beta = None if o.beta == 1.0 else torch.tensor(o.beta, dtype=inputs.dtype, device=inputs.device)
+            self._balance_conv_student(inputs[rows].flatten(1), beta)
+        if self.options.output_fit == "teacher" and rows is not None:
             with torch.no_grad():
                 sim = self._simulate(inputs[rows])
             if len(self.options.hidden) > 0:
@@ -202,6 +209,27 @@ class SpikingStudentMixin(nn.Module):
                 presynaptic = sim.head_input if sim.head_input is not None else inputs[rows]
             theta0 = float(self.thresholds[-1].theta0.mean())
             fit_output_layer(self.linears[-1], presynaptic, teacher_logits[rows], theta0)
+
+    @torch.no_grad()
+    def _balance_conv_student(self, x: torch.Tensor, beta: Optional[torch.Tensor]) -> None:
+        """``conv_init: balance``: the conv stages (``SpikingConvStages.balance``), then each hidden
+        layer of the head the same way on the pooled spikes it reads, so that no layer between
+        the image and the output starts silent (the output layer is ``output_fit``'s)."""
+        from spiking.conversion import percentile_of
+        from spiking.conv import BALANCE_PERCENTILE
+
+        o = self.options
+        assert self.conv is not None
+        zero_reset = o.reset == "zero"
+        self.conv.balance(x, o.steps, beta, o.surrogate, o.surrogate_slope(), zero_reset)
+        signal, _ = self.conv.fused(x, None, o.steps, beta, o.surrogate, o.surrogate_slope(), zero_reset)
+        for linear, trace in zip(list(self.linears)[:-1], list(self.thresholds)[:-1]):
+            current = linear(signal)
+            gain = float(trace.theta().mean()) / percentile_of(current, BALANCE_PERCENTILE)
+            linear.weight.mul_(gain)
+            linear.bias.mul_(gain)
+            signal, _, _ = network_sequence(current * gain, [], [], [trace.theta()], beta, o.surrogate,
+                                            o.surrogate_slope(), zero_reset)
 
     # --- simulation ----------------------------------------------------------------------
     def _simulate(self, x: torch.Tensor, record: bool = False) -> Simulation:

@@ -264,3 +264,36 @@ def test_spiking_conv_memory_estimate_counts_conv_neurons_per_step():
     conv_per_step = 3 * 4 * 8 * 8 + 4 * 4 * 4
     assert size.activations_per_sample == 10 * (64 + conv_per_step + 3 * (8 + 10))
     assert size.parameters == 4 * (9 + 1) + (64 + 1) * 8 + (8 + 1) * 10
+
+
+def test_conv_init_balance_wakes_every_layer_below_the_output():
+    """``conv_init: balance`` scales each conv stage and hidden layer so that the 99th
+    percentile of its input current on the fitting images is its threshold: a second stage
+    that PyTorch's initialisation leaves nearly silent fires."""
+    from sklearn.datasets import load_digits
+
+    from backends import get_backend
+    from spiking.conv import BALANCE_PERCENTILE
+    from spiking.conversion import percentile_of
+
+    x = torch.tensor(load_digits().data[:256] / 16.0, dtype=torch.float32)
+    teacher = torch.randn(256, 10)
+    counts = {}
+    for init in ("none", "balance"):
+        torch.manual_seed(0)
+        backend = get_backend("snntorch")
+        options = backend.validate({"backend": "snntorch", "arch": "conv", "channels": [4, 8], "hidden": [16],
+                                    "steps": 4, "conv_init": init}, "student")
+        student = backend.build_student(options, 64, 10, (1, 8, 8))
+        student.fit_to_teacher(teacher, x)
+        if init == "balance":
+            first = student.conv.first_current(x)
+            assert percentile_of(first, BALANCE_PERCENTILE) == pytest.approx(1.0, rel=1e-3)
+        student.eval()
+        student.set_temperature(1.0)
+        with torch.no_grad():
+            measured = student(x).measured
+        counts[init] = {k: float(v) for k, v in measured.items() if k.startswith("spikes_per_sample.")}
+    assert counts["none"]["spikes_per_sample.conv1"] < 1.0  # of 128 neurons over 4 steps: nearly silent
+    assert counts["balance"]["spikes_per_sample.conv1"] > 10 * max(counts["none"]["spikes_per_sample.conv1"], 1.0)
+    assert counts["balance"]["spikes_per_sample.hidden0"] > 0.0
