@@ -163,8 +163,8 @@ class SpikingConvStages(nn.Module):
     per neuron), so temperature reaches them exactly as it reaches hidden layers.
 
     Two ways through time, with identical spikes (see ``fused``): ``step`` (the reference,
-    one step of every stage through the library's neuron modules) and ``fused`` (stage by stage
-    over all steps, the recurrence in ``spiking.functional.network_sequence``).
+    one step of every stage through the library's neuron modules) and ``fused`` (every stage in
+    one time loop without per-step autograd graphs, ``spiking.conv_sequence``).
     """
 
     def __init__(self, options: Any, input_shape: Sequence[int], make_neurons: Callable[..., nn.Module],
@@ -225,32 +225,32 @@ class SpikingConvStages(nn.Module):
 
     def fused(self, x: torch.Tensor, encoded: Optional[torch.Tensor], steps: int, beta: Optional[torch.Tensor],
               surrogate: str, slope: float, zero_reset: bool) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """All steps, stage by stage: the head's input, the last stage's pooled spikes (T, B, F),
-        and each stage's spike counts (B, N) (detached).
+        """All steps of all stages in one time loop (``spiking.conv_sequence``): the head's
+        input, the last stage's pooled spikes (T, B, F), and each stage's spike counts (B, N)
+        (detached).
 
-        A stage's currents for all T steps are one batched convolution over T·B images of the
-        spikes below it (the first stage's: once, held, under direct encoding); its recurrence is
-        a one-layer ``network_sequence`` (hand-written backward through time), whose spikes
-        (T, B, N) carry the gradient. On the CPU this was checked on, a convolution over T·B
-        images equals T per-step convolutions bit for bit (float32 and float64; pooling spikes is
-        exact), so these spikes are the reference ``step``'s (``tests/test_conv_students.py``).
+        The first stage's current is computed here, under autograd: under direct encoding one
+        convolution of the images, held; of spiking input one convolution over T·B images (on
+        the CPU this was checked on, equal to T per-step convolutions bit for bit). Every stage
+        above it convolves each step's pooled spikes as the reference ``step`` does, so the
+        spikes are the reference's (``tests/test_conv_students.py``). A listened ``RateTap``
+        gets its stage's counts / steps, differentiable.
         """
-        from spiking.functional import network_sequence
+        from spiking.conv_sequence import conv_sequence
 
         batch = x.shape[0]
-        counts: List[torch.Tensor] = []
-        signal = None
-        for i, (conv, trace, tap, shape) in enumerate(zip(self.convs, self.thresholds, self.taps, self.maps)):
-            held = i == 0 and encoded is None
-            if held:
-                current = self.first_current(x)
-            else:
-                source = encoded.reshape(steps * batch, *self.image_shape) if i == 0 else signal
-                current = conv(source).reshape(steps, batch, -1)
-            spikes, _, _ = network_sequence(current, [], [], [trace.theta()], beta, surrogate, slope, zero_reset,
-                                            steps if held else None)
-            counts.append(spikes.detach().sum(dim=0))
-            if tap.listened():
-                tap(spikes.mean(dim=0).view(batch, *shape))
-            signal = pool2d(spikes.view(steps * batch, *shape), self.pool)
-        return signal.reshape(steps, batch, -1), counts
+        held = encoded is None
+        if held:
+            first = self.first_current(x)
+        else:
+            first = self.convs[0](encoded.reshape(steps * batch, *self.image_shape)).reshape(steps, batch, -1)
+        tapped = [tap.listened() for tap in self.taps]
+        above = list(self.convs)[1:]
+        features, counts = conv_sequence(first, [c.weight for c in above], [c.bias for c in above],
+                                         [trace.theta() for trace in self.thresholds], self.maps, self.pool,
+                                         self.kernel // 2, beta, surrogate, slope, zero_reset,
+                                         steps if held else None, tapped)
+        for tap, listened, count, shape in zip(self.taps, tapped, counts, self.maps):
+            if listened:
+                tap((count / steps).view(batch, *shape))
+        return features, [count.detach() for count in counts]
