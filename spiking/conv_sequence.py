@@ -57,16 +57,20 @@ def _fast_avg(shape: Shape, kind: str) -> bool:
 
 
 @lru_cache(maxsize=16)
-def _column_spread(width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(W/2, W): row j holds 0.25 at columns 2j and 2j+1. ``g @ E`` is the column half of the
-    2×2 average pooling's backward, exactly ∂L/∂y / 4 repeated (one product per output is by
-    0.25, the others by 0, added exactly). A BLAS product of (B·C·H/2, W/2) × (W/2, W) took
-    0.34 ms at (128, 16, 14, 14) where the broadcast copy with its innermost run of 2 took 1.5."""
-    spread = torch.zeros(width // 2, width, dtype=dtype, device=device)
+def _unpool_matrix(width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(W/2, 2W): row j holds 0.25 at columns 2j, 2j+1, W + 2j and W + 2j + 1.
+
+    A pooled gradient viewed as rows (B·C·H/2, W/2) times this matrix is the 2×2 average
+    pooling's backward, (B·C·H/2, 2·W) = (B, C, H, W), in one BLAS product: each output is one
+    product by 0.25 plus products by 0, so exactly ∂L/∂y / 4 repeated. Measured at (128, 32,
+    14, 14) with one thread: 0.34 ms for the product and a plain multiply-add, 0.94 ms for a
+    column product with the rows broadcast inside the multiply-add, and the broadcast copy of
+    ``_EvenAvgPool.backward`` (innermost run of 2) was slower still."""
+    half = torch.zeros(width // 2, width, dtype=dtype, device=device)
     cols = torch.arange(width // 2, device=device)
-    spread[cols, 2 * cols] = 0.25
-    spread[cols, 2 * cols + 1] = 0.25
-    return spread
+    half[cols, 2 * cols] = 0.25
+    half[cols, 2 * cols + 1] = 0.25
+    return torch.cat([half, half], dim=1)
 
 
 def _borrow(lent: List[torch.Tensor], like: torch.Tensor, batch: int, n: int) -> torch.Tensor:
@@ -163,6 +167,9 @@ class _ConvSequence(torch.autograd.Function):
         BLOCKS.give(lent)
         ctx.spec, ctx.fast, ctx.keep_spikes = spec, fast, keep_spikes
         ctx.mark_non_differentiable(*(c for c, tapped in zip(counts, spec.tapped) if not tapped))
+        # Unused outputs' gradients stay None: autograd would otherwise fill a (B, N) block of
+        # zeros per stage's counts (2.3 ms each at (128, 12544)).
+        ctx.set_materialize_grads(False)
         return (outs[-1].view(steps, batch, -1), *counts)
 
     @staticmethod
@@ -185,13 +192,15 @@ class _ConvSequence(torch.autograd.Function):
         grad_w = [torch.zeros_like(w) for w in weights]
         grad_b = [torch.zeros_like(b) for b in params[1::2]]
         first_shape = (batch, before[0].shape[2]) if spec.constant else before[0].shape
-        grad_first = before[0].new_zeros(first_shape)
+        # Held: ∂L/∂I summed over steps, starting as the first step's copy (a zeroed fresh block
+        # cost a pass). Per step: every step is written where a gradient reaches the stage.
+        grad_first = before[0].new_empty(first_shape) if spec.constant else before[0].new_zeros(first_shape)
+        summed = False
         grad_first_at = None if spec.constant else grad_first.unbind(0)
         lent: List[torch.Tensor] = []
         sizes = [c * h * w for c, h, w in maps]
         turns = [(_borrow(lent, grad_first, batch, n), _borrow(lent, grad_first, batch, n)) for n in sizes]
-        spread = [_borrow(lent, grad_first, batch, n).view(-1)[: batch * n // 2].view(batch, c, h // 2, w) if f else None
-                  for f, n, (c, h, w) in zip(fast, sizes, maps)]
+        unpooled = [_borrow(lent, grad_first, batch, n) if f else None for f, n in zip(fast, sizes)]
         carry: List[Optional[torch.Tensor]] = [None] * len(maps)
         for t in range(steps - 1, -1, -1):
             grad_pooled = grad_out_at[t] if grad_out_at is not None else None
@@ -203,7 +212,7 @@ class _ConvSequence(torch.autograd.Function):
                     c = torch.addcmul(c, c, spikes_at[l][t], value=-1.0, out=target)
                 grad_v = _grad_membrane(grad_pooled, grad_counts[l], factors_at[l][t],
                                         spikes_at[l][t if keep_spikes[l] else 0], c, target, shape, spec.pool,
-                                        spread[l])
+                                        unpooled[l])
                 if grad_v is None:
                     grad_pooled = None
                     continue
@@ -214,12 +223,15 @@ class _ConvSequence(torch.autograd.Function):
                     grad_w[l - 1].add_(gw)
                     grad_b[l - 1].add_(gb)
                 elif grad_first_at is None:
-                    grad_first.add_(grad_v)
+                    grad_first.add_(grad_v) if summed else grad_first.copy_(grad_v)
+                    summed = True
                 else:
                     grad_first_at[t].copy_(grad_v)
                 if beta is not None:  # consumed above, so it can become the carry in place
                     grad_v = grad_v.mul_(beta) if grad_v is target else grad_v * beta
                 carry[l] = grad_v
+        if spec.constant and not summed:
+            grad_first.zero_()
         BLOCKS.give(before + spikes + outs + lent)
         grads = [g for pair in zip(grad_w, grad_b) for g in pair]
         return (grad_first, None, None, None, *grads)
@@ -227,29 +239,21 @@ class _ConvSequence(torch.autograd.Function):
 
 def _grad_membrane(grad_pooled: Optional[torch.Tensor], grad_count: Optional[torch.Tensor], factor: torch.Tensor,
                    spikes: torch.Tensor, carry: Optional[torch.Tensor], out: torch.Tensor, shape: Shape, pool: str,
-                   spread: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+                   unpooled: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     """One stage's ∂L/∂v_t (B, N) = P_t·∂L/∂s_t + carry, into ``out``; None when nothing flows.
-
-    Even average pooling: ∂L/∂s_t is never built. Its column half is one product into
-    ``spread`` (B, C, H/2, W) and its row half a broadcast inside the multiply-add, whose
-    innermost run is a whole row (a broadcast copy with a run of 2 was 4× slower)."""
+    ∂L/∂s_t of even average pooling is one product into the scratch ``unpooled`` (B, N)
+    (``_unpool_matrix``); of other pooling autograd's, from the step's kept spikes."""
     batch = factor.shape[0]
     c, h, w = shape
-    if grad_pooled is not None and spread is not None and grad_count is None:
-        torch.mm(grad_pooled.reshape(-1, w // 2), _column_spread(w, factor.dtype, factor.device),
-                 out=spread.view(-1, w))
-        halves = (batch, c, h // 2, 2, w)
-        if carry is None:
-            torch.mul(factor.view(halves), spread.unsqueeze(3), out=out.view(halves))
-        else:
-            torch.addcmul(carry.view(halves), factor.view(halves), spread.unsqueeze(3), out=out.view(halves))
-        return out
     grad_s = None
-    if grad_pooled is not None:
+    if grad_pooled is not None and unpooled is not None:
+        grad_s = torch.mm(grad_pooled.reshape(-1, w // 2), _unpool_matrix(w, factor.dtype, factor.device),
+                          out=unpooled.view(-1, 2 * w)).view(batch, -1)
+    elif grad_pooled is not None:
         grad_s = _pool_grad(spikes.view(batch, *shape), grad_pooled.reshape(batch, c, h // 2, w // 2), pool)
         grad_s = grad_s.reshape(batch, -1)
     if grad_count is not None:
-        grad_s = grad_count if grad_s is None else grad_s + grad_count
+        grad_s = grad_count if grad_s is None else grad_s.add_(grad_count)
     if grad_s is None:
         return carry
     if carry is None:
