@@ -22,13 +22,12 @@ gradients agree to rounding (``tests/test_conv_students.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch.nn import functional as F
 
-from spiking.conv import Shape, pool2d, pooled
+from spiking.conv import Shape, pool2d, pooled, unpool_matrix
 from spiking.surrogate import SURROGATES, SurrogateFactor
 from spiking.workspace import BLOCKS
 
@@ -54,23 +53,6 @@ class ConvSpec:
 def _fast_avg(shape: Shape, kind: str) -> bool:
     """Average pooling of even maps: pooled by strided adds, unpooled without the spikes."""
     return kind == "avg" and shape[1] % 2 == 0 and shape[2] % 2 == 0
-
-
-@lru_cache(maxsize=16)
-def _unpool_matrix(width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(W/2, 2W): row j holds 0.25 at columns 2j, 2j+1, W + 2j and W + 2j + 1.
-
-    A pooled gradient viewed as rows (B·C·H/2, W/2) times this matrix is the 2×2 average
-    pooling's backward, (B·C·H/2, 2·W) = (B, C, H, W), in one BLAS product: each output is one
-    product by 0.25 plus products by 0, so exactly ∂L/∂y / 4 repeated. Measured at (128, 32,
-    14, 14) with one thread: 0.34 ms for the product and a plain multiply-add, 0.94 ms for a
-    column product with the rows broadcast inside the multiply-add, and the broadcast copy of
-    ``_EvenAvgPool.backward`` (innermost run of 2) was slower still."""
-    half = torch.zeros(width // 2, width, dtype=dtype, device=device)
-    cols = torch.arange(width // 2, device=device)
-    half[cols, 2 * cols] = 0.25
-    half[cols, 2 * cols + 1] = 0.25
-    return torch.cat([half, half], dim=1)
 
 
 def _borrow(lent: List[torch.Tensor], like: torch.Tensor, batch: int, n: int) -> torch.Tensor:
@@ -242,12 +224,12 @@ def _grad_membrane(grad_pooled: Optional[torch.Tensor], grad_count: Optional[tor
                    unpooled: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     """One stage's ∂L/∂v_t (B, N) = P_t·∂L/∂s_t + carry, into ``out``; None when nothing flows.
     ∂L/∂s_t of even average pooling is one product into the scratch ``unpooled`` (B, N)
-    (``_unpool_matrix``); of other pooling autograd's, from the step's kept spikes."""
+    (``spiking.conv.unpool_matrix``); of other pooling autograd's, from the step's kept spikes."""
     batch = factor.shape[0]
     c, h, w = shape
     grad_s = None
     if grad_pooled is not None and unpooled is not None:
-        grad_s = torch.mm(grad_pooled.reshape(-1, w // 2), _unpool_matrix(w, factor.dtype, factor.device),
+        grad_s = torch.mm(grad_pooled.reshape(-1, w // 2), unpool_matrix(w, factor.dtype, factor.device),
                           out=unpooled.view(-1, 2 * w)).view(batch, -1)
     elif grad_pooled is not None:
         grad_s = _pool_grad(spikes.view(batch, *shape), grad_pooled.reshape(batch, c, h // 2, w // 2), pool)
