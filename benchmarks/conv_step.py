@@ -7,9 +7,10 @@ the spikes), hidden [128], 10 outputs, 8 steps, batch 128 — for:
 - the snnTorch tutorial's network: ``nn.Conv2d`` + ``snn.Leaky`` stepped in a Python loop, one
   step at a time through every layer (pooling after the neuron, as the student pools spikes),
   the output count read out as the student does;
-- the snnTorch backend's conv student with ``engine: fused`` (``spiking.conv``: each stage's
-  currents for all steps as one convolution over T·B images, the recurrence in
-  ``network_sequence``), with the same weights and thresholds.
+- the snnTorch backend's conv student with ``engine: loop`` (the reference: the library's
+  neuron modules step by step under autograd) and ``engine: fused`` (``spiking.conv_sequence``:
+  every stage in one time loop, per-step convolutions, a hand-written backward through time),
+  with the same weights and thresholds.
 
 Also the peak memory of a step: peak resident set of a child process that builds the network,
 takes three steps, minus that of one that only builds it (``bench_common.peak_rss_mb``).

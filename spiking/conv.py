@@ -18,6 +18,7 @@ field; the backends turn them into ``ConfigError``.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -92,9 +93,10 @@ def pool2d(x: torch.Tensor, kind: str) -> torch.Tensor:
 
 class _EvenAvgPool(torch.autograd.Function):
     """2×2 average pooling of contiguous maps with even H and W, as pairwise adds of strided
-    views, and its backward as one broadcast copy of ∂L/∂y / 4. ``F.avg_pool2d`` took 43 ms
-    forward and 74 ms backward on (1024, 16, 28, 28) spikes with one CPU thread, this 13 ms and
-    24 ms: at the conv student's sizes the pooling was the largest share of a fused step."""
+    views, and its backward as one product spreading ∂L/∂y / 4 (``unpool_matrix``).
+    ``F.avg_pool2d`` took 43 ms forward and 74 ms backward on (1024, 16, 28, 28) spikes with one
+    CPU thread, this 13 ms and 24 ms (a broadcast copy then; the product is faster still): at
+    the conv student's sizes the pooling was the largest share of a step."""
 
     @staticmethod
     def forward(ctx, x):  # type: ignore[override]
@@ -106,9 +108,26 @@ class _EvenAvgPool(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         n, c, h, w = grad.shape
-        out = grad.new_empty(n, c, h, 2, w, 2)
-        out.copy_(grad.mul(0.25)[:, :, :, None, :, None].expand_as(out))
-        return out.view(n, c, 2 * h, 2 * w)
+        spread = unpool_matrix(2 * w, grad.dtype, grad.device)
+        return torch.mm(grad.reshape(-1, w), spread).view(n, c, 2 * h, 2 * w)
+
+
+@lru_cache(maxsize=16)
+def unpool_matrix(width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(W/2, 2W): row j holds 0.25 at columns 2j, 2j+1, W + 2j and W + 2j + 1.
+
+    A pooled gradient viewed as rows (B·C·H/2, W/2) times this matrix is the 2×2 average
+    pooling's backward, (B·C·H/2, 2·W) = (B, C, H, W), in one BLAS product: each output is one
+    product by 0.25 plus products by 0, so exactly ∂L/∂y / 4 repeated (a non-finite ∂L/∂y
+    would spread NaN over its row: a training step that is lost anyway). Measured at (128, 32,
+    14, 14) with one thread: 0.34 ms for the product and a plain multiply-add, 0.94 ms for a
+    column product with the rows broadcast inside the multiply-add; the broadcast copy this
+    replaced in ``_EvenAvgPool.backward`` (innermost run of 2) took 1.5 ms at (128, 16, 14, 14)."""
+    half = torch.zeros(width // 2, width, dtype=dtype, device=device)
+    cols = torch.arange(width // 2, device=device)
+    half[cols, 2 * cols] = 0.25
+    half[cols, 2 * cols + 1] = 0.25
+    return torch.cat([half, half], dim=1)
 
 
 def pool_layer(kind: str) -> nn.Module:
@@ -156,8 +175,8 @@ class SpikingConvStages(nn.Module):
     per neuron), so temperature reaches them exactly as it reaches hidden layers.
 
     Two ways through time, with identical spikes (see ``fused``): ``step`` (the reference,
-    one step of every stage through the library's neuron modules) and ``fused`` (stage by stage
-    over all steps, the recurrence in ``spiking.functional.network_sequence``).
+    one step of every stage through the library's neuron modules) and ``fused`` (every stage in
+    one time loop without per-step autograd graphs, ``spiking.conv_sequence``).
     """
 
     def __init__(self, options: Any, input_shape: Sequence[int], make_neurons: Callable[..., nn.Module],
@@ -251,32 +270,32 @@ class SpikingConvStages(nn.Module):
 
     def fused(self, x: torch.Tensor, encoded: Optional[torch.Tensor], steps: int, beta: Optional[torch.Tensor],
               surrogate: str, slope: float, zero_reset: bool) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """All steps, stage by stage: the head's input, the last stage's pooled spikes (T, B, F),
-        and each stage's spike counts (B, N) (detached).
+        """All steps of all stages in one time loop (``spiking.conv_sequence``): the head's
+        input, the last stage's pooled spikes (T, B, F), and each stage's spike counts (B, N)
+        (detached).
 
-        A stage's currents for all T steps are one batched convolution over T·B images of the
-        spikes below it (the first stage's: once, held, under direct encoding); its recurrence is
-        a one-layer ``network_sequence`` (hand-written backward through time), whose spikes
-        (T, B, N) carry the gradient. On the CPU this was checked on, a convolution over T·B
-        images equals T per-step convolutions bit for bit (float32 and float64; pooling spikes is
-        exact), so these spikes are the reference ``step``'s (``tests/test_conv_students.py``).
+        The first stage's current is computed here, under autograd: under direct encoding one
+        convolution of the images, held; of spiking input one convolution over T·B images (on
+        the CPU this was checked on, equal to T per-step convolutions bit for bit). Every stage
+        above it convolves each step's pooled spikes as the reference ``step`` does, so the
+        spikes are the reference's (``tests/test_conv_students.py``). A listened ``RateTap``
+        gets its stage's counts / steps, differentiable.
         """
-        from spiking.functional import network_sequence
+        from spiking.conv_sequence import conv_sequence
 
         batch = x.shape[0]
-        counts: List[torch.Tensor] = []
-        signal = None
-        for i, (conv, trace, tap, shape) in enumerate(zip(self.convs, self.thresholds, self.taps, self.maps)):
-            held = i == 0 and encoded is None
-            if held:
-                current = self.first_current(x)
-            else:
-                source = encoded.reshape(steps * batch, *self.image_shape) if i == 0 else signal
-                current = conv(source).reshape(steps, batch, -1)
-            spikes, _, _ = network_sequence(current, [], [], [trace.theta()], beta, surrogate, slope, zero_reset,
-                                            steps if held else None)
-            counts.append(spikes.detach().sum(dim=0))
-            if tap.listened():
-                tap(spikes.mean(dim=0).view(batch, *shape))
-            signal = pool2d(spikes.view(steps * batch, *shape), self.pool)
-        return signal.reshape(steps, batch, -1), counts
+        held = encoded is None
+        if held:
+            first = self.first_current(x)
+        else:
+            first = self.convs[0](encoded.reshape(steps * batch, *self.image_shape)).reshape(steps, batch, -1)
+        tapped = [tap.listened() for tap in self.taps]
+        above = list(self.convs)[1:]
+        features, counts = conv_sequence(first, [c.weight for c in above], [c.bias for c in above],
+                                         [trace.theta() for trace in self.thresholds], self.maps, self.pool,
+                                         self.kernel // 2, beta, surrogate, slope, zero_reset,
+                                         steps if held else None, tapped)
+        for tap, listened, count, shape in zip(self.taps, tapped, counts, self.maps):
+            if listened:
+                tap((count / steps).view(batch, *shape))
+        return features, [count.detach() for count in counts]

@@ -29,8 +29,10 @@ import torch
 # Steps start at multiples of this many bytes.
 ALIGN_BYTES = 64
 # Blocks kept per (shape, dtype, device), and how many such keys are remembered.
+# A conv student's pass lends about ten shapes (per stage: membranes, pooled spikes, one
+# step's scratch; the head's blocks); fewer kept would evict some every pass.
 BLOCKS_PER_SHAPE = 8
-SHAPES_KEPT = 6
+SHAPES_KEPT = 16
 
 _Key = Tuple[Tuple[int, ...], torch.dtype, torch.device]
 

@@ -207,6 +207,38 @@ def test_fused_conv_engine_in_float64_too():
         assert torch.allclose(a, grads_fused[name], rtol=1e-6, atol=1e-8), name
 
 
+@pytest.mark.parametrize("options", [{"steps": 4}, {"steps": 5, "beta": 0.9, "reset": "zero"}])
+def test_fused_conv_engine_on_even_maps_with_listened_taps(options):
+    """(1, 8, 8) images: both stages' maps are even, so the fused engine pools them by adds and
+    unpools their gradients by a product, the last stage's too (the (2, 6, 6) cases above end on
+    an odd 3×3 map); a loss on the rate taps adds its gradient to every step's spikes."""
+    students = [spiking_conv("snntorch", options, engine, input_shape=(1, 8, 8)) for engine in ("loop", "fused")]
+    students[1].load_state_dict(students[0].state_dict())
+    x = torch.rand(6, 64, generator=torch.Generator().manual_seed(4)) * 2.0
+    results = []
+    for student in students:
+        rates = []
+        for tap in student.feature_layers().values():
+            tap.register_forward_hook(lambda m, i, o: rates.append(o))
+        student.train()
+        student.set_temperature(2.0)
+        sim = student._simulate(x)
+        loss = ((sim.logits - 1.0) ** 2).mean() + sum((r * torch.linspace(-1, 1, r.numel()).view(r.shape)).sum()
+                                                     for r in rates)
+        student.zero_grad()
+        loss.backward()
+        results.append((sim, rates, {n: p.grad.clone() for n, p in student.named_parameters()}))
+    (sim_loop, rates_loop, grads_loop), (sim_fused, rates_fused, grads_fused) = results
+    assert all(float(c.sum()) > 0 for c in sim_loop.counts[:2]), "a conv stage is silent: nothing compared"
+    for a, b in zip(sim_loop.counts, sim_fused.counts):
+        assert torch.equal(a, b)
+    assert torch.equal(sim_loop.logits, sim_fused.logits)
+    for a, b in zip(rates_loop, rates_fused):
+        assert torch.equal(a, b)
+    for name, a in grads_loop.items():
+        assert torch.allclose(a, grads_fused[name], rtol=1e-4, atol=1e-5), (name, float((a - grads_fused[name]).abs().max()))
+
+
 @pytest.mark.parametrize("engine", ["loop", "fused"])
 def test_both_backends_give_identical_conv_spikes_and_gradients(engine):
     options = {"steps": 5, "beta": 0.85, "reset": "subtract"}
