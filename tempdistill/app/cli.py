@@ -128,6 +128,14 @@ def _cmd_entropy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_floor(args: argparse.Namespace) -> int:
+    from tempdistill.analysis.floor import floor_report
+    from tempdistill.runner import echo
+
+    print(floor_report(args.source, args.temperatures, args.steps, args.set or [], log=echo))
+    return 0
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -269,6 +277,19 @@ def build_parser() -> argparse.ArgumentParser:
     entropy.add_argument("--set", action="append", metavar="KEY=VALUE")
     entropy.add_argument("--plot", help="PNG path (default: RECORD_DIR/NAME-entropy.png)")
     entropy.set_defaults(handler=_cmd_entropy)
+
+    floor = sub.add_parser(
+        "floor", help="the best KL each spiking readout can reach against the tempered teacher, per T and steps",
+        description="The KL floor of each spiking readout (count, count_membrane, li): the mean over the "
+                    "validation rows of the smallest KL(softmax(z/T) || softmax(readout)) any student with that "
+                    "readout can reach. A run file does not hold the teacher's logits, so the teacher is rebuilt "
+                    "(checkpoint, cache, or trained now) from a config file or from the config a run file recorded. "
+                    "θ0 is the spiking student's: student.theta0, or auto from the teacher's training logits.")
+    floor.add_argument("source", metavar="CONFIG_OR_RUN", help="YAML config file, or a run's .h5 (its recorded config)")
+    floor.add_argument("--temperatures", nargs="+", type=float, default=[1, 2, 4, 8, 16])
+    floor.add_argument("--steps", nargs="+", type=int, default=[8, 25, 100], help="time steps N (columns)")
+    floor.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    floor.set_defaults(handler=_cmd_floor)
 
     teach_cmd = sub.add_parser("teach", help="train a reinforcement-learning teacher (SB3) for a policy config")
     teach_cmd.add_argument("config", help="YAML config with task: policy, env and teacher {algo, timesteps, checkpoint}")
