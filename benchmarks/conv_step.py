@@ -31,7 +31,7 @@ from snntorch import surrogate
 from torch import nn
 from torch.nn import functional as F
 
-from engines import _optimise as distillation_step
+from engines import _optimise as distillation_step, student_training_step
 from bench_common import PairedRatios, interleaved_times, markdown_table, peak_rss_mb
 from backends import get_backend
 
@@ -91,16 +91,7 @@ class TutorialConvNet(nn.Module):
 
 
 def student_step(device: str, data, engine: str = "fused") -> Callable[[], None]:
-    student = conv_student(device, engine)
-    student.fit_to_teacher(data[1])
-    student.train()
-
-    def forward(x: torch.Tensor):
-        student.set_temperature(TEMPERATURE)
-        out = student(x)
-        return out.tempered, out.logits
-
-    return distillation_step(student, forward, *data)
+    return student_training_step(conv_student(device, engine), data)
 
 
 def tutorial_step(device: str, data) -> Callable[[], None]:

@@ -61,7 +61,11 @@ def student_step(backend: str, hidden: int, steps: int, engine: str, data, devic
     chosen = get_backend(backend)
     torch.manual_seed(0)
     options = chosen.validate({"backend": backend, "hidden": [hidden], "steps": steps, "engine": engine}, "student")
-    student = chosen.build_student(options, INPUTS, CLASSES).to(device)
+    return student_training_step(chosen.build_student(options, INPUTS, CLASSES).to(device), data)
+
+
+def student_training_step(student: nn.Module, data) -> Callable[[], None]:
+    """One distillation step of a tempdistill student at TEMPERATURE, fitted to the teacher first."""
     student.fit_to_teacher(data[1])
     student.train()
 
