@@ -27,7 +27,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch.nn import functional as F
 
-from spiking.conv import Shape, pool2d, pooled, unpool_matrix
+from spiking.spike_pooling import Shape, pool2d, pooled, unpool_matrix
 from spiking.surrogate import SURROGATES, SurrogateFactor
 from spiking.workspace import BLOCKS
 
@@ -66,7 +66,7 @@ def _borrow(lent: List[torch.Tensor], like: torch.Tensor, batch: int, n: int) ->
 
 def _pool_into(spikes: torch.Tensor, kind: str, rows: Optional[torch.Tensor], out: torch.Tensor) -> None:
     """2×2 pooling of one step's spikes (B, C, H, W) written into ``out`` (B, C, H/2, W/2);
-    even average pooling as the adds of ``spiking.conv._EvenAvgPool`` (row pairs into ``rows``,
+    even average pooling as the adds of ``spiking.spike_pooling._EvenAvgPool`` (row pairs into ``rows``,
     then column pairs), anything else through ``pool2d``. Of spikes every form is exact."""
     if rows is None:
         out.copy_(pool2d(spikes, kind))
@@ -224,7 +224,7 @@ def _grad_membrane(grad_pooled: Optional[torch.Tensor], grad_count: Optional[tor
                    unpooled: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     """One stage's ∂L/∂v_t (B, N) = P_t·∂L/∂s_t + carry, into ``out``; None when nothing flows.
     ∂L/∂s_t of even average pooling is one product into the scratch ``unpooled`` (B, N)
-    (``spiking.conv.unpool_matrix``); of other pooling autograd's, from the step's kept spikes."""
+    (``spiking.spike_pooling.unpool_matrix``); of other pooling autograd's, from the step's kept spikes."""
     batch = factor.shape[0]
     c, h, w = shape
     grad_s = None
