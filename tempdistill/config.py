@@ -71,6 +71,11 @@ class AugmentConfig(Strict):
     crop: int = Field(0, ge=0, le=64)
     flip: bool = False
 
+    @property
+    def changes_images(self) -> bool:
+        """False for ``{crop: 0, flip: false}``: the batches are then the plain ones, logits cached."""
+        return self.crop > 0 or self.flip
+
 
 class DataConfig(Strict):
     # mnist1d: generated offline, its own 4000/1000 split; fashion_mnist: the four IDX files in

@@ -70,10 +70,10 @@ class ClassificationTask(Task):
                               "a teacher network (drop data.augment, or give the teacher as a module or file)")
         self.split = split
         self.bound = teacher
-        self.augment = augment if augment is not None and (augment.crop > 0 or augment.flip) else None
+        self.augment = augment if augment is not None and augment.changes_images else None
         self.teacher = teacher.network
         self.input_dim = split.input_dim
-        self.input_shape = tuple(split.input_shape) if len(split.input_shape) > 1 else None
+        self.input_shape = split.image_shape
         self.num_outputs = split.num_classes
         self.teacher_train_logits = self._needed_logits("train")
         self.teacher_val_logits = self._needed_logits("val")

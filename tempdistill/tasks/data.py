@@ -121,6 +121,11 @@ class Split:
     def input_dim(self) -> int:
         return int(self.x_train.shape[1])
 
+    @property
+    def image_shape(self) -> Optional[Tuple[int, ...]]:
+        """(C, H, W) for ``layout: image``, the shape image networks view the rows in; None for flat data."""
+        return tuple(self.input_shape) if self.layout == "image" else None
+
     def shaped(self, part: str) -> torch.Tensor:
         """The normalised inputs of ``part`` with each sample in its own shape, (n, *input_shape)."""
         x = self.inputs(part)

@@ -105,7 +105,7 @@ def train_teacher(network: nn.Module, config: TeacherConfig, split: Split, seed:
         network.train()
         for index in iterate_minibatches(split.x_train.shape[0], config.batch_size, generator):
             x = split.x_train[index]
-            if augment is not None and (augment.crop > 0 or augment.flip):
+            if augment is not None and augment.changes_images:
                 x = draw_transform(len(index), augment.crop, augment.flip, generator)(x.view(len(index), *shape)).flatten(1)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(network(x), split.y_train[index])

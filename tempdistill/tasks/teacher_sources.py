@@ -122,8 +122,8 @@ def teacher_view(split: Split, part: str, as_given: bool) -> torch.Tensor:
     """The inputs of ``part`` as a teacher of that kind reads them: a user's teacher (``as_given``)
     gets each sample in its own shape, (n, C, H, W) for images, as a model of theirs expects."""
     x = split.inputs(part, as_given=as_given)
-    if as_given and split.layout == "image":
-        return x.reshape(x.shape[0], *split.input_shape)
+    if as_given and split.image_shape is not None:
+        return x.reshape(x.shape[0], *split.image_shape)
     return x
 
 
@@ -209,8 +209,8 @@ class OwnTeacher(TeacherSource):
         self.backend, self.options = backend, options
 
     def bound(self, config: RunConfig, split: Split, given: InMemory, log: Log) -> ClassifierTeacher:
-        shape = tuple(split.input_shape) if split.layout == "image" else None
-        network = self.backend.build_teacher(self.options, split.input_dim, split.num_classes, input_shape=shape)
+        network = self.backend.build_teacher(self.options, split.input_dim, split.num_classes,
+                                             input_shape=split.image_shape)
         teacher, origin = obtain_teacher(network.to(config.device), self.options.model_dump(mode="json"), config.teacher,
                                          config.data, split, config.seed, log)
         return NetworkTeacher(teacher.eval(), split, origin, self.inputs_as_given)
