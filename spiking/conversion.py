@@ -142,7 +142,7 @@ def stages(layers: Sequence[Layer]) -> List[Stage]:
 
 def percentile_of(values: torch.Tensor, percentile: float) -> float:
     """The ``percentile``-th percentile of the positive values (ReLU outputs); 1 if none fire."""
-    positive = values[values > 0].float()
+    positive = values.detach()[values.detach() > 0].float()
     if positive.numel() == 0:
         return 1.0
     if positive.numel() > 2_000_000:  # torch.quantile's limit; a strided subsample keeps the estimate
