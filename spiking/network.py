@@ -381,15 +381,21 @@ class SpikingStudentMixin(nn.Module):
             where = f"{name} layer ({'output thresholds θ0·T' if name == 'output' else 'thresholds'} ≈ {theta:.3g})"
             knob = "student.theta0" if name == "output" else "student.hidden_threshold"
             if silent:
-                negative = ("; if the targets are negative (mse on log-probabilities), a count readout cannot "
-                            "follow them: use distill.loss kl or student.readout count_membrane") if name == "output" else ""
                 alarms.append((f"silent.{name}", f"{where} fired no spike in a whole epoch: its input current never "
                                f"reaches threshold; lower {knob}, lower the temperature, or scale the inputs up "
-                               f"(data.normalize){negative}"))
+                               f"(data.normalize){self._silent_output_note() if name == 'output' else ''}"))
             elif saturated:
                 alarms.append((f"saturated.{name}", f"{where} fired at every step in a whole epoch (rate {rate:.2f}): "
                                f"its readout cannot rank classes; raise {knob} or scale the inputs down"))
         return flags, alarms
+
+    def _silent_output_note(self) -> str:
+        """What a silent output layer means for the readout in use."""
+        if self.options.readout == "count_membrane":
+            return ("; the count_membrane readout still follows the teacher through the residual membrane, "
+                    "but no output spike carries it")
+        return ("; if the targets are negative (mse on log-probabilities), a count readout cannot follow them: "
+                "use distill.loss kl or student.readout count_membrane")
 
     # --- what was measured -----------------------------------------------------------------
     def _measure(self, sim: Simulation) -> Dict[str, torch.Tensor]:

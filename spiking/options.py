@@ -38,7 +38,11 @@ class SpikingOptions(BaseModel):
     threshold_tau: float = Field(10.0, ge=1.0)
     temperature_on_hidden: bool = False
     homeostasis: Optional[Homeostasis] = None
-    readout: Literal["count", "count_membrane"] = "count"
+    # "count_membrane" (count + residual membrane v/θ, exact for IF neurons) is the default: its KL
+    # floor against the tempered teacher is 0 for T in [1, 16] at every step count (docs/spiking.md,
+    # `tempdistill floor`), where the spike-only "count" readout's grows with T (0.037 nats at
+    # T = 8, N = 25 for the digits teacher) and cannot express what a high T carries.
+    readout: Literal["count", "count_membrane"] = "count_membrane"
     # How the time loop runs: "fused" (every layer's T steps at once, hand-written backward
     # through time; same spikes, gradients equal to rounding) or "loop" (step by step through
     # the library's own neuron modules, the reference). Trace capture always uses the loop.

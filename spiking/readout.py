@@ -6,9 +6,11 @@ logits by T, like a dense student's z/T, as long as the neuron is unsaturated (�
 output neuron fires at most once a step, so the readout is bounded: 0 <= logits <= θ0 (the
 saturation bound; see ``spiking.theta0`` for how θ0 is chosen to cover the teacher's spread).
 
-``count_membrane`` adds the residual membrane v_N/θ. For the IF neuron with subtract reset
-Σ_t I_t = count·θ + v_N exactly, so that readout is exactly Ī/T (below saturation) and can go
-negative; it trades spike-only readout for exactness.
+``count_membrane`` (the default) adds the residual membrane v_N/θ. For the IF neuron with
+subtract reset Σ_t I_t = count·θ + v_N exactly, so that readout is exactly Ī/T, below
+saturation and beyond it (the residual keeps what one spike per step could not carry), and can
+go negative; it trades a spike-only readout for exactness. Its KL floor against the tempered
+teacher is 0 at every T, where the count readout's grows with T (``spiking.floor``).
 """
 
 from __future__ import annotations

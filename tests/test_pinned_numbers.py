@@ -32,17 +32,20 @@ PINNED_METRICS = ("loss", "kd_loss", "ce_loss", "kl", "kl_t1", "temperature", "v
 CASES: Dict[str, Dict[str, Any]] = {
     "dense-learnable": {"student": {"backend": "dense", "hidden": [16]},
                         "temperature": {"schedule": "learnable", "init": 4.0}},
+    # The spiking cases were pinned while count was the default readout and name it.
     # The reference (per-step loop) engine, pinned before the fused engine existed.
-    "snntorch-direct": {"student": {"backend": "snntorch", "hidden": [16], "steps": 8, "engine": "loop"}},
+    "snntorch-direct": {"student": {"backend": "snntorch", "hidden": [16], "steps": 8, "engine": "loop", "readout": "count"}},
     "norse-poisson-homeostasis": {"student": {"backend": "norse", "hidden": [16], "steps": 8, "encoder": "poisson",
-                                              "homeostasis": {"target_rate": 0.2, "strength": 0.01}, "engine": "loop"}},
-    "snntorch-instance": {"student": {"backend": "snntorch", "hidden": [16], "steps": 8, "engine": "loop"},
+                                              "homeostasis": {"target_rate": 0.2, "strength": 0.01}, "engine": "loop", "readout": "count"}},
+    "snntorch-instance": {"student": {"backend": "snntorch", "hidden": [16], "steps": 8, "engine": "loop", "readout": "count"},
                           "temperature": {"schedule": "instance", "init": 4.0}},
     # The fused engine (the default): same spikes, gradients equal to rounding, so its own pins.
-    "snntorch-direct-fused": {"student": {"backend": "snntorch", "hidden": [16], "steps": 8, "engine": "fused"}},
+    "snntorch-direct-fused": {"student": {"backend": "snntorch", "hidden": [16], "steps": 8, "engine": "fused", "readout": "count"}},
     "norse-poisson-homeostasis-fused": {"student": {"backend": "norse", "hidden": [16], "steps": 8, "encoder": "poisson",
                                                     "homeostasis": {"target_rate": 0.2, "strength": 0.01},
-                                                    "engine": "fused"}},
+                                                    "engine": "fused", "readout": "count"}},
+    # The default readout (count_membrane) on the default engine.
+    "snntorch-count-membrane": {"student": {"backend": "snntorch", "hidden": [16], "steps": 8}},
 }
 
 

@@ -450,8 +450,9 @@ def test_a_one_seed_sweep_prints_no_spread(make_config, tmp_path, capsys):
 
 def test_a_silent_start_that_recovers_is_warned_then_noted(make_config):
     """Without output_fit a spiking student starts silent (θ0·T above the first output
-    currents) and recovers; the default fits the output and fires from the start."""
-    student = {"backend": "snntorch", "hidden": [16], "steps": 10, "output_fit": "none"}
+    currents) and, with a count readout (which only spikes move), recovers; the default fits
+    the output and fires from the start."""
+    student = {"backend": "snntorch", "hidden": [16], "steps": 10, "output_fit": "none", "readout": "count"}
     config = load_config(make_config({"student": student, "distill": {"epochs": 8}}))
     warnings: List[str] = []
     run = read_run(execute(config, warn=warnings.append))

@@ -70,8 +70,8 @@ def test_readout_softmax_matches_tempered_softmax(readout: str, tolerance: float
 
 
 def test_readout_saturates_at_theta0() -> None:
-    """Inputs beyond θ0·T give one spike per step: the readout is capped at θ0."""
-    student = _student("norse", 3, 3, hidden=[], steps=50, theta0=5.0)
+    """Inputs beyond θ0·T give one spike per step: the count readout is capped at θ0."""
+    student = _student("norse", 3, 3, hidden=[], steps=50, theta0=5.0, readout="count")
     with torch.no_grad():
         student.linears[0].weight.copy_(torch.eye(3))
         student.linears[0].bias.zero_()
@@ -81,6 +81,22 @@ def test_readout_saturates_at_theta0() -> None:
         logits = student(torch.tensor([[100.0, 6.0, 2.5]])).tempered
     assert logits[0, 0] == pytest.approx(5.0) and logits[0, 1] == pytest.approx(5.0)
     assert logits[0, 2] == pytest.approx(2.5, abs=5.0 / 50)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_count_membrane_readout_is_exact_beyond_saturation(name) -> None:
+    """The default readout adds the residual membrane: Σ I = count·θ + v_N for IF neurons with
+    subtract reset, so the readout is the mean current / T whether or not the neuron saturates."""
+    student = _student(name, 3, 3, hidden=[], steps=50, theta0=5.0)
+    with torch.no_grad():
+        student.linears[0].weight.copy_(torch.eye(3))
+        student.linears[0].bias.zero_()
+    student.eval()
+    for temperature in (1.0, 4.0):
+        student.set_temperature(temperature)
+        with torch.no_grad():
+            logits = student(torch.tensor([[100.0, 6.0, 2.5]])).tempered
+        assert torch.allclose(logits[0], torch.tensor([100.0, 6.0, 2.5]) / temperature, rtol=1e-5)
 
 
 def test_both_backends_identical_spikes_and_gradients() -> None:
