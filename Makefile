@@ -41,7 +41,7 @@ fashion-mnist:
 	$(if $(filter 0,$(shell id -u)),,sudo )apt-get install -y dataset-fashion-mnist
 	@echo "Fashion-MNIST IDX files in $(FASHION_MNIST_ROOT):" && ls $(FASHION_MNIST_ROOT)
 
-# docs/images.md's Fashion-MNIST table: the four arms of experiments/fashion-mnist-conv.yaml over
+# docs/images.md's Fashion-MNIST table: the five arms of experiments/fashion-mnist-conv.yaml over
 # seeds 0-4, each dense student converted at 16/32/64 steps, then compare. Long on a CPU (a
 # spiking run is many minutes per epoch on 2 cores): FM_ARGS="--set device=cuda" where there is a GPU.
 FM_OUT ?= runs/fashion-mnist-conv
