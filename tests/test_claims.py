@@ -190,6 +190,21 @@ def test_golden_ratio_is_read_at_the_t_best_on_validation() -> None:
     assert judge("C8", index_of(runs)).verdict == NOT_REPRODUCED           # best T now has ratio 1.2
 
 
+def test_c1_is_not_applicable_to_teachers_far_sharper_than_its_premise() -> None:
+    def cells(entropy: float) -> RunIndex:
+        return index_of({("digits-dense", "T1"): [fake_run("T1", s, 0.9, [0.9], teacher_entropy=entropy * (1 + 0.01 * s))
+                                                  for s in range(5)],
+                         ("digits-dense", "T5"): [fake_run("T5", s, 0.9, [0.9], teacher_entropy=4 * entropy * (1 + 0.01 * s))
+                                                  for s in range(5)]})
+
+    sharp = judge("C1", cells(0.03))
+    assert sharp.verdicts == {"digits-dense": NOT_APPLICABLE}
+    assert all(p.verdict == NOT_APPLICABLE and not p.in_family for p in sharp.parts)
+    assert "premise does not hold" in sharp.note and "0.030 nats" in sharp.note
+    fitting = judge("C1", cells(0.8))                                         # 0.8 nats, +300%: the claim holds
+    assert fitting.verdicts == {"digits-dense": REPRODUCED}
+
+
 def test_a_claim_without_its_runs_is_not_testable() -> None:
     found = judge("C10", index_of({}))
     assert found.verdict == NOT_TESTABLE and "no setting" in found.note

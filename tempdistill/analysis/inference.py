@@ -8,7 +8,7 @@ Which statistic gets which interval, and why:
   null. With five seeds a percentile bootstrap of the mean is too narrow: it resamples the seeds
   as if they were the population and ignores that s itself is estimated from five values. In
   simulation (``tests/test_inference.py``: 2000 samples of five normal seeds) the percentile
-  bootstrap covered the true mean 84% of the time, the t-interval 95%.
+  bootstrap covered the true mean 83.7% of the time, the t-interval 94.2%.
 - **A ratio of two seed-to-seed standard deviations** (C4: the spread of one arm against the
   other's, over the same seeds): not a mean of per-seed values, so no t-interval. It gets the
   Pitman–Morgan test (paired arms: the variances are equal exactly when the per-seed sums and
@@ -80,8 +80,8 @@ def t_test(values: Sequence[float], null: float = 0.0, level: float = LEVEL) -> 
     if n < 2:
         return Estimate.missing(n, mean)
     sd = float(x.std(ddof=1))
-    if sd == 0.0:
-        return Estimate(mean, mean, mean, 1.0 if mean == null else 0.0, n, 0.0)
+    if sd <= 1e-12 * max(1.0, abs(mean)):   # every seed the same (up to rounding)
+        return Estimate(mean, mean, mean, 1.0 if abs(mean - null) <= 1e-12 * max(1.0, abs(mean)) else 0.0, n, 0.0)
     se = sd / math.sqrt(n)
     half = t_quantile(n - 1, level) * se
     p = float(2.0 * stats.t.sf(abs(mean - null) / se, n - 1))
