@@ -258,8 +258,13 @@ def test_quick_claims_end_to_end_and_resumed(tmp_path: Path, capsys: pytest.Capt
     assert [row.split("|")[1].strip() for row in rows] == ["C1", "C7"]
     for row in rows:
         cells = [c.strip() for c in row.split("|")[1:-1]]
-        assert cells[-1].strip("*") in VERDICTS
-        assert "[" in cells[3] and "]" in cells[3]            # every effect with its interval
+        for said in cells[-1].strip("*").split("; "):          # a verdict per setting, none pooled
+            setting, verdict = said.rsplit(": ", 1)
+            assert verdict in VERDICTS and setting.startswith("digits-")
+    details = [line for line in text.splitlines() if line.startswith("| digits-")
+               and ("dense)" in line or "spiking)" in line)]
+    assert details and all("[" in line and "]" in line for line in details)   # every effect with its interval
+    assert "| Holm p | power (seeds for 80%) |" in text
     assert "Running time:" in text and "14 of 14 planned are complete" in text
     assert "mnist1d-dense" in text                            # said to be left out by --quick
     assert len(list(out.glob("*.h5"))) == 14
