@@ -24,13 +24,12 @@ from tempdistill.studies.claims import (
     claims_by_id,
     combine,
     evaluate,
-    judge as judge_findings,
     log_std_ratio,
     mirrored,
     part_verdict,
     speedup,
 )
-from tempdistill.analysis.inference import Estimate, t_test
+from tempdistill.analysis.inference import Estimate
 from tempdistill.record.run import Run
 from tempdistill.studies.claims_experiment import load_spec, plan_claims
 from tempdistill.app.cli import main
