@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from tempdistill.studies.claims import (
+    MIXED,
+    NOT_APPLICABLE,
     NOT_REPRODUCED,
     NOT_TESTABLE,
     OPPOSITE,
@@ -21,91 +23,95 @@ from tempdistill.studies.claims import (
     RunIndex,
     claims_by_id,
     combine,
+    evaluate,
     log_std_ratio,
+    mirrored,
     part_verdict,
     speedup,
 )
-from tempdistill.analysis.bootstrap import Effect, bootstrap_strata, mean_difference
+from tempdistill.analysis.inference import Estimate
 from tempdistill.record.run import Run
 from tempdistill.studies.claims_experiment import load_spec, plan_claims
 from tempdistill.app.cli import main
-from tempdistill.analysis.statistics import bootstrap_interval
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLAIMS_FILE = REPO_ROOT / "experiments" / "claims.yaml"
 
 
-def part(low: float, high: float, **kwargs: Any) -> Part:
-    return Part("effect", Effect((low + high) / 2, low, high, 5), "accuracy", **kwargs)
+def part(low: float, high: float, p: float = 0.001, power: float = 0.9, **kwargs: Any) -> Part:
+    """A part with a given interval, (adjusted) p-value and power."""
+    found = Part("effect", "digits-dense", Estimate((low + high) / 2, low, high, p, 5, 0.01), "accuracy", **kwargs)
+    found.power = power
+    return found
 
 
 # --- verdict rules ----------------------------------------------------------------------------
 
 
 def test_each_verdict_is_reached_by_its_rule() -> None:
-    assert part_verdict(part(0.01, 0.03)) == REPRODUCED                       # wholly above 0
-    assert part_verdict(part(-0.03, -0.01)) == OPPOSITE                       # wholly below 0
-    assert part_verdict(part(-0.01, 0.03)) == NOT_REPRODUCED                  # contains 0
-    assert part_verdict(part(0.0, 0.03)) == NOT_REPRODUCED                    # touching 0 is not excluding it
+    assert part_verdict(part(0.01, 0.03)) == REPRODUCED                       # significant, above 0
+    assert part_verdict(part(-0.03, -0.01)) == OPPOSITE                       # significant, below 0
+    assert part_verdict(part(-0.01, 0.03, p=0.4)) == NOT_REPRODUCED           # not significant, well powered
+    assert part_verdict(part(-0.01, 0.03, p=0.4, power=0.3)) == NOT_TESTABLE  # not significant, underpowered
+    assert part_verdict(part(0.01, 0.03, power=0.1)) == REPRODUCED            # significance keeps its verdict
     assert part_verdict(part(math.nan, math.nan)) == NOT_TESTABLE             # no interval
     assert part_verdict(part(0.01, 0.03, untestable="no runs")) == NOT_TESTABLE
+    assert part_verdict(part(0.01, 0.03, not_applicable="teachers too sharp")) == NOT_APPLICABLE
 
 
-def test_a_quoted_size_must_overlap_the_interval() -> None:
-    assert part_verdict(part(0.12, 0.25, quoted=(0.10, 0.20))) == REPRODUCED
-    assert part_verdict(part(0.30, 0.50, quoted=(0.10, 0.20))) == NOT_REPRODUCED  # right side, wrong size
-    assert part_verdict(part(0.01, 0.05, quoted=(0.10, 0.20))) == NOT_REPRODUCED
-    assert part_verdict(part(-0.2, -0.1, quoted=(0.10, 0.20))) == OPPOSITE
+def test_the_verdict_reads_the_holm_adjusted_p() -> None:
+    raw = part(0.01, 0.03, p=0.02)
+    assert part_verdict(raw) == REPRODUCED                                   # no adjustment made: the raw p
+    raw.adjusted_p = 0.08
+    assert part_verdict(raw) == NOT_REPRODUCED                               # adjusted: no longer significant
+    raw.power = 0.5
+    assert part_verdict(raw) == NOT_TESTABLE
+
+
+def test_a_quoted_size_is_mirrored_for_opposite() -> None:
+    quoted = {"quoted": (0.10, 0.20)}
+    assert part_verdict(part(0.12, 0.25, **quoted)) == REPRODUCED
+    assert part_verdict(part(0.30, 0.50, **quoted)) == NOT_REPRODUCED        # right side, wrong size
+    assert part_verdict(part(0.01, 0.05, **quoted)) == NOT_REPRODUCED
+    assert part_verdict(part(-0.25, -0.12, **quoted)) == OPPOSITE             # the mirrored claim holds
+    assert part_verdict(part(-0.50, -0.30, **quoted)) == NOT_REPRODUCED       # other side, wrong size: symmetric
+    assert part_verdict(part(-0.05, -0.01, **quoted)) == NOT_REPRODUCED
+    assert mirrored(part(0, 1, **quoted)) == pytest.approx((-0.20, -0.10))
+    assert mirrored(part(0, 1, side=-1, null=1.0, quoted=(0.73, 0.86), ratio=True)) == pytest.approx((1 / 0.86, 1 / 0.73))
 
 
 def test_a_ratio_claimed_below_one_and_a_level() -> None:
-    assert part_verdict(part(0.6, 0.8, side=-1, null=1.0, quoted=(0.73, 0.86))) == REPRODUCED
-    assert part_verdict(part(0.4, 0.6, side=-1, null=1.0, quoted=(0.73, 0.86))) == NOT_REPRODUCED
-    assert part_verdict(part(1.1, 1.6, side=-1, null=1.0)) == OPPOSITE
-    assert part_verdict(part(0.9, 1.2, side=-1, null=1.0)) == NOT_REPRODUCED
-    assert part_verdict(part(1.0, 1.3, side=None, quoted=(1.2, 1.6))) == REPRODUCED   # a level: overlap only
-    assert part_verdict(part(1.7, 2.3, side=None, quoted=(1.2, 1.6))) == NOT_REPRODUCED
+    ratio = {"side": -1, "null": 1.0, "quoted": (0.73, 0.86), "ratio": True}
+    assert part_verdict(part(0.6, 0.8, **ratio)) == REPRODUCED
+    assert part_verdict(part(0.4, 0.6, **ratio)) == NOT_REPRODUCED
+    assert part_verdict(part(1.1, 1.6, **ratio)) == OPPOSITE                  # overlaps [1.16, 1.37]
+    assert part_verdict(part(1.8, 2.6, **ratio)) == NOT_REPRODUCED            # other side, beyond the mirrored size
+    assert part_verdict(part(0.9, 1.2, p=0.5, power=0.05, **ratio)) == NOT_TESTABLE  # C4 at five seeds
+    level = {"side": None, "quoted": (1.2, 1.6)}
+    assert part_verdict(part(1.0, 1.3, p=1.0, **level)) == REPRODUCED         # not outside, overlapping, powered
+    assert part_verdict(part(1.0, 1.3, p=1.0, power=0.2, **level)) == NOT_TESTABLE
+    assert part_verdict(part(1.7, 2.3, p=0.001, **level)) == NOT_REPRODUCED   # significantly above the range
 
 
-def test_combining_parts() -> None:
+def test_combining_parts_in_one_setting() -> None:
     assert combine([REPRODUCED, REPRODUCED]) == REPRODUCED
     assert combine([OPPOSITE, OPPOSITE]) == OPPOSITE
     assert combine([REPRODUCED, OPPOSITE]) == NOT_REPRODUCED
     assert combine([REPRODUCED, NOT_REPRODUCED]) == NOT_REPRODUCED
     assert combine([REPRODUCED, NOT_TESTABLE]) == NOT_TESTABLE
+    assert combine([OPPOSITE, NOT_TESTABLE]) == NOT_REPRODUCED                # one part decides against the claim
+    assert combine([NOT_APPLICABLE, REPRODUCED]) == NOT_APPLICABLE
     assert combine([]) == NOT_TESTABLE
 
 
-# --- intervals --------------------------------------------------------------------------------
-
-
-def test_one_setting_gives_the_paired_bootstrap_interval_of_the_differences() -> None:
-    x = np.array([[0.90, 0.93], [0.91, 0.91], [0.92, 0.95], [0.88, 0.90], [0.93, 0.96]])
-    pooled, per = bootstrap_strata({"a": x}, mean_difference)
-    differences = x[:, 1] - x[:, 0]
-    assert pooled.estimate == pytest.approx(differences.mean())
-    assert (pooled.low, pooled.high) == pytest.approx(bootstrap_interval(differences))
-    assert pooled.n == 1 and per["a"].n == 5  # settings pooled; seeds in the setting
-    assert (per["a"].low, per["a"].high) == (pooled.low, pooled.high)
-
-
-def test_pooled_effect_is_the_mean_of_settings_and_skips_single_seeds() -> None:
-    same = np.array([[0.0, 0.01], [0.0, 0.01], [0.0, 0.01]])         # every seed +0.01: a point interval
-    other = np.array([[0.0, 0.03], [0.0, 0.03]])
-    lone = np.array([[0.0, 1.0]])                                     # one seed: no interval, not pooled
-    pooled, per = bootstrap_strata({"a": same, "b": other, "c": lone}, mean_difference)
-    assert pooled.estimate == pytest.approx(0.02) and pooled.n == 2
-    assert (pooled.low, pooled.high) == pytest.approx((0.02, 0.02))
-    assert not per["c"].has_interval and per["c"].estimate == pytest.approx(1.0)
+# --- statistics of the parts ------------------------------------------------------------------
 
 
 def test_spread_ratio_and_speedup_statistics() -> None:
     x = np.array([[0.90, 0.95], [0.94, 0.96], [0.86, 0.94], [0.92, 0.95]])
-    ratio = math.exp(log_std_ratio(x[None])[0])
-    expected = (x[:, 1].std(ddof=1) + 1e-4) / (x[:, 0].std(ddof=1) + 1e-4)
-    assert ratio == pytest.approx(expected)
+    assert math.exp(log_std_ratio(x)) == pytest.approx(x[:, 1].std(ddof=1) / x[:, 0].std(ddof=1))
     epochs = np.array([[10.0, 8.0], [12.0, 11.0], [8.0, 6.0]])
-    assert speedup(epochs[None])[0] == pytest.approx(1 - 25 / 30)
+    assert speedup(epochs) == pytest.approx([0.2, 1 / 12, 0.25])              # per seed
 
 
 # --- claims judged from hand-made runs --------------------------------------------------------
@@ -122,8 +128,7 @@ def index_of(cells: Dict[tuple, List[Run]]) -> RunIndex:
 
 
 def judge(claim_id: str, index: RunIndex):
-    claim = claims_by_id([claim_id])[0]
-    return claim.evaluate(claim, index)
+    return evaluate(claims_by_id([claim_id]), index)[0]
 
 
 @pytest.mark.parametrize("gain, verdict", [(0.02, REPRODUCED), (-0.02, OPPOSITE), (0.0, NOT_REPRODUCED)])
@@ -137,7 +142,24 @@ def test_learnable_against_fixed_t(gain: float, verdict: str) -> None:
         cells[(setting, "learnable")] = [fake_run("learnable", s, base[s] + gain + noise[s], [0.9]) for s in range(5)]
     found = judge("C5", index_of(cells))
     assert found.verdict == verdict
-    assert "[" in found.effect and found.parts[0].effect.n == 2
+    assert list(found.verdicts) == ["digits-dense", "digits-snntorch"]       # one verdict per setting, no pool
+    assert "[" in found.effect and [p.test.n for p in found.parts] == [5, 5]
+    assert all(math.isfinite(p.adjusted_p) and p.adjusted_p >= p.test.p for p in found.parts)
+
+
+def test_dense_and_spiking_settings_get_their_own_verdicts() -> None:
+    rng = np.random.default_rng(3)
+    cells = {}
+    for setting, gain in (("digits-dense", 0.02), ("digits-snntorch", -0.02)):
+        base = 0.9 + 0.01 * rng.standard_normal(5)
+        cells[(setting, "T4")] = [fake_run("T4", s, base[s], [0.9]) for s in range(5)]
+        cells[(setting, "learnable")] = [fake_run("learnable", s, base[s] + gain + 0.002 * rng.standard_normal(),
+                                                  [0.9]) for s in range(5)]
+    found = judge("C5", index_of(cells))
+    assert found.verdicts == {"digits-dense": REPRODUCED, "digits-snntorch": OPPOSITE}
+    assert found.verdict == MIXED
+    assert found.where["digits-snntorch"] == "digits-snntorch (spiking)"
+    assert "digits-dense (dense): reproduced" in found.verdict_text
 
 
 def test_adaptive_speedup_must_match_the_quoted_size() -> None:
@@ -151,7 +173,9 @@ def test_adaptive_speedup_must_match_the_quoted_size() -> None:
 
     assert judge("C3", cells([8, 9, 9, 8, 8])).verdict == REPRODUCED       # about 15% fewer epochs
     assert judge("C3", cells([3, 3, 4, 3, 3])).verdict == NOT_REPRODUCED   # far faster than claimed
-    assert judge("C3", cells([13, 14, 13, 12, 13])).verdict == OPPOSITE
+    assert judge("C3", cells([11, 12, 12, 10, 11])).verdict == OPPOSITE       # about 12% more epochs: mirrored size
+    slower = judge("C3", cells([13, 14, 13, 12, 13]))                        # 30% more: the other way, another size
+    assert slower.verdict == NOT_REPRODUCED and "significant the other way" in slower.note
 
 
 def test_golden_ratio_is_read_at_the_t_best_on_validation() -> None:
@@ -163,6 +187,21 @@ def test_golden_ratio_is_read_at_the_t_best_on_validation() -> None:
     assert found.verdict == REPRODUCED and "(T2)" in found.effect
     runs[("digits-dense", "T4")] = [fake_run("T4", s, 0.9, [0.99], teacher_mi=1.2, student_mi=1.0) for s in range(5)]
     assert judge("C8", index_of(runs)).verdict == NOT_REPRODUCED           # best T now has ratio 1.2
+
+
+def test_c1_is_not_applicable_to_teachers_far_sharper_than_its_premise() -> None:
+    def cells(entropy: float) -> RunIndex:
+        return index_of({("digits-dense", "T1"): [fake_run("T1", s, 0.9, [0.9], teacher_entropy=entropy * (1 + 0.01 * s))
+                                                  for s in range(5)],
+                         ("digits-dense", "T5"): [fake_run("T5", s, 0.9, [0.9], teacher_entropy=4 * entropy * (1 + 0.01 * s))
+                                                  for s in range(5)]})
+
+    sharp = judge("C1", cells(0.03))
+    assert sharp.verdicts == {"digits-dense": NOT_APPLICABLE}
+    assert all(p.verdict == NOT_APPLICABLE and not p.in_family for p in sharp.parts)
+    assert "premise does not hold" in sharp.note and "0.030 nats" in sharp.note
+    fitting = judge("C1", cells(0.8))                                         # 0.8 nats, +300%: the claim holds
+    assert fitting.verdicts == {"digits-dense": REPRODUCED}
 
 
 def test_a_claim_without_its_runs_is_not_testable() -> None:
@@ -218,8 +257,13 @@ def test_quick_claims_end_to_end_and_resumed(tmp_path: Path, capsys: pytest.Capt
     assert [row.split("|")[1].strip() for row in rows] == ["C1", "C7"]
     for row in rows:
         cells = [c.strip() for c in row.split("|")[1:-1]]
-        assert cells[-1].strip("*") in VERDICTS
-        assert "[" in cells[3] and "]" in cells[3]            # every effect with its interval
+        for said in cells[-1].strip("*").split("; "):          # a verdict per setting, none pooled
+            setting, verdict = said.rsplit(": ", 1)
+            assert verdict in VERDICTS and setting.startswith("digits-")
+    details = [line for line in text.splitlines() if line.startswith("| digits-")
+               and ("dense)" in line or "spiking)" in line)]
+    assert details and all("[" in line and "]" in line for line in details)   # every effect with its interval
+    assert "| Holm p | power (seeds for 80%) |" in text
     assert "Running time:" in text and "14 of 14 planned are complete" in text
     assert "mnist1d-dense" in text                            # said to be left out by --quick
     assert len(list(out.glob("*.h5"))) == 14
@@ -238,9 +282,14 @@ def test_every_schedule_is_set_against_the_fixed_t_with_its_interval() -> None:
              ("digits-dense", "cosine"): [fake_run("cosine", s, base[s] + 0.02 + 0.001 * s, [0.9]) for s in range(5)],
              ("digits-dense", "linear"): [fake_run("linear", s, base[s] - 0.03 + 0.001 * s, [0.9]) for s in range(5)],
              ("digits-dense", "adaptive"): [fake_run("adaptive", s, base[s] + (0.01 if s % 2 else -0.01), [0.9])
-                                            for s in range(5)]}
-    rows = {line.split("|")[2].strip(): line for line in schedule_comparison(index_of(cells))[2:]}
+                                            for s in range(5)],
+             ("digits-dense", "exponential"): [fake_run("exponential", s, base[s] + (0.001 if s % 2 else -0.001), [0.9])
+                                               for s in range(5)]}
+    table = schedule_comparison(index_of(cells))
+    assert "p (Holm, 4 rows)" in table[0]
+    rows = {line.split("|")[2].strip(): line for line in table[2:]}
     assert rows["cosine"].rstrip(" |").endswith("beats it")
     assert rows["linear"].rstrip(" |").endswith("worse")
-    assert rows["adaptive"].rstrip(" |").endswith("no clear difference")
+    assert rows["exponential"].rstrip(" |").endswith("no clear difference")       # tight: powered for ±0.01
+    assert rows["adaptive"].rstrip(" |").endswith("cannot tell (power below 0.8)")  # ±0.01 seed to seed
     assert "[" in rows["cosine"] and "constant T = 4" in rows

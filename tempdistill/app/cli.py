@@ -193,7 +193,7 @@ def _cmd_claims(args: argparse.Namespace) -> int:
         print("tempdistill claims: stopped; run the same command again to finish the runs left", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(table(["claim", "verdict", "measured effect [95% interval]"],
-                [[f.claim.id, f.verdict, f.effect] for f in outcome.findings]))
+                [[f.claim.id, f.verdict_text, f.effect] for f in outcome.findings]))
     ending = outcome.sweep.describe()
     if ending:
         print(ending)

@@ -17,7 +17,7 @@ import datetime as _dt
 import json
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -30,7 +30,8 @@ from tempdistill.studies.claims import (
     claims_by_id,
     effect_text,
     evaluate,
-    part_verdict,
+    p_text,
+    power_text,
     schedule_comparison,
 )
 from tempdistill.config import ConfigError, Strict, config_from_mapping, read_yaml, resolve_paths, set_path, validate_section
@@ -226,19 +227,35 @@ def minutes(seconds: float) -> str:
 
 
 RULES = """\
-Verdict rules (`tempdistill/studies/claims.py`). Each part of a claim is an effect with its 95% interval
-(seeds resampled within each setting, paired arms together; an effect pooled over settings is the
-mean of the settings' effects):
-*reproduced* — the interval lies wholly on the claimed side of no effect (0 for a difference, 1
-for a ratio) and, where the claim quotes a size, overlaps the quoted range; a claimed level is
-reproduced when its interval overlaps the quoted range.
-*opposite* — the interval lies wholly on the other side.
-*not reproduced* — anything else (the interval contains no effect, or misses the quoted size).
-*not testable here* — the runs a part needs are missing, or the tool cannot measure it (the note
-says why). A claim of several parts is reproduced (or opposite) only if every part is.
+Verdict rules, version 2 (`tempdistill/studies/claims.py`, module docstring). Every part of a claim is
+judged **per setting** (dataset × student: dense or spiking, with the readout where the config names
+one); nothing is pooled over settings. An effect that is a mean of per-seed values (paired differences,
+per-seed shares of epochs saved, per-seed levels) has the 95% t-interval and the paired t-test; a
+ratio of seed-to-seed standard deviations (C4) the Pitman–Morgan test and its inverted interval.
+p-values are Holm-adjusted over every part of the study; *significant* means Holm-adjusted p < 0.05.
+Power: of each part's test at its seeds, for the claimed size (the quoted end nearest no effect, else a
+minimal effect: 0.01 accuracy, 10 return, 10% of epochs, 0.1 nats, 0.15 in a ratio), with the
+measured seed-to-seed SD.
+*reproduced* — significant on the claimed side and, where a size is quoted, the interval overlaps it
+(a claimed level: not significantly outside its range, the interval overlapping it, power ≥ 0.8).
+*opposite* — the mirrored claim is reproduced: significant on the other side and, where a size is
+quoted, the interval overlaps the quoted range reflected through no effect.
+*not reproduced* — significant but of another size; a level significantly outside its range; or not
+significant with power ≥ 0.8.
+*not testable here* — not significant with power < 0.8 (the note gives the power and the seeds 80%
+would need), or the runs are missing. A significant result keeps its verdict whatever the power.
+*not applicable to these teachers* — the claim's premise does not hold in the setting (C1).
+A claim's verdict in a setting: reproduced (opposite) if every part is; not reproduced if any part is
+not reproduced or opposite; otherwise not testable.
 Every choice (the best of several schedules or temperatures, an epoch target) is made on
 validation; effects are test figures, except epochs to a validation target (C3, C11) and the
 information in soft labels on validation rows (C1, C8). The fixed T is T = 4, set before any run."""
+
+
+def effect_text_range(quoted: Tuple[float, float], style: str) -> str:
+    from tempdistill.studies.claims import format_number
+
+    return f"{format_number(quoted[0], style)} to {format_number(quoted[1], style)}"
 
 
 def _cell(text: str) -> str:
@@ -286,28 +303,31 @@ def render_report(findings: Sequence[Finding], facts: ReportFacts, schedules: Se
         "",
         RULES,
         "",
-        "| claim | the claim | setting that tests it | measured effect [95% interval] | verdict |",
-        "|---|---|---|---|---|",
+        "| claim | the claim | setting that tests it | verdict, setting by setting |",
+        "|---|---|---|---|",
     ]
     for f in findings:
-        lines.append(f"| {f.claim.id} | {_cell(f.claim.text)} | {_cell(f.setting)} | {_cell(f.effect)} | "
-                     f"**{f.verdict}** |")
+        lines.append(f"| {f.claim.id} | {_cell(f.claim.text)} | {_cell(f.setting)} | **{_cell(f.verdict_text)}** |")
     if schedules:
         lines += ["", "## Every schedule against a fixed T = 4", "",
-                  "Paired over seeds, test accuracy of the final weights; a schedule beats the fixed T only if "
-                  "the 95% interval of the difference lies above 0.", "", *schedules]
+                  "Paired over seeds, test accuracy of the final weights, with the 95% t-interval of the difference; "
+                  "p from the paired t-test, Holm-adjusted over this table's rows. A schedule beats the fixed T (or "
+                  "is worse) only if the adjusted p < 0.05; \"cannot tell\" when it is not and the power to detect "
+                  "±0.01 was below 0.8.", "", *schedules]
     lines += ["", "## Notes and effects by setting", ""]
     for f in findings:
         lines += [f"### {f.claim.id}: {f.verdict}", ""]
         lines += [f"- {note.rstrip('.')}." for note in f.notes] or ["(no note)"]
         lines.append("")
-        rows = [(p, name, effect) for p in f.parts for name, effect in p.per_setting.items()]
-        if rows:
-            lines += ["| part | setting | seeds | effect [95% interval] | verdict on its own |", "|---|---|---|---|---|"]
-            for part, name, effect in rows:
-                verdict = part_verdict(replace(part, effect=effect))
-                lines.append(f"| {_cell(part.label)} | {name} | {effect.n} | {_cell(effect_text(effect, part.style))} "
-                             f"| {verdict} |")
+        if f.parts:
+            lines += ["| setting | part | seeds | effect [95% interval] | claimed | p | Holm p | power (seeds for 80%) "
+                      "| verdict |", "|---|---|---|---|---|---|---|---|---|"]
+            for part in f.parts:
+                claimed = "—" if part.quoted is None else \
+                    f"{effect_text_range(part.quoted, part.style)}"
+                lines.append(f"| {_cell(f.where.get(part.setting, part.setting))} | {_cell(part.label)} | {part.test.n} | "
+                             f"{_cell(effect_text(part.test, part.style))} | {_cell(claimed)} | {p_text(part.test.p)} | "
+                             f"{p_text(part.adjusted_p)} | {power_text(part)} | {part.verdict} |")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
