@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from tempdistill.analysis.bootstrap import quantiles
 from tempdistill.analysis.inference import (
     holm,
     seeds_for_power,
@@ -27,7 +26,7 @@ def _coverage(seeds: int = 5, samples: int = 2000, resamples: int = 1000) -> tup
     for x in data:
         test = t_test(x)
         t_hits += test.low <= 0.3 <= test.high
-        low, high = quantiles(x[rng.integers(seeds, size=(resamples, seeds))].mean(axis=1))
+        low, high = np.quantile(x[rng.integers(seeds, size=(resamples, seeds))].mean(axis=1), [0.025, 0.975])
         boot_hits += low <= 0.3 <= high
     return t_hits / samples, boot_hits / samples
 

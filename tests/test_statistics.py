@@ -1,4 +1,4 @@
-"""Statistics over runs: factors, groups of seeds, bootstrap intervals, paired differences."""
+"""Statistics over runs: factors, groups of seeds, t-intervals, paired differences."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from tempdistill.app.cli import main
 from tempdistill.analysis.comparison import runs_frame
 from tempdistill.analysis.statistics import (
-    bootstrap_interval,
+    mean_interval,
     factors,
     group_runs,
     paired_differences,
@@ -29,14 +29,16 @@ def fake_run(seed: int, accuracy: float, **config: Any) -> Run:
     return Run.from_parts(config=base, eval={"student_accuracy": accuracy})
 
 
-def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_seeds():
+def test_mean_interval_brackets_the_mean_and_narrows_with_more_seeds():
     rng = np.random.default_rng(1)
     few, many = rng.normal(0.9, 0.02, 5), rng.normal(0.9, 0.02, 200)
-    low, high = bootstrap_interval(few)
+    low, high = mean_interval(few)
     assert low < few.mean() < high
-    low_many, high_many = bootstrap_interval(many)
+    # the t-interval: mean ± t_{4, 0.975}·s/√5, t_{4, 0.975} = 2.776
+    assert high - few.mean() == pytest.approx(2.7764451 * few.std(ddof=1) / math.sqrt(5), rel=1e-6)
+    low_many, high_many = mean_interval(many)
     assert high_many - low_many < high - low
-    assert all(math.isnan(v) for v in bootstrap_interval([0.9]))
+    assert all(math.isnan(v) for v in mean_interval([0.9]))
 
 
 def test_verdict_needs_the_interval_to_exclude_zero():

@@ -1,1 +1,1 @@
-"""Reading many runs: comparisons, statistics over seeds (one bootstrap), reports and figures."""
+"""Reading many runs: comparisons, statistics over seeds (t-intervals, Holm, power), reports and figures."""

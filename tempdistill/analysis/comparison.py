@@ -266,7 +266,7 @@ def runs_frame(paths: Sequence[str | Path]) -> Any:
 
 
 def statistics_text(runs: Sequence[Run]) -> str:
-    """Groups of seeds (mean ± std and 95% bootstrap interval of the final figures) and the
+    """Groups of seeds (mean ± std and 95% t-interval of the final figures) and the
     paired differences of every two-level factor, with verdicts (``tempdistill.analysis.statistics``)."""
     complete = [r for r in runs if r.status == "complete" and r.eval]
     if len(complete) < 2:
@@ -274,7 +274,7 @@ def statistics_text(runs: Sequence[Run]) -> str:
     parts = []
     header, rows = group_table(complete)
     if any(row[1] > 1 for row in rows):
-        parts.append("per group of seeds (final figures; 95% percentile bootstrap interval of the mean):\n"
+        parts.append("per group of seeds (final figures; 95% t-interval of the mean):\n"
                      + table(header, rows))
     header, rows = difference_table(complete)
     if rows:

@@ -103,7 +103,7 @@ def summary_table(rows: Sequence[Dict[str, Any]]) -> str:
 
 def difference_text(runs: Sequence[Run]) -> str:
     """The sweep's paired differences over seeds with their verdicts (``tempdistill.analysis.statistics``):
-    "helped"/"hurt" only where the 95% bootstrap interval excludes 0. Runs that did not complete
+    "helped"/"hurt" only where the 95% t-interval excludes 0. Runs that did not complete
     with final figures take no part."""
     from tempdistill.analysis.statistics import difference_table
 
