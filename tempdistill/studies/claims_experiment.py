@@ -578,7 +578,8 @@ def tuning_table(spec: ClaimsSpec, tuning: TuningPlan, chosen: Chosen, plan: Cla
             lines.append(f"| {setting} | {arm} | no complete tuning run | | | {_cell(grid_text)} |")
             continue
         values = ", ".join(f"{k.rsplit('.', 1)[-1]} = {_value_text(v)}" for k, v in choice.values.items()) or "its own"
-        lines.append(f"| {setting} | {arm} | {_cell(values)} | {choice.score:.4f} ({choice.seeds} seeds) | "
+        score = f"{choice.score:.4f}" if abs(choice.score) < 10 else f"{choice.score:.1f}"
+        lines.append(f"| {setting} | {arm} | {_cell(values)} | {score} ({choice.seeds} seed{'s' if choice.seeds > 1 else ''}) | "
                      f"{choice.points} / {choice.size} | {_cell(grid_text)} |")
     if plan.aliases:
         lines += ["", "| setting | alias | resolved to (best on validation among) |", "|---|---|---|"]
