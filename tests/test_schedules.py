@@ -401,7 +401,7 @@ def test_ctkd_published_range_initialisation_and_curriculum():
     schedule = _build({"schedule": "ctkd"}, 40, 3)
     assert schedule.params.t_start == 1.0 and schedule.params.t_range == 20.0  # --t_start 1, --t_end 20
     assert float(schedule.theta.detach()) == 1.0                                # torch.ones(1)
-    assert float(schedule.value()) == pytest.approx(1 + 20 * torch.sigmoid(torch.tensor(1.0)).item())
+    assert float(schedule.value().detach()) == pytest.approx(1 + 20 * torch.sigmoid(torch.tensor(1.0)).item())
     # λ: CTKD's CosineDecay(max 0, min -1, loops 10) at epochs 1..40, sign taken by the reversal
     published = [-((math.cos(min(e, 10) * math.pi / 10) + 1) * 0.5 * (0 - (-1)) + (-1)) for e in range(1, 41)]
     ours = [schedule.reversal(e) for e in range(40)]
