@@ -83,5 +83,5 @@ BACKENDS = Registry("backend", {
 
 SCHEDULES = Registry("schedule", {name: f"tempdistill.schedules:{cls}" for name, cls in (
     ("constant", "Constant"), ("linear", "Linear"), ("cosine", "Cosine"), ("exponential", "Exponential"),
-    ("two_phase", "TwoPhase"), ("adaptive", "Adaptive"), ("learnable", "Learnable"), ("instance", "Instance"),
-    ("logit_std", "LogitStd"))})
+    ("step", "Step"), ("two_phase", "TwoPhase"), ("adaptive", "Adaptive"), ("learnable", "Learnable"),
+    ("ctkd", "Ctkd"), ("instance", "Instance"), ("logit_std", "LogitStd"))})

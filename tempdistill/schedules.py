@@ -145,19 +145,19 @@ class Exponential(Schedule):
         return self.params.start * (self.params.end / self.params.start) ** p
 
 
-class TwoPhaseParams(Strict):
-    schedule: str = "two_phase"
+class StepParams(Strict):
+    schedule: str = "step"
     high: float = _positive(8.0)
     low: float = _positive(1.0)
     switch_epoch: Optional[int] = Field(None, ge=1)  # default: half of distill.epochs
-    alpha_phase2: float = Field(0.5, ge=0.0, le=1.0)
 
 
-class TwoPhase(Schedule):
-    """High-T distillation until ``switch_epoch``, then low-T fine-tuning with its own alpha."""
+class Step(Schedule):
+    """A step change of T: ``high`` until ``switch_epoch``, then ``low``; the KD weight (alpha)
+    stays the run's throughout, so only T changes at the switch."""
 
-    name = "two_phase"
-    Params = TwoPhaseParams
+    name = "step"
+    Params = StepParams
 
     def __init__(self, params: Any, total_epochs: int, steps_per_epoch: int) -> None:
         super().__init__(params, total_epochs, steps_per_epoch)
@@ -171,6 +171,19 @@ class TwoPhase(Schedule):
 
     def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
         return self.params.high if epoch < self.switch_epoch else self.params.low
+
+
+class TwoPhaseParams(StepParams):
+    schedule: str = "two_phase"
+    alpha_phase2: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class TwoPhase(Step):
+    """High-T distillation until ``switch_epoch``, then low-T fine-tuning with its own alpha
+    (``alpha_phase2``); ``step`` is the same change of T with the run's alpha kept."""
+
+    name = "two_phase"
+    Params = TwoPhaseParams
 
     def alpha(self, epoch: int, default: float) -> float:
         return default if epoch < self.switch_epoch else self.params.alpha_phase2
@@ -276,6 +289,68 @@ class Learnable(Schedule):
     def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
         strength = reversal_strength(epoch, self.total_epochs, self.params.max_reversal)
         return GradientReversal.apply(self.value(), strength)
+
+    def parameters(self) -> Iterable[torch.nn.Parameter]:
+        return (self.theta,)
+
+
+class CtkdParams(Strict):
+    schedule: str = "ctkd"
+    t_start: float = _positive(1.0)
+    t_range: float = _positive(20.0)
+    init_param: float = Field(1.0, allow_inf_nan=False)
+    cosine_decay_epochs: int = Field(10, ge=1)
+    max_reversal: float = Field(1.0, ge=0.0, allow_inf_nan=False)
+
+
+def ctkd_reversal(epoch: int, decay_epochs: int, maximum: float = 1.0) -> float:
+    """CTKD's λ in epoch ``epoch`` (0-based here; CTKD counts epochs from 1): a cosine rise from
+    0 over the first ``decay_epochs`` epochs, then ``maximum`` for the rest of training."""
+    done = min(epoch + 1, decay_epochs)
+    return maximum * (1 - math.cos(math.pi * done / decay_epochs)) / 2
+
+
+class Ctkd(Schedule):
+    """Curriculum Temperature for KD, global T, as published (Li et al., AAAI 2023; the authors'
+    code, github.com/zhengli97/CTKD).
+
+    - T = t_start + t_range·sigmoid(θ): ``helper/loops.py``, ``temp = opt.t_start + opt.t_end *
+      torch.sigmoid(temp)``, with ``--t_start 1`` and ``--t_end 20`` the defaults of
+      ``train_student.py`` (``t_end`` is a range there, not an end: T lies in (1, 21)).
+    - θ starts at 1 (``models/temp_global.py``: ``nn.Parameter(torch.ones(1))``), so T starts
+      at 1 + 20·sigmoid(1) ≈ 15.6.
+    - The gradient reversal multiplies θ's gradient by −λ, λ following CTKD's ``CosineDecay``
+      with ``--decay_max 0 --decay_min -1 --decay_loops 10`` (``scripts/run_cifar_distill.sh``):
+      λ_e = (1 − cos(π·min(e, 10)/10))/2 in epoch e counted from 1, so it rises from 0.02 to 1
+      over the first 10 epochs and stays at 1 (``cosine_decay_epochs``, ``max_reversal``).
+    - θ is trained by the student's optimiser (CTKD puts the temperature module in the student's
+      SGD, momentum 0.9, weight decay 5e-4); here that optimiser is the run's Adam with its lr
+      and weight decay: the one deliberate difference.
+
+    The gradient reaches θ through the teacher's softened targets and the student's tempered
+    logits. A spiking student applies T through its firing thresholds without gradient, so there
+    θ learns from the teacher side only: not CTKD (``learnable`` keeps our earlier variant).
+    """
+
+    name = "ctkd"
+    Params = CtkdParams
+
+    def __init__(self, params: Any, total_epochs: int, steps_per_epoch: int) -> None:
+        super().__init__(params, total_epochs, steps_per_epoch)
+        self.theta = torch.nn.Parameter(torch.tensor(float(params.init_param)))
+
+    def value(self) -> torch.Tensor:
+        return self.params.t_start + self.params.t_range * torch.sigmoid(self.theta)
+
+    def reversal(self, epoch: int) -> float:
+        return ctkd_reversal(epoch, self.params.cosine_decay_epochs, self.params.max_reversal)
+
+    def to(self, device: str | torch.device) -> "Schedule":
+        self.theta.data = self.theta.data.to(device)
+        return self
+
+    def temperature(self, step: int, epoch: int, signals: Signals = None) -> Temperature:
+        return GradientReversal.apply(self.value(), self.reversal(epoch))
 
     def parameters(self) -> Iterable[torch.nn.Parameter]:
         return (self.theta,)

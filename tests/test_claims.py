@@ -31,7 +31,7 @@ from tempdistill.studies.claims import (
 )
 from tempdistill.analysis.inference import Estimate
 from tempdistill.record.run import Run
-from tempdistill.studies.claims_experiment import load_spec, plan_claims
+from tempdistill.studies.claims_experiment import choose, index_runs, load_spec, plan_claims, plan_tuning
 from tempdistill.app.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -132,14 +132,14 @@ def judge(claim_id: str, index: RunIndex):
 
 
 @pytest.mark.parametrize("gain, verdict", [(0.02, REPRODUCED), (-0.02, OPPOSITE), (0.0, NOT_REPRODUCED)])
-def test_learnable_against_fixed_t(gain: float, verdict: str) -> None:
+def test_ctkd_against_the_best_constant_t(gain: float, verdict: str) -> None:
     rng = np.random.default_rng(1)
     cells = {}
     for setting in ("digits-dense", "digits-snntorch"):
         base = 0.9 + 0.01 * rng.standard_normal(5)
         noise = 0.002 * rng.standard_normal(5) if gain else np.zeros(5)
-        cells[(setting, "T4")] = [fake_run("T4", s, base[s], [0.9]) for s in range(5)]
-        cells[(setting, "learnable")] = [fake_run("learnable", s, base[s] + gain + noise[s], [0.9]) for s in range(5)]
+        cells[(setting, "best_constant")] = [fake_run("T4", s, base[s], [0.9]) for s in range(5)]
+        cells[(setting, "ctkd")] = [fake_run("ctkd", s, base[s] + gain + noise[s], [0.9]) for s in range(5)]
     found = judge("C5", index_of(cells))
     assert found.verdict == verdict
     assert list(found.verdicts) == ["digits-dense", "digits-snntorch"]       # one verdict per setting, no pool
@@ -152,9 +152,9 @@ def test_dense_and_spiking_settings_get_their_own_verdicts() -> None:
     cells = {}
     for setting, gain in (("digits-dense", 0.02), ("digits-snntorch", -0.02)):
         base = 0.9 + 0.01 * rng.standard_normal(5)
-        cells[(setting, "T4")] = [fake_run("T4", s, base[s], [0.9]) for s in range(5)]
-        cells[(setting, "learnable")] = [fake_run("learnable", s, base[s] + gain + 0.002 * rng.standard_normal(),
-                                                  [0.9]) for s in range(5)]
+        cells[(setting, "best_constant")] = [fake_run("T4", s, base[s], [0.9]) for s in range(5)]
+        cells[(setting, "ctkd")] = [fake_run("ctkd", s, base[s] + gain + 0.002 * rng.standard_normal(), [0.9])
+                                    for s in range(5)]
     found = judge("C5", index_of(cells))
     assert found.verdicts == {"digits-dense": REPRODUCED, "digits-snntorch": OPPOSITE}
     assert found.verdict == MIXED
@@ -167,7 +167,8 @@ def test_adaptive_speedup_must_match_the_quoted_size() -> None:
         return [0.5] * (reach - 1) + [0.95] * (21 - reach)
 
     def cells(adaptive_epochs: Sequence[int]) -> RunIndex:
-        return index_of({("digits-dense", "T4"): [fake_run("T4", s, 0.9, series(e)) for s, e in enumerate([10, 10, 11, 9, 10])],
+        return index_of({("digits-dense", "best_constant"): [fake_run("T4", s, 0.9, series(e))
+                                                             for s, e in enumerate([10, 10, 11, 9, 10])],
                          ("digits-dense", "adaptive"): [fake_run("adaptive", s, 0.9, series(e))
                                                         for s, e in enumerate(adaptive_epochs)]})
 
@@ -212,18 +213,94 @@ def test_a_claim_without_its_runs_is_not_testable() -> None:
 # --- the shipped file and the command ---------------------------------------------------------
 
 
-def test_shipped_claims_file_plans_every_claim_with_five_seeds() -> None:
+def test_shipped_claims_file_plans_a_tuning_and_an_evaluation_stage() -> None:
+    from tempdistill.studies.claims import NOT_TESTABLE_IN
+
     spec = load_spec(CLAIMS_FILE)
-    plan = plan_claims(spec, claims_by_id())
-    assert len(set(spec.seeds)) >= 5 and not plan.left_out
-    runs_per_cell: Dict[tuple, int] = {}
-    for setting_arm in plan.cells.values():
-        runs_per_cell[setting_arm] = runs_per_cell.get(setting_arm, 0) + 1
-    assert set(runs_per_cell.values()) == {1}  # one run name per (setting, arm), each with every seed
-    assert len(plan.jobs) == len(plan.cells) * len(spec.seeds)
+    tuning = plan_tuning(spec, claims_by_id())
+    plan = plan_claims(spec, claims_by_id())  # a preview: aliases at their first candidate, nothing tuned
+    assert not plan.left_out
+    assert not set(tuning.seeds) & set(plan.all_seeds)                   # tuning seeds are not evaluation seeds
+    assert all(len(set(seeds)) >= 10 for seeds in plan.seeds.values())
+    # tuning: every (setting, arm) at every point of its grid, with every tuning seed
+    for (setting, arm), grid in tuning.grids.items():
+        jobs = [j for j in tuning.jobs if tuning.cells[j.name][:2] == (setting, arm)]
+        points = int(np.prod([len(v) for v in grid.values()]))
+        assert len(jobs) == points * len(tuning.seeds) and points >= 3, (setting, arm)
+        assert {j.seed for j in jobs} == set(tuning.seeds)
+    assert tuning.grids[("digits-dense", "linear")]["distill.temperature.start"] == [4.0, 8.0, 16.0]
+    # best_constant's candidates are tuned wherever a claim compares with it
+    for setting in ("digits-dense", "digits-snntorch", "mnist1d-dense", "mnist1d-snntorch"):
+        assert {a for s, a in tuning.grids if s == setting} >= set(spec.aliases["best_constant"])
+        assert plan.aliases[(setting, "best_constant")] in spec.aliases["best_constant"]
+    # evaluation: one run name per (setting, arm), each with the setting's seeds
+    names: Dict[tuple, set] = {}
+    for job in plan.jobs:
+        names.setdefault(plan.cells[job.name], set()).add(job.name)
+    assert set(map(len, names.values())) == {1}
+    assert len(plan.jobs) == sum(len(plan.seeds[s]) for s, _ in names)
+    skipped = NOT_TESTABLE_IN["ctkd"][0]
     for claim in claims_by_id():
         for settings, arms in claim.needs:
-            assert {(s, a) for s in settings for a in arms} <= set(plan.cells.values()), claim.id
+            wanted = {(s, plan.aliases.get((s, a), a)) for s in settings for a in arms
+                      if s not in NOT_TESTABLE_IN.get(a, ((), ""))[0]}
+            assert wanted <= set(names), claim.id
+    assert not {(s, "ctkd") for s in skipped} & set(names) and "ctkd is not run" in plan.untestable["C5"][0]
+    assert "cartpole-dense" not in spec.settings and "acrobot-dense" in spec.settings
+
+
+def _tuning_run(name: str, seed: int, val: float, status: str = "complete") -> Run:
+    return Run.from_parts(config={"name": name, "seed": seed}, series={"val_accuracy": np.asarray([0.5, val])},
+                          eval={"student_accuracy": val}, status=status)
+
+
+def test_each_arm_gets_its_best_point_on_validation_and_best_constant_resolves() -> None:
+    spec = load_spec(CLAIMS_FILE)
+    claims = claims_by_id(["C5"])                                         # best_constant vs ctkd
+    tuning = plan_tuning(spec, claims)
+    assert {a for _, a in tuning.grids} == {"T1", "T2", "T4", "T5", "T8", "ctkd"}
+    assert {s for s, a in tuning.grids if a == "ctkd"} == {"digits-dense", "mnist1d-dense"}  # no CTKD on spiking students
+    tuning.grids = {cell: grid for cell, grid in tuning.grids.items() if cell[0].endswith("-dense")}
+
+    def validation(setting: str, arm: str, values: Dict[str, Any], seed: int) -> float:
+        score = 0.80 + (0.05 if values["distill.lr"] == 0.004 else 0.0) + (0.02 if values["distill.alpha"] == 0.5 else 0.0)
+        score += {"T2": 0.03, "T5": 0.01}.get(arm, 0.0) if setting == "digits-dense" else (0.04 if arm == "T8" else 0.0)
+        return score + 0.001 * (seed - 100)                              # seeds differ; the mean decides
+
+    runs = [_tuning_run(job.name, job.seed, validation(*tuning.cells[job.name][:2], dict(tuning.cells[job.name][2]), job.seed))
+            for job in tuning.jobs]
+    # a point better on one failed run does not count; a point with fewer complete runs does not win
+    lucky = next(j for j in tuning.jobs if tuning.cells[j.name][:2] == ("digits-dense", "T1")
+                 and dict(tuning.cells[j.name][2]) == {"distill.lr": 0.001, "distill.alpha": 0.9})
+    runs = [r for r in runs if not (r.config["name"] == lucky.name and r.config["seed"] == 101)]
+    runs.append(_tuning_run(lucky.name, 101, 0.99, status="failed"))
+    chosen = choose(spec, tuning, runs)
+    for (setting, arm), choice in chosen.choices.items():
+        assert choice.values == {"distill.lr": 0.004, "distill.alpha": 0.5}, (setting, arm)
+        assert choice.seeds == 2 and choice.points == choice.size == 6
+    assert chosen.choices[("digits-dense", "T2")].score == pytest.approx(0.80 + 0.05 + 0.02 + 0.03 + 0.0005)
+    assert chosen.aliases == {("digits-dense", "best_constant"): "T2", ("mnist1d-dense", "best_constant"): "T8"}
+    # the evaluation stage runs each arm at its chosen point, with the evaluation seeds
+    plan = plan_claims(spec, claims, chosen=chosen)
+    assert set(plan.cells.values()) == {("digits-dense", "T2"), ("digits-dense", "ctkd"),
+                                        ("mnist1d-dense", "T8"), ("mnist1d-dense", "ctkd")}
+    for job in plan.jobs:
+        assert job.mapping["distill"]["lr"] == 0.004 and job.mapping["distill"]["alpha"] == 0.5
+        assert job.seed in spec.seeds_of(plan.cells[job.name][0]) and "tune" not in job.name
+    ctkd = next(j for j in plan.jobs if plan.cells[j.name] == ("digits-dense", "ctkd"))
+    assert ctkd.mapping["distill"]["temperature"]["schedule"] == "ctkd" and "lr=0.004" in ctkd.name
+    # an arm whose tuning runs all failed is not evaluated, and says so
+    partial = choose(spec, tuning, [r for r in runs if tuning.cells[r.config["name"]][1] != "ctkd"])
+    assert ("digits-dense", "ctkd") in plan_claims(spec, claims, chosen=partial).unchosen
+
+
+def test_tuning_seeds_must_differ_from_evaluation_seeds(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    raw = yaml.safe_load(CLAIMS_FILE.read_text())
+    raw["tuning"]["seeds"] = [3, 100]
+    bad = tmp_path / "claims.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    assert main(["claims", str(bad), "--quick", "--out", str(tmp_path / "runs")]) == 2
+    assert "tuning.seeds: [3] are also evaluation seeds" in capsys.readouterr().err
 
 
 def test_unknown_claim_is_refused(capsys: pytest.CaptureFixture) -> None:
@@ -235,12 +312,12 @@ def test_unknown_claim_is_refused(capsys: pytest.CaptureFixture) -> None:
 
 def test_bad_claims_file_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     raw = yaml.safe_load(CLAIMS_FILE.read_text())
-    raw["arms"]["T44"] = raw["arms"].pop("T4")
+    raw["arms"]["T44"] = raw["arms"].pop("T6")
     bad = tmp_path / "claims.yaml"
     bad.write_text(yaml.safe_dump(raw))
     assert main(["claims", str(bad), "--quick", "--out", str(tmp_path / "runs")]) == 2
     assert "arms.T44: no claim uses it" in capsys.readouterr().err
-    raw["arms"]["T4"] = raw["arms"].pop("T44")
+    raw["arms"]["T6"] = raw["arms"].pop("T44")
     raw["settings"]["digits-dense"]["base"] = "digit"
     bad.write_text(yaml.safe_dump(raw))
     assert main(["claims", str(bad), "--quick", "--out", str(tmp_path / "runs")]) == 2
@@ -249,12 +326,12 @@ def test_bad_claims_file_names_the_field(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_quick_claims_end_to_end_and_resumed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out, report = tmp_path / "runs", tmp_path / "CLAIMS.md"
-    args = ["claims", str(CLAIMS_FILE), "--quick", "--only", "C1,C7", "--out", str(out), "--report", str(report),
+    args = ["claims", str(CLAIMS_FILE), "--quick", "--only", "C1,C5,C7", "--out", str(out), "--report", str(report),
             "--quiet"]
     assert main(args) == 0
     text = report.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| C")]
-    assert [row.split("|")[1].strip() for row in rows] == ["C1", "C7"]
+    assert [row.split("|")[1].strip() for row in rows] == ["C1", "C5", "C7"]
     for row in rows:
         cells = [c.strip() for c in row.split("|")[1:-1]]
         for said in cells[-1].strip("*").split("; "):          # a verdict per setting, none pooled
@@ -264,12 +341,21 @@ def test_quick_claims_end_to_end_and_resumed(tmp_path: Path, capsys: pytest.Capt
                and ("dense)" in line or "spiking)" in line)]
     assert details and all("[" in line and "]" in line for line in details)   # every effect with its interval
     assert "| Holm p | power (seeds for 80%) |" in text
-    assert "Running time:" in text and "14 of 14 planned are complete" in text
+    spec = load_spec(CLAIMS_FILE)
+    tuning = plan_tuning(spec, claims_by_id(["C1", "C5", "C7"]), quick=True)
+    # 13 (setting, arm) cells (best_constant: its 5 candidates in both settings) × 2 lr × 1 tuning seed
+    assert len(tuning.jobs) == 26
+    planned = int(text.split(" planned are complete")[0].rsplit(" of ", 1)[1])
+    assert f"{planned} of {planned} planned are complete" in text and planned > len(tuning.jobs)
+    files = list(out.glob("*.h5"))
+    assert len(files) == planned and sum("-tune-" in f.name for f in files) == len(tuning.jobs)
+    assert "Running time:" in text and "tuning seeds 100" in text
     assert "mnist1d-dense" in text                            # said to be left out by --quick
-    assert len(list(out.glob("*.h5"))) == 14
+    assert "## What each arm got in the tuning stage" in text and "| digits-dense | best_constant | **T" in text
+    assert "ctkd is not run in digits-snntorch" in text       # CTKD's spiking part, with why
     capsys.readouterr()
-    assert main(args) == 0                                    # a second launch keeps every run
-    assert len(list(out.glob("*.h5"))) == 14
+    assert main(args) == 0                                    # a second launch keeps every run of both stages
+    assert len(list(out.glob("*.h5"))) == planned
     assert "over 2 launch(es)" in report.read_text()
 
 
@@ -278,7 +364,7 @@ def test_every_schedule_is_set_against_the_fixed_t_with_its_interval() -> None:
 
     rng = np.random.default_rng(2)
     base = 0.9 + 0.01 * rng.standard_normal(5)
-    cells = {("digits-dense", "T4"): [fake_run("T4", s, base[s], [0.9]) for s in range(5)],
+    cells = {("digits-dense", "best_constant"): [fake_run("T4", s, base[s], [0.9]) for s in range(5)],
              ("digits-dense", "cosine"): [fake_run("cosine", s, base[s] + 0.02 + 0.001 * s, [0.9]) for s in range(5)],
              ("digits-dense", "linear"): [fake_run("linear", s, base[s] - 0.03 + 0.001 * s, [0.9]) for s in range(5)],
              ("digits-dense", "adaptive"): [fake_run("adaptive", s, base[s] + (0.01 if s % 2 else -0.01), [0.9])
@@ -292,4 +378,4 @@ def test_every_schedule_is_set_against_the_fixed_t_with_its_interval() -> None:
     assert rows["linear"].rstrip(" |").endswith("worse")
     assert rows["exponential"].rstrip(" |").endswith("no clear difference")       # tight: powered for ±0.01
     assert rows["adaptive"].rstrip(" |").endswith("cannot tell (power below 0.8)")  # ±0.01 seed to seed
-    assert "[" in rows["cosine"] and "constant T = 4" in rows
+    assert "[" in rows["cosine"] and "best constant T" in rows

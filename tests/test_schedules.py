@@ -41,8 +41,10 @@ from tempdistill.schedules import (
     Linear,
     LogitStd,
     Schedule,
+    Step,
     TwoPhase,
     build_schedule,
+    ctkd_reversal,
     known_schedules,
     reversal_strength,
     schedule_class,
@@ -61,8 +63,10 @@ SCHEDULES: Dict[str, Dict[str, Any]] = {
     "cosine": {"schedule": "cosine", "start": 8.0, "end": 1.0},
     "exponential": {"schedule": "exponential", "start": 8.0, "end": 1.0},
     "two_phase": {"schedule": "two_phase", "high": 6.0, "low": 1.5, "switch_epoch": 2, "alpha_phase2": 0.3},
+    "step": {"schedule": "step", "high": 6.0, "low": 1.5, "switch_epoch": 2},
     "adaptive": {"schedule": "adaptive", "start": 4.0, "target_kl": 0.05, "rate": 0.5, "min": 1.0, "max": 20.0},
     "learnable": {"schedule": "learnable", "init": 4.0, "t_min": 1.0, "t_range": 9.0},
+    "ctkd": {"schedule": "ctkd", "cosine_decay_epochs": 2},
     "instance": {"schedule": "instance", "init": 4.0, "t_min": 1.0, "t_range": 9.0, "hidden": 8},
     "logit_std": {"schedule": "logit_std", "base": 0.5},
     "grouped_cosine": {
@@ -209,6 +213,20 @@ def check_two_phase(run, section, config) -> None:
     alpha = np.asarray(run["metrics"]["alpha"])
     expected = [config.distill.alpha] * switch + [section["alpha_phase2"]] * (len(alpha) - switch)
     np.testing.assert_allclose(alpha, expected, atol=1e-12)
+
+
+def check_step(run, section, config) -> None:
+    _, per_epoch = _series(run)
+    switch = section["switch_epoch"]
+    assert np.all(per_epoch[:switch] == section["high"]) and np.all(per_epoch[switch:] == section["low"])
+    np.testing.assert_allclose(run["metrics"]["alpha"], config.distill.alpha, atol=1e-12)  # alpha held
+
+
+def check_ctkd(run, section, config) -> None:
+    steps, per_epoch = _series(run)
+    assert np.all((per_epoch > 1.0) & (per_epoch < 21.0))  # T = 1 + 20·sigmoid(θ)
+    assert steps[0] == pytest.approx(1 + 20 / (1 + math.exp(-1)), rel=1e-6)  # θ starts at 1: T ≈ 15.6
+    assert np.ptp(steps) > 1e-6  # trained from the first epoch on (λ > 0 there)
 
 
 def check_adaptive(run, section, config) -> None:
@@ -368,6 +386,34 @@ def test_cosine_and_exponential_shapes():
     assert cos(0, 0) - cos(1, 0) < (cos(49, 0) - cos(51, 0)) / 2 / 10
     exp = _build({"schedule": "exponential", "start": 16.0, "end": 1.0}, 1, 5)
     assert [exp(s, 0) for s in range(5)] == pytest.approx([16.0, 8.0, 4.0, 2.0, 1.0], abs=1e-12)
+
+
+def test_step_changes_t_only():
+    schedule = _build({"schedule": "step", "high": 8.0, "low": 1.0}, 6, 4)
+    assert isinstance(schedule, Step) and schedule.switch_epoch == 3  # half of the epochs by default
+    assert [schedule(e * 4, e) for e in range(6)] == [8.0, 8.0, 8.0, 1.0, 1.0, 1.0]
+    assert [schedule.alpha(e, 0.7) for e in range(6)] == [0.7] * 6
+    with pytest.raises(ConfigError, match="alpha_phase2: unknown key"):
+        _build({"schedule": "step", "alpha_phase2": 0.5}, 6, 4)
+
+
+def test_ctkd_published_range_initialisation_and_curriculum():
+    schedule = _build({"schedule": "ctkd"}, 40, 3)
+    assert schedule.params.t_start == 1.0 and schedule.params.t_range == 20.0  # --t_start 1, --t_end 20
+    assert float(schedule.theta.detach()) == 1.0                                # torch.ones(1)
+    assert float(schedule.value().detach()) == pytest.approx(1 + 20 * torch.sigmoid(torch.tensor(1.0)).item())
+    # λ: CTKD's CosineDecay(max 0, min -1, loops 10) at epochs 1..40, sign taken by the reversal
+    published = [-((math.cos(min(e, 10) * math.pi / 10) + 1) * 0.5 * (0 - (-1)) + (-1)) for e in range(1, 41)]
+    ours = [schedule.reversal(e) for e in range(40)]
+    assert ours == pytest.approx(published, abs=1e-12)
+    assert ours[0] == pytest.approx((1 - math.cos(math.pi / 10)) / 2) and ours[9:] == [1.0] * 31
+    assert all(a < b for a, b in zip(ours[:10], ours[1:10]))
+    assert ctkd_reversal(1, 4, 0.5) == pytest.approx(0.25) and ctkd_reversal(3, 4, 0.5) == 0.5  # maximum 0.5
+    # the reversal: θ's gradient is −λ times the loss's, so the optimiser raises the loss via T
+    theta_t = schedule.temperature(0, 20)
+    theta_t.backward()
+    plain = torch.sigmoid(torch.tensor(1.0)) * (1 - torch.sigmoid(torch.tensor(1.0))) * 20
+    assert float(schedule.theta.grad) == pytest.approx(-float(plain), rel=1e-6)
 
 
 def test_two_phase_object():

@@ -194,9 +194,10 @@ def _cmd_claims(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     print(table(["claim", "verdict", "measured effect [95% interval]"],
                 [[f.claim.id, f.verdict_text, f.effect] for f in outcome.findings]))
-    ending = outcome.sweep.describe()
-    if ending:
-        print(ending)
+    for sweep in ([outcome.tuning] if outcome.tuning is not None else []) + [outcome.sweep]:
+        ending = sweep.describe()
+        if ending:
+            print(ending)
     print(f"report: {outcome.report}")
     return 1 if outcome.sweep.failures else 0
 

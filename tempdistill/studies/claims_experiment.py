@@ -1,13 +1,21 @@
-"""The claims experiment: ``claims.yaml`` → one sweep of runs → a Markdown report.
+"""The claims experiment: ``claims.yaml`` → a tuning sweep, then an evaluation sweep → a report.
 
 ``claims.yaml`` holds run configs (``bases``), the settings built from them (a base and
-overrides: a dataset or environment with one student), the arms (overrides that make a run one
-arm of a comparison: a schedule, a student option), the seeds, and what ``--quick`` shrinks. The
-claims (``tempdistill.studies.claims``) name the settings and arms they are judged from; each needed
-(setting, arm) becomes sweep jobs (``sweep.plan_sweep``, one per seed), and all of them run as
-one sweep (``sweep.run_sweep``) in one directory. So the experiment resumes like a sweep (a
-second launch keeps every complete run), runs on Ray like one, and every run is an ordinary
-run file that ``tempdistill show``/``compare`` read.
+overrides: a dataset or environment with one student, and optionally its own evaluation seeds),
+the arms (overrides that make a run one arm of a comparison: a schedule, a student option),
+aliases (``best_constant``: the arm best on validation among some constant ones), the tuning
+stage and what ``--quick`` shrinks. The claims (``tempdistill.studies.claims``) name the
+settings and arms they are judged from.
+
+Two stages, one command, one directory. *Tuning*: every needed (setting, arm) runs over the
+tuning grid (lr × alpha, and for some arms their schedule's range) with the tuning seeds; each
+arm gets the grid point whose mean validation score over the tuning seeds is best
+(``claims.validation_score``), and each alias resolves, per setting, to the candidate arm best
+on validation at its chosen point. *Evaluation*: every needed (setting, arm) runs at its chosen
+point over the evaluation seeds, which differ from the tuning seeds. Both stages are sweeps
+(``sweep.plan_sweep``/``run_sweep``) into the same ``--out``, so a second launch keeps every
+complete run of either stage, the evaluation stage is planned only once the tuning runs are
+complete, and every run is an ordinary run file that ``tempdistill show``/``compare`` read.
 """
 
 from __future__ import annotations
@@ -19,11 +27,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+import math
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+import numpy as np
 from pydantic import Field
 
 from tempdistill.studies.claims import (
+    NOT_TESTABLE_IN,
     Claim,
     Finding,
     RunIndex,
@@ -33,27 +44,44 @@ from tempdistill.studies.claims import (
     p_text,
     power_text,
     schedule_comparison,
+    validation_score,
 )
 from tempdistill.config import ConfigError, Strict, config_from_mapping, read_yaml, resolve_paths, set_path, validate_section
 from tempdistill.record.run import Run
+from tempdistill.record.run_file import run_identity
 from tempdistill.sweep.jobs import SweepOutcome
 from tempdistill.sweep.launch import EXECUTORS, run_sweep
 from tempdistill.sweep.plan import Job, plan_sweep
 
 
 class SettingSpec(Strict):
-    """A setting: a base run config and overrides (dotted keys) applied to it."""
+    """A setting: a base run config, overrides (dotted keys) applied to it, and its evaluation
+    seeds when they are not the file's."""
 
     base: str
     set: Dict[str, Any] = Field(default_factory=dict)
+    seeds: Optional[List[int]] = Field(None, min_length=2)
+
+
+class TuningSpec(Strict):
+    """The tuning stage: its seeds, the grid every arm gets (dotted keys → values), a grid per
+    base where a base's differs (replacing the common one), and per arm the extra keys that
+    set its schedule's range (crossed with the grid)."""
+
+    seeds: List[int] = Field(min_length=1)
+    grid: Dict[str, List[Any]] = Field(default_factory=dict)
+    grid_by_base: Dict[str, Dict[str, List[Any]]] = Field(default_factory=dict)
+    ranges: Dict[str, Dict[str, List[Any]]] = Field(default_factory=dict)
 
 
 class QuickSpec(Strict):
-    """What ``--quick`` runs: fewer seeds, some settings, and overrides per base (epochs, sizes)."""
+    """What ``--quick`` runs: fewer seeds, some settings, overrides per base (epochs, sizes) and
+    its own (tiny) tuning stage."""
 
     seeds: List[int] = Field(min_length=2)
     settings: List[str] = Field(min_length=1)
     set: Dict[str, Dict[str, Any]] = Field(default_factory=dict)
+    tuning: Optional[TuningSpec] = None
 
 
 class ClaimsSpec(Strict):
@@ -62,7 +90,20 @@ class ClaimsSpec(Strict):
     bases: Dict[str, Dict[str, Any]]
     settings: Dict[str, SettingSpec]
     arms: Dict[str, Dict[str, Any]]
+    aliases: Dict[str, List[str]] = Field(default_factory=dict)  # name -> candidate arms (best on validation)
+    tuning: TuningSpec
     quick: Optional[QuickSpec] = None
+
+    def seeds_of(self, setting: str, quick: bool = False) -> List[int]:
+        if quick and self.quick is not None:
+            return list(self.quick.seeds)
+        own = self.settings[setting].seeds
+        return list(own if own is not None else self.seeds)
+
+    def tuning_of(self, quick: bool = False) -> TuningSpec:
+        if quick and self.quick is not None and self.quick.tuning is not None:
+            return self.quick.tuning
+        return self.tuning
 
 
 def load_spec(path: str | Path) -> ClaimsSpec:
@@ -83,6 +124,14 @@ def _check_names(spec: ClaimsSpec) -> None:
             raise ConfigError(f"settings.{name}.base: {setting.base!r} is not in bases; defined: {', '.join(spec.bases)}")
     used_settings = {s for claim in claims_by_id() for s in claim.settings()}
     used_arms = {a for claim in claims_by_id() for a in claim.arms()}
+    for alias, candidates in spec.aliases.items():
+        if alias in spec.arms:
+            raise ConfigError(f"aliases.{alias}: also an arm; an alias names one of its candidate arms")
+        for arm in candidates:
+            if arm not in spec.arms:
+                raise ConfigError(f"aliases.{alias}: {arm!r} is not in arms; defined: {', '.join(spec.arms)}")
+        if alias in used_arms:
+            used_arms |= set(candidates)
     for name in spec.settings:
         if name not in used_settings:
             raise ConfigError(f"settings.{name}: no claim uses it; the claims use: {', '.join(sorted(used_settings))}")
@@ -91,6 +140,20 @@ def _check_names(spec: ClaimsSpec) -> None:
             raise ConfigError(f"arms.{name}: no claim uses it; the claims use: {', '.join(sorted(used_arms))}")
     if len(set(spec.seeds)) < 2:
         raise ConfigError(f"seeds: need at least two different seeds for an interval, got {spec.seeds}")
+    for tuning, where in ((spec.tuning, "tuning"), (spec.quick.tuning if spec.quick else None, "quick.tuning")):
+        if tuning is None:
+            continue
+        evaluation = set(spec.seeds) | {x for st in spec.settings.values() for x in (st.seeds or [])}
+        evaluation |= set(spec.quick.seeds) if spec.quick else set()
+        shared = sorted(set(tuning.seeds) & evaluation)
+        if shared:
+            raise ConfigError(f"{where}.seeds: {shared} are also evaluation seeds; tuning seeds must differ")
+        for name in tuning.grid_by_base:
+            if name not in spec.bases:
+                raise ConfigError(f"{where}.grid_by_base.{name}: not in bases; defined: {', '.join(spec.bases)}")
+        for name in tuning.ranges:
+            if name not in spec.arms:
+                raise ConfigError(f"{where}.ranges.{name}: not in arms; defined: {', '.join(spec.arms)}")
     if spec.quick is not None:
         for name in spec.quick.settings:
             if name not in spec.settings:
@@ -110,19 +173,6 @@ def parse_only(text: Optional[str]) -> Optional[List[str]]:
         raise ConfigError(f"--only: {exc}") from None
 
 
-@dataclass
-class ClaimsPlan:
-    """The jobs of a claims experiment and where each run belongs."""
-
-    claims: List[Claim]
-    jobs: List[Job]
-    cells: Dict[str, Tuple[str, str]]       # run name -> (setting, arm)
-    labels: Dict[str, str]                  # setting -> "digits, snnTorch [64] student, 40 epochs"
-    seeds: List[int]
-    quick: bool
-    left_out: Dict[str, List[str]] = field(default_factory=dict)  # claim -> settings not in this plan
-
-
 DATASETS = {"digits": "digits", "mnist1d": "MNIST-1D", "npz": "npz data"}
 BACKENDS = {"dense": "dense", "snntorch": "snnTorch", "norse": "Norse"}
 
@@ -135,44 +185,7 @@ def setting_label(mapping: Dict[str, Any]) -> str:
     return f"{where}, {student} student, {config.distill.epochs} epochs"
 
 
-def plan_claims(spec: ClaimsSpec, claims: Sequence[Claim], quick: bool = False) -> ClaimsPlan:
-    """Every (setting, arm, seed) the claims need, as validated sweep jobs; errors name the
-    setting and arm before anything runs."""
-    if quick and spec.quick is None:
-        raise ConfigError("quick: --quick needs a 'quick' section in the claims file (seeds, settings, set)")
-    seeds = spec.quick.seeds if quick else spec.seeds
-    allowed = set(spec.quick.settings) if quick else set(spec.settings)
-    needed: Dict[str, List[str]] = {}
-    left_out: Dict[str, List[str]] = {}
-    for claim in claims:
-        for settings, arms in claim.needs:
-            for setting in settings:
-                if setting not in spec.settings or setting not in allowed:
-                    left_out.setdefault(claim.id, []).append(setting)
-                    continue
-                for arm in arms:
-                    if arm not in spec.arms:
-                        raise ConfigError(f"arms: {arm!r} is missing ({claim.id} needs it); defined: {', '.join(spec.arms)}")
-                    if arm not in needed.setdefault(setting, []):
-                        needed[setting].append(arm)
-    jobs: List[Job] = []
-    cells: Dict[str, Tuple[str, str]] = {}
-    labels: Dict[str, str] = {}
-    for setting in spec.settings:  # the file's order: put the costly settings first to share the cores well
-        for arm in needed.get(setting, []):
-            raw = _setting_mapping(spec, setting, quick)
-            raw["sweep"] = {"seeds": seeds, "variants": {arm: spec.arms[arm]}}
-            try:
-                planned = plan_sweep(raw, {}, None)
-            except ConfigError as exc:
-                raise ConfigError(f"settings.{setting} with arms.{arm}: {exc}") from None
-            jobs.extend(planned)
-            cells.update({job.name: (setting, arm) for job in planned})
-            labels.setdefault(setting, setting_label(planned[0].mapping))
-    return ClaimsPlan(list(claims), jobs, cells, labels, list(seeds), quick, left_out)
-
-
-def _setting_mapping(spec: ClaimsSpec, setting: str, quick: bool) -> Dict[str, Any]:
+def _setting_mapping(spec: ClaimsSpec, setting: str, quick: bool, stage: str = "") -> Dict[str, Any]:
     """The run config of a setting: its base, its overrides, then (with --quick) the base's quick ones."""
     section = spec.settings[setting]
     raw = copy.deepcopy(spec.bases[section.base])
@@ -181,20 +194,245 @@ def _setting_mapping(spec: ClaimsSpec, setting: str, quick: bool) -> Dict[str, A
         changes.update(spec.quick.set.get(section.base, {}))
     for key, value in changes.items():
         set_path(raw, key, copy.deepcopy(value))
-    raw["name"] = f"{spec.name}-{setting}"
+    raw["name"] = f"{spec.name}-{stage}-{setting}" if stage else f"{spec.name}-{setting}"
     return raw
 
 
+Point = Tuple[Tuple[str, Any], ...]  # a grid point: (dotted key, value) pairs in the grid's order
+
+
+def _needs(spec: ClaimsSpec, claims: Sequence[Claim], quick: bool
+           ) -> Tuple[Dict[str, List[str]], Dict[str, List[str]], Dict[str, List[str]]]:
+    """The arms (and aliases) each setting needs, in the file's setting order; the settings each
+    claim lost to --quick or to the file; and, per claim, the (setting, arm) pairs left out
+    because the arm cannot be tested there (``claims.NOT_TESTABLE_IN``), with why."""
+    if quick and spec.quick is None:
+        raise ConfigError("quick: --quick needs a 'quick' section in the claims file (seeds, settings, set)")
+    allowed = set(spec.quick.settings) if quick else set(spec.settings)
+    needed: Dict[str, List[str]] = {}
+    left_out: Dict[str, List[str]] = {}
+    untestable: Dict[str, List[str]] = {}
+    for claim in claims:
+        for settings, arms in claim.needs:
+            for setting in settings:
+                if setting not in spec.settings or setting not in allowed:
+                    if setting not in left_out.get(claim.id, []):
+                        left_out.setdefault(claim.id, []).append(setting)
+                    continue
+                for arm in arms:
+                    if arm not in spec.arms and arm not in spec.aliases:
+                        raise ConfigError(f"arms: {arm!r} is missing ({claim.id} needs it); defined: {', '.join(spec.arms)}")
+                    where, why = NOT_TESTABLE_IN.get(arm, ((), ""))
+                    if setting in where:
+                        note = f"{arm} is not run in {setting}: {why}"
+                        if note not in untestable.get(claim.id, []):
+                            untestable.setdefault(claim.id, []).append(note)
+                        continue
+                    if arm not in needed.setdefault(setting, []):
+                        needed[setting].append(arm)
+    ordered = {s: needed[s] for s in spec.settings if s in needed}  # the file's order: costly settings first
+    return ordered, left_out, untestable
+
+
+def _arms_to_tune(spec: ClaimsSpec, arms: Sequence[str]) -> List[str]:
+    """The arms, each alias replaced by its candidates."""
+    out: List[str] = []
+    for arm in arms:
+        for a in spec.aliases.get(arm, [arm]):
+            if a not in out:
+                out.append(a)
+    return out
+
+
+def _get_path(mapping: Dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        mapping = mapping[part]
+    return mapping
+
+
+@dataclass
+class TuningPlan:
+    """The tuning stage: every needed (setting, arm) at every grid point, over the tuning seeds."""
+
+    jobs: List[Job]
+    cells: Dict[str, Tuple[str, str, Point]]   # run name -> (setting, arm, grid point)
+    seeds: List[int]
+    grids: Dict[Tuple[str, str], Dict[str, List[Any]]]  # (setting, arm) -> its grid
+
+
+def tuning_grid(spec: ClaimsSpec, setting: str, arm: str, quick: bool = False) -> Dict[str, List[Any]]:
+    """The grid one (setting, arm) is tuned over: its base's lr × alpha grid and the arm's range."""
+    tuning = spec.tuning_of(quick)
+    base = spec.settings[setting].base
+    grid = dict(tuning.grid_by_base.get(base, tuning.grid))
+    grid.update(tuning.ranges.get(arm, {}))
+    return grid
+
+
+def plan_tuning(spec: ClaimsSpec, claims: Sequence[Claim], quick: bool = False) -> TuningPlan:
+    """Every (setting, arm, grid point, tuning seed) the claims need, as validated sweep jobs."""
+    needed, _, _ = _needs(spec, claims, quick)
+    tuning = spec.tuning_of(quick)
+    jobs: List[Job] = []
+    cells: Dict[str, Tuple[str, str, Point]] = {}
+    grids: Dict[Tuple[str, str], Dict[str, List[Any]]] = {}
+    for setting, arms in needed.items():
+        for arm in _arms_to_tune(spec, arms):
+            grid = tuning_grid(spec, setting, arm, quick)
+            raw = _setting_mapping(spec, setting, quick, "tune")
+            raw["sweep"] = {"seeds": list(tuning.seeds), "variants": {arm: spec.arms[arm]}, "grid": grid}
+            try:
+                planned = plan_sweep(raw, {}, None)
+            except ConfigError as exc:
+                raise ConfigError(f"tuning: settings.{setting} with arms.{arm}: {exc}") from None
+            jobs.extend(planned)
+            grids[(setting, arm)] = grid
+            for job in planned:
+                cells[job.name] = (setting, arm, tuple((k, _get_path(job.mapping, k)) for k in grid))
+    return TuningPlan(jobs, cells, list(tuning.seeds), grids)
+
+
+@dataclass
+class Choice:
+    """What the tuning stage chose for one (setting, arm): the grid point best on validation."""
+
+    values: Dict[str, Any]     # dotted key -> value
+    score: float               # its mean validation score over the tuning seeds
+    seeds: int                 # complete tuning runs at that point
+    points: int                # grid points with complete runs (of the grid's size)
+    size: int = 0
+
+
+@dataclass
+class Chosen:
+    """The tuning stage's outcome: a choice per (setting, arm), and each alias's arm per setting."""
+
+    choices: Dict[Tuple[str, str], Choice] = field(default_factory=dict)
+    aliases: Dict[Tuple[str, str], str] = field(default_factory=dict)   # (setting, alias) -> arm
+
+
+def choose(spec: ClaimsSpec, plan: TuningPlan, runs: Iterable[Run]) -> Chosen:
+    """Per (setting, arm), the grid point with the best mean validation score over its complete
+    tuning runs (points with every tuning seed first; ties: the first in grid order); per setting,
+    each alias as the candidate whose chosen point scores best (ties: the first listed)."""
+    scores: Dict[Tuple[str, str, Point], List[float]] = {}
+    order = {cell: i for i, cell in enumerate(dict.fromkeys(plan.cells.values()))}
+    for run in runs:
+        cell = plan.cells.get(str(run.config.get("name")))
+        if cell is None or run.status != "complete" or run.config.get("seed") not in plan.seeds:
+            continue
+        score = validation_score(run)
+        if score is not None and math.isfinite(score):
+            scores.setdefault(cell, []).append(score)
+    chosen = Chosen()
+    for (setting, arm), grid in plan.grids.items():
+        points = [(cell, values) for cell, values in scores.items() if cell[:2] == (setting, arm)]
+        if not points:
+            continue
+        most = max(len(values) for _, values in points)
+        best = max((float(np.mean(v)), -order[c], c) for c, v in points if len(v) == most)
+        cell = best[2]
+        size = int(np.prod([len(v) for v in grid.values()])) if grid else 1
+        chosen.choices[(setting, arm)] = Choice(dict(cell[2]), best[0], most, len(points), size)
+    for setting in {s for s, _ in plan.grids}:
+        for alias, candidates in spec.aliases.items():
+            scored = [(chosen.choices[(setting, a)].score, -i, a) for i, a in enumerate(candidates)
+                      if (setting, a) in chosen.choices]
+            if scored and all((setting, a) in plan.grids for a in candidates):
+                chosen.aliases[(setting, alias)] = max(scored)[2]
+    return chosen
+
+
+@dataclass
+class ClaimsPlan:
+    """The evaluation stage's jobs and where each run belongs."""
+
+    claims: List[Claim]
+    jobs: List[Job]
+    cells: Dict[str, Tuple[str, str]]       # run name -> (setting, arm)
+    labels: Dict[str, str]                  # setting -> "digits, snnTorch [64] student, 40 epochs"
+    seeds: Dict[str, List[int]]             # setting -> its evaluation seeds
+    quick: bool
+    left_out: Dict[str, List[str]] = field(default_factory=dict)  # claim -> settings not in this plan
+    aliases: Dict[Tuple[str, str], str] = field(default_factory=dict)  # (setting, alias) -> arm
+    untestable: Dict[str, List[str]] = field(default_factory=dict)  # claim -> arms not run where, and why
+    unchosen: List[Tuple[str, str]] = field(default_factory=list)    # (setting, arm) with no complete tuning run
+
+    @property
+    def all_seeds(self) -> List[int]:
+        return sorted({seed for seeds in self.seeds.values() for seed in seeds})
+
+
+def plan_claims(spec: ClaimsSpec, claims: Sequence[Claim], quick: bool = False,
+                chosen: Optional[Chosen] = None) -> ClaimsPlan:
+    """The evaluation stage: every (setting, arm) the claims need at the point the tuning stage
+    chose for it, over the setting's evaluation seeds, as validated sweep jobs. Without
+    ``chosen`` (a preview: what the plan's size will be) every arm runs at its own settings and
+    an alias at its first candidate. Errors name the setting and arm before anything runs."""
+    needed, left_out, untestable = _needs(spec, claims, quick)
+    jobs: List[Job] = []
+    cells: Dict[str, Tuple[str, str]] = {}
+    labels: Dict[str, str] = {}
+    seeds: Dict[str, List[int]] = {}
+    aliases: Dict[Tuple[str, str], str] = {}
+    unchosen: List[Tuple[str, str]] = []
+    for setting, arms in needed.items():
+        resolved: List[str] = []
+        for arm in arms:
+            if arm in spec.aliases:
+                target = spec.aliases[arm][0] if chosen is None else chosen.aliases.get((setting, arm))
+                if target is None:
+                    unchosen.append((setting, arm))
+                    continue
+                aliases[(setting, arm)] = target
+                arm = target
+            if arm not in resolved:
+                resolved.append(arm)
+        seeds[setting] = spec.seeds_of(setting, quick)
+        for arm in resolved:
+            choice = chosen.choices.get((setting, arm)) if chosen is not None else None
+            if chosen is not None and choice is None:
+                unchosen.append((setting, arm))
+                continue
+            raw = _setting_mapping(spec, setting, quick)
+            grid = {key: [value] for key, value in (choice.values if choice else {}).items()}
+            raw["sweep"] = {"seeds": seeds[setting], "variants": {arm: spec.arms[arm]}, "grid": grid}
+            try:
+                planned = plan_sweep(raw, {}, None)
+            except ConfigError as exc:
+                raise ConfigError(f"settings.{setting} with arms.{arm}: {exc}") from None
+            jobs.extend(planned)
+            cells.update({job.name: (setting, arm) for job in planned})
+            labels.setdefault(setting, setting_label(planned[0].mapping))
+    return ClaimsPlan(list(claims), jobs, cells, labels, seeds, quick, left_out, aliases, untestable, unchosen)
+
+
 def index_runs(paths: Sequence[Path], plan: ClaimsPlan) -> RunIndex:
-    """The plan's complete runs by (setting, arm) and seed; files of other plans are passed over."""
+    """The plan's complete runs by (setting, arm) and seed, each alias under its own name too;
+    files of other plans (and of the tuning stage) are passed over."""
     runs: Dict[Tuple[str, str], Dict[int, Run]] = {}
     for path in paths:
+        cell = plan.cells.get(_run_name(path))
+        if cell is None:
+            continue
         run = Run.read(path)
-        cell = plan.cells.get(str(run.config.get("name")))
         seed = run.config.get("seed")
-        if run.status == "complete" and cell is not None and seed in plan.seeds:
+        if run.status == "complete" and seed in plan.seeds.get(cell[0], []):
             runs.setdefault(cell, {})[int(seed)] = run
+    for (setting, alias), arm in plan.aliases.items():
+        if (setting, arm) in runs:
+            runs[(setting, alias)] = runs[(setting, arm)]
     return RunIndex(runs, dict(plan.labels))
+
+
+def _run_name(path: Path) -> Optional[str]:
+    identity = run_identity(path)
+    return None if identity is None else str(identity[1].get("name"))
+
+
+def read_runs(paths: Sequence[Path], names: Any) -> List[Run]:
+    """The run files among ``paths`` whose run name is in ``names``, read."""
+    return [Run.read(path) for path in paths if _run_name(path) in names]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,7 +487,10 @@ A claim's verdict in a setting: reproduced (opposite) if every part is; not repr
 not reproduced or opposite; otherwise not testable.
 Every choice (the best of several schedules or temperatures, an epoch target) is made on
 validation; effects are test figures, except epochs to a validation target (C3, C11) and the
-information in soft labels on validation rows (C1, C8). The fixed T is T = 4, set before any run."""
+information in soft labels on validation rows (C1, C8). Every arm had the same tuning budget: its
+lr and alpha (and, for some schedules, their range) were chosen on validation over tuning seeds
+that are not evaluation seeds (the table below). The reference "best constant T" is, per
+setting, the constant T best on validation in that stage."""
 
 
 def effect_text_range(quoted: Tuple[float, float], style: str) -> str:
@@ -268,7 +509,7 @@ class ReportFacts:
 
     command: str
     out: str
-    seeds: List[int]
+    seeds: str
     quick: bool
     launches: List[Dict[str, Any]]
     planned: int
@@ -279,9 +520,10 @@ class ReportFacts:
     train_seconds: float
 
 
-def render_report(findings: Sequence[Finding], facts: ReportFacts, schedules: Sequence[str] = ()) -> str:
-    """CLAIMS.md: how it was made, one row per claim, every schedule against a fixed T, then
-    each claim's notes and parts."""
+def render_report(findings: Sequence[Finding], facts: ReportFacts, schedules: Sequence[str] = (),
+                  tuned: Sequence[str] = ()) -> str:
+    """CLAIMS.md: how it was made, one row per claim, every schedule against the best constant
+    T, what each arm got in the tuning stage, then each claim's notes and parts."""
     total = sum(launch["seconds"] for launch in facts.launches)
     cores = os.cpu_count() or 1
     lines = ["# Claims about temperature in distillation, tested", ""]
@@ -297,7 +539,7 @@ def render_report(findings: Sequence[Finding], facts: ReportFacts, schedules: Se
         f"(teachers excluded) sums to {minutes(facts.train_seconds)}. A stopped launch resumes with the same "
         "command: complete runs are kept.",
         "",
-        f"Runs: {facts.complete} of {facts.planned} planned are complete (seeds {', '.join(map(str, facts.seeds))}), "
+        f"Runs: {facts.complete} of {facts.planned} planned are complete ({facts.seeds}), "
         f"in `{facts.out}` (one HDF5 file per run; `tempdistill compare {facts.out}` reads them)."
         + (f" {len(facts.failures)} failed: " + "; ".join(facts.failures[:5]) if facts.failures else ""),
         "",
@@ -309,11 +551,13 @@ def render_report(findings: Sequence[Finding], facts: ReportFacts, schedules: Se
     for f in findings:
         lines.append(f"| {f.claim.id} | {_cell(f.claim.text)} | {_cell(f.setting)} | **{_cell(f.verdict_text)}** |")
     if schedules:
-        lines += ["", "## Every schedule against a fixed T = 4", "",
-                  "Paired over seeds, test accuracy of the final weights, with the 95% t-interval of the difference; "
-                  "p from the paired t-test, Holm-adjusted over this table's rows. A schedule beats the fixed T (or "
-                  "is worse) only if the adjusted p < 0.05; \"cannot tell\" when it is not and the power to detect "
-                  "±0.01 was below 0.8.", "", *schedules]
+        lines += ["", "## Every schedule against the best constant T", "",
+                  "Paired over seeds, test accuracy of the weights each run selected, with the 95% t-interval of the "
+                  "difference; p from the paired t-test, Holm-adjusted over this table's rows. A schedule beats the "
+                  "best constant T (or is worse) only if the adjusted p < 0.05; \"cannot tell\" when it is not and "
+                  "the power to detect ±0.01 was below 0.8.", "", *schedules]
+    if tuned:
+        lines += ["", "## What each arm got in the tuning stage", "", *tuned]
     lines += ["", "## Notes and effects by setting", ""]
     for f in findings:
         lines += [f"### {f.claim.id}: {f.verdict}", ""]
@@ -336,11 +580,40 @@ def render_report(findings: Sequence[Finding], facts: ReportFacts, schedules: Se
 # The command
 
 
+def _value_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def tuning_table(spec: ClaimsSpec, tuning: TuningPlan, chosen: Chosen, plan: ClaimsPlan) -> List[str]:
+    """Markdown: per (setting, arm) the grid point chosen on validation, its score and the grid;
+    then what each alias resolved to."""
+    lines = [f"Tuning seeds {', '.join(map(str, tuning.seeds))}; each (setting, arm) ran every point of its grid "
+             "(below) and got the point with the best mean validation score over those seeds.", "",
+             "| setting | arm | chosen on validation | validation score | points (complete / grid) | grid |",
+             "|---|---|---|---|---|---|"]
+    for (setting, arm), grid in tuning.grids.items():
+        choice = chosen.choices.get((setting, arm))
+        grid_text = "; ".join(f"{k.rsplit('.', 1)[-1]} ∈ {{{', '.join(_value_text(v) for v in vs)}}}" for k, vs in grid.items())
+        if choice is None:
+            lines.append(f"| {setting} | {arm} | no complete tuning run | | | {_cell(grid_text)} |")
+            continue
+        values = ", ".join(f"{k.rsplit('.', 1)[-1]} = {_value_text(v)}" for k, v in choice.values.items()) or "its own"
+        score = f"{choice.score:.4f}" if abs(choice.score) < 10 else f"{choice.score:.1f}"
+        lines.append(f"| {setting} | {arm} | {_cell(values)} | {score} ({choice.seeds} seed{'s' if choice.seeds > 1 else ''}) | "
+                     f"{choice.points} / {choice.size} | {_cell(grid_text)} |")
+    if plan.aliases:
+        lines += ["", "| setting | alias | resolved to (best on validation among) |", "|---|---|---|"]
+        for (setting, alias), arm in plan.aliases.items():
+            lines.append(f"| {setting} | {alias} | **{arm}** ({', '.join(spec.aliases[alias])}) |")
+    return lines
+
+
 @dataclass
 class ClaimsOutcome:
     findings: List[Finding]
     report: Optional[Path]
     sweep: SweepOutcome
+    tuning: Optional[SweepOutcome] = None
 
 
 def default_out(quick: bool) -> str:
@@ -365,11 +638,24 @@ def command_line(config: str, out: Optional[str], workers: int, executor: str, o
     return " ".join(parts)
 
 
+def _seeds_text(plan: ClaimsPlan) -> str:
+    groups: Dict[Tuple[int, ...], List[str]] = {}
+    for setting, seeds in plan.seeds.items():
+        groups.setdefault(tuple(seeds), []).append(setting)
+    def span(seeds: Tuple[int, ...]) -> str:
+        contiguous = list(seeds) == list(range(seeds[0], seeds[0] + len(seeds)))
+        return f"{seeds[0]}–{seeds[-1]}" if contiguous and len(seeds) > 2 else ", ".join(map(str, seeds))
+    if len(groups) == 1:
+        return f"evaluation seeds {span(next(iter(groups)))}"
+    return "evaluation seeds " + "; ".join(f"{span(seeds)} ({', '.join(names)})" for seeds, names in groups.items())
+
+
 def run_claims(config: str, out: Optional[str] = None, workers: int = 1, executor: str = "local",
                report: Optional[str] = None, only: Optional[str] = None, quick: bool = False,
                log: Callable[[str], None] = print, ray_options: Optional[Dict[str, Any]] = None) -> ClaimsOutcome:
-    """Plan the runs the claims need, run the ones not yet complete, judge the claims and write
-    the report (not when the sweep was stopped: the same command resumes it)."""
+    """Run the tuning stage, choose each arm's settings on validation, run the evaluation stage,
+    judge the claims and write the report; a stopped launch writes no report (the same command
+    resumes either stage)."""
     if workers < 1:
         raise ConfigError(f"--jobs: must be >= 1, got {workers}")
     if executor not in EXECUTORS:
@@ -377,14 +663,23 @@ def run_claims(config: str, out: Optional[str] = None, workers: int = 1, executo
     started = time.perf_counter()
     claims = claims_by_id(parse_only(only))
     spec = load_spec(config)
-    plan = plan_claims(spec, claims, quick)
+    tuning = plan_tuning(spec, claims, quick)
+    plan_claims(spec, claims, quick)  # the evaluation stage's configs, checked before anything runs
     out_dir = Path(out or default_out(quick))
-    log(f"claims: {len(plan.jobs)} runs for {', '.join(c.id for c in claims)} into {out_dir}")
+    log(f"claims: tuning stage, {len(tuning.jobs)} runs for {', '.join(c.id for c in claims)} into {out_dir}")
+    tuned = run_sweep(tuning.jobs, str(out_dir), workers, executor, log=log, ray_options=ray_options)
+    if tuned.interrupted:
+        record_launch(out_dir, time.perf_counter() - started, len(tuned.paths) - len(tuned.kept), len(tuned.kept))
+        return ClaimsOutcome([], None, tuned, tuned)
+    chosen = choose(spec, tuning, read_runs(tuned.paths, tuning.cells))
+    plan = plan_claims(spec, claims, quick, chosen)
+    log(f"claims: evaluation stage, {len(plan.jobs)} runs")
     outcome = run_sweep(plan.jobs, str(out_dir), workers, executor, log=log, ray_options=ray_options)
-    ran, kept = len(outcome.paths) - len(outcome.kept), len(outcome.kept)
+    ran = len(outcome.paths) - len(outcome.kept) + len(tuned.paths) - len(tuned.kept)
+    kept = len(outcome.kept) + len(tuned.kept)
     if outcome.interrupted:
         record_launch(out_dir, time.perf_counter() - started, ran, kept)
-        return ClaimsOutcome([], None, outcome)
+        return ClaimsOutcome([], None, outcome, tuned)
     index = index_runs(outcome.paths, plan)
     findings = evaluate(claims, index)
     launches = record_launch(out_dir, time.perf_counter() - started, ran, kept)
@@ -393,15 +688,20 @@ def run_claims(config: str, out: Optional[str] = None, workers: int = 1, executo
         if missing:
             why = "left out by --quick" if quick else "not defined in the claims file"
             f.notes.append(f"settings {why}: {', '.join(missing)}")
-    complete = sum(len(runs) for runs in index.runs.values())
-    train = sum(float(r.series.get("wall_seconds", [0.0])[-1]) for runs in index.runs.values() for r in runs.values()
-                if len(r.series.get("wall_seconds", [])))
-    facts = ReportFacts(command_line(config, out, workers, executor, only, quick, report), str(out_dir), plan.seeds,
-                        quick, launches, len(plan.jobs), complete,
-                        [f"{job.name} seed {job.seed}: {error}" for job, error in outcome.failures],
-                        workers, executor, train)
+        f.notes.extend(plan.untestable.get(f.claim.id, []))
+        lost = [f"{s} {a}" for s, a in plan.unchosen if a in f.claim.arms()]
+        if lost:
+            f.notes.append(f"no complete tuning run, so not evaluated: {', '.join(lost)}")
+    complete = sum(len(runs) for cell, runs in index.runs.items() if cell not in plan.aliases)
+    complete += sum(1 for p in tuned.paths if run_identity(p) and run_identity(p)[0] == "complete")
+    train = sum(float(r.series.get("wall_seconds", [0.0])[-1]) for cell, runs in index.runs.items()
+                if cell not in plan.aliases for r in runs.values() if len(r.series.get("wall_seconds", [])))
+    failures = [f"{job.name} seed {job.seed}: {error}" for job, error in tuned.failures + outcome.failures]
+    facts = ReportFacts(command_line(config, out, workers, executor, only, quick, report), str(out_dir),
+                        _seeds_text(plan) + f"; tuning seeds {', '.join(map(str, tuning.seeds))}", quick, launches,
+                        len(tuning.jobs) + len(plan.jobs), complete, failures, workers, executor, train)
     path = Path(report) if report else default_report(config, out_dir, quick)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(findings, facts, schedule_comparison(index)), encoding="utf-8")
-    return ClaimsOutcome(findings, path, outcome)
-
+    path.write_text(render_report(findings, facts, schedule_comparison(index), tuning_table(spec, tuning, chosen, plan)),
+                    encoding="utf-8")
+    return ClaimsOutcome(findings, path, outcome, tuned)
