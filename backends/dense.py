@@ -18,6 +18,7 @@ from spiking.energy import dense_energy_nj, dense_macs
 from spiking.options import SpikingOptions
 from tempdistill.config import ConfigError, Strict, refuse_foreign_keys, validate_section
 from tempdistill.core.student import Student, StudentOutput
+from tempdistill.temperature import tempered_logits
 
 
 class DenseOptions(Strict):
@@ -155,10 +156,8 @@ class DenseStudent(Student):
         elif x.dim() > 2:
             x = x.flatten(1)  # images (B, C, H, W) read as the flat vector an MLP takes
         logits = self.net(x)
-        temperature = self.temperature
-        if isinstance(temperature, torch.Tensor):
-            temperature = temperature.to(logits.device, logits.dtype)
-        return StudentOutput(logits / temperature, logits, self.measured)
+        # logits / T; centred first where T varies by class (tempdistill.temperature).
+        return StudentOutput(tempered_logits(logits, self.temperature, check=False), logits, self.measured)
 
     @property
     def measured(self) -> Dict[str, torch.Tensor]:

@@ -23,6 +23,7 @@ from spiking.conversion import PERCENTILE, Layer, balance_layers, input_macs, is
 from spiking.conversion_modules import layers_of
 from spiking.energy import spiking_energy_nj
 from tempdistill.config import ConfigError, config_from_mapping
+from tempdistill.core.predict import fair_argmax
 from tempdistill.record.export import load_student
 from tempdistill.record.run import Run
 from tempdistill.record.run_file import RunRecorder
@@ -91,7 +92,7 @@ def figures(layers: Sequence[Layer], x: torch.Tensor, y: torch.Tensor, steps: in
     """Accuracy, spikes, synaptic operations and the energy estimate of one pass over ``x``."""
     output, spikes, synops = simulate(layers, x, steps)
     macs = input_macs(layers, x)  # the constant input current, once per sample
-    predictions = output.argmax(dim=-1)
+    predictions = fair_argmax(output)
     return {
         "accuracy": float((predictions == y).float().mean()),
         "spikes_per_sample": float(spikes.sum(dim=1).mean()),

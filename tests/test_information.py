@@ -20,7 +20,7 @@ from tempdistill.information import (
 from tempdistill.losses import dkd_parts, kl_per_sample
 from tempdistill.record.run_file import read_run
 from tempdistill.runner import execute, prepare_teacher
-from tempdistill.temperature import entropy_from_logits, log_softmax
+from tempdistill.temperature import entropy_from_logits, log_softmax, tempered_logits
 from tempdistill.core.training import batched_forward
 
 K = 10
@@ -154,7 +154,7 @@ def test_information_metrics_consistent_with_losses(temperature):
         temperature = torch.linspace(1.0, 6.0, student.shape[0]).unsqueeze(1)
     elif temperature == "per_class":
         temperature = torch.linspace(1.0, 3.0, K)
-    tempered = student / temperature  # what a dense student returns at T
+    tempered = tempered_logits(student, temperature)  # what a dense student returns at T
     m = information_metrics(tempered, student, teacher, labels, temperature)
     expected_keys = {"kl", "tckd", "nckd", "teacher_entropy", "student_entropy", "teacher_entropy_t1",
                      "student_entropy_t1", "teacher_ece", "student_ece", "teacher_mi", "student_mi"}

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Protocol, Tuple, Union, r
 import torch
 from torch import nn
 
-from tempdistill.temperature import Temperature, check_temperature
+from tempdistill.temperature import Temperature, centre_tempered, check_temperature
 
 
 @dataclass
@@ -25,7 +25,9 @@ class StudentOutput:
     ``tempered`` (B, K): logits at the temperature the pass applied. ``logits`` (B, K): the
     same outputs at T = 1, i.e. ``tempered`` × the applied T (per neuron or per sample where
     T is; for a spiking student the applied T is θ/θ0, which lags a scheduled T while the
-    thresholds relax). ``measured``: per-sample means over the batch of what the pass counted
+    thresholds relax). Where the applied T varies by class, ``tempered`` is taken on centred
+    outputs, (logits − mean_k logits) / T_k (``tempdistill.temperature.centre_tempered``), so
+    its softmax is the shift-invariant tempered distribution the teacher's side uses too. ``measured``: per-sample means over the batch of what the pass counted
     (spikes, rates, synaptic ops, MACs, energy estimate), scalars; empty where nothing is.
     """
 
@@ -89,7 +91,8 @@ class Student(nn.Module):
         temperature = self.effective_temperature()
         if isinstance(temperature, torch.Tensor):
             temperature = temperature.to(tempered.device, tempered.dtype)
-        return StudentOutput(tempered, tempered * temperature, measured if measured is not None else {})
+        return StudentOutput(centre_tempered(tempered, temperature), tempered * temperature,
+                             measured if measured is not None else {})
 
     def enable_log_std(self, dims: int) -> None:
         """Give the student a learned, state-independent log σ per action dimension (``log_std``).

@@ -7,6 +7,7 @@ from typing import Dict, Iterator
 import torch
 from torch import nn
 
+from tempdistill.core.predict import fair_argmax
 from tempdistill.core.student import StudentOutput, logits_of
 
 
@@ -45,7 +46,7 @@ def collect_outputs(student: nn.Module, x: torch.Tensor, batch_size: int = 512) 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Top-1 accuracy in eval mode."""
-    return float((batched_forward(model, x).argmax(dim=-1) == y).float().mean())
+    return float((fair_argmax(batched_forward(model, x)) == y).float().mean())
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -27,7 +27,7 @@ import torch
 from backends import get_backend
 from tempdistill.config import ConfigError
 from tempdistill.tasks.data import IDENTITY, Normalizer
-from tempdistill.core.predict import seeded_argmax, seeded_logits
+from tempdistill.core.predict import fair_argmax, seeded_argmax, seeded_logits
 from tempdistill.record.checks import fail, quoted
 from tempdistill.core.student import Backend, Student
 
@@ -216,7 +216,7 @@ class Predictor:
             padded[:, : inputs.shape[1]] = inputs
             padded[:, task["features"] + [h["name"] for h in task["heads"]].index(spec["name"])] = 1.0
             start, stop = spec["columns"]
-            return seeded_logits(self.forward, padded)[:, start:stop].argmax(dim=-1).numpy()
+            return fair_argmax(seeded_logits(self.forward, padded)[:, start:stop]).numpy()
         actions = task.get("actions", {})
         if actions.get("kind") == "gaussian":
             from tempdistill.tasks.actions import GaussianActions

@@ -33,6 +33,7 @@ import torch
 from tempdistill.config import ConfigError
 from tempdistill.information import information_metrics
 from tempdistill.losses import distillation_objective
+from tempdistill.core.predict import fair_argmax
 from tempdistill.core.student import Student, StudentOutput
 from tempdistill.temperature import Temperature
 
@@ -117,10 +118,10 @@ class DiscreteActions(ActionHead):
         return {"kind": "discrete", "n": self.n}
 
     def teacher_actions(self, teacher_logits: torch.Tensor) -> np.ndarray:
-        return teacher_logits.argmax(dim=-1).cpu().numpy()
+        return fair_argmax(teacher_logits).cpu().numpy()
 
     def student_actions(self, output: StudentOutput) -> np.ndarray:
-        return output.tempered.argmax(dim=-1).cpu().numpy()
+        return fair_argmax(output.tempered).cpu().numpy()
 
     def random_actions(self, rng: np.random.Generator, count: int) -> np.ndarray:
         return rng.integers(self.n, size=count)
@@ -141,7 +142,7 @@ class DiscreteActions(ActionHead):
         return information_metrics(tempered, logits, teacher_logits, self.targets(teacher_logits), temperature)
 
     def agreement(self, output: StudentOutput, teacher_logits: torch.Tensor) -> Dict[str, float]:
-        same = output.logits.argmax(dim=-1) == teacher_logits.argmax(dim=-1)
+        same = fair_argmax(output.logits) == fair_argmax(teacher_logits)
         return {"action_agreement": float(same.float().mean())}
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from tempdistill.config import AugmentConfig, ConfigError, RunConfig
 from tempdistill.tasks.augment import draw_transform
 from tempdistill.tasks.data import Split, load_split
-from tempdistill.core.predict import seeded_argmax
+from tempdistill.core.predict import fair_argmax, seeded_argmax
 from tempdistill.core.student import Backend, Student, StudentOutput
 from tempdistill.tasks.sources import InMemory
 from tempdistill.core.task import Batch
@@ -47,7 +47,7 @@ def prepare_teacher(
 
 
 def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
-    return float((logits.argmax(dim=-1) == y).float().mean())
+    return float((fair_argmax(logits) == y).float().mean())
 
 
 class ClassificationTask(Task):
@@ -162,7 +162,7 @@ class ClassificationTask(Task):
 
     def score(self, student: Student, output: StudentOutput, batch: Batch) -> Dict[str, float]:
         """Top-1 accuracy of the T = 1 outputs (``val_accuracy`` in the per-epoch record)."""
-        return {"val_accuracy": float((output.logits.argmax(dim=-1) == batch.targets).float().mean())}
+        return {"val_accuracy": _accuracy(output.logits, batch.targets)}
 
     def probe_inputs(self, count: int) -> torch.Tensor:
         return self.split.x_val[:count]
