@@ -50,7 +50,8 @@ class SpikingOptions(BaseModel):
     # Start the output layer's current at the teacher's logit scale ("teacher", given the
     # teacher's inputs; see spiking.output_fit) or leave PyTorch's initialisation ("none").
     # Chosen on validation (experiments/slow-start.yaml, 5 seeds): epochs to 95% validation
-    # accuracy 9.4 ± 3.9 with "teacher" against 23.2 ± 5.5 with "none".
+    # accuracy 11.4 ± 8.3 with "teacher" against 16.2 ± 1.8 with "none" (count_membrane readout;
+    # 9.4 ± 3.9 against 23.2 ± 5.5 with the count readout).
     output_fit: Literal["teacher", "none"] = "teacher"
     # arch conv only: before training, scale each conv stage and hidden layer so that the 99th
     # percentile of its input current on training images reaches its threshold ("balance",
