@@ -266,7 +266,7 @@ TABLES: Dict[str, Table] = {
 NOT_RERUN = {
     "demo (README.md, `make demo` output)": "a console transcript, not a table with a command beside it; "
                                              "`make demo` prints it again",
-    "mnist1d (docs/results.md)": "three commands (a sweep for the [256, 256] rows; for the old-settings rows "
+    "mnist1d (docs/results.md)": "four commands (two sweeps for the [256, 256] rows; for the old-settings rows "
                            "`tempdistill claims experiments/claims.yaml` (KD) and a sweep (hard labels)), and the "
                            "teacher row comes from the claims runs",
     "mnist1d-select (experiments/README.md)": "four sweep commands feed one table, printed by "
