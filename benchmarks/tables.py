@@ -266,8 +266,11 @@ TABLES: Dict[str, Table] = {
 NOT_RERUN = {
     "demo (README.md, `make demo` output)": "a console transcript, not a table with a command beside it; "
                                              "`make demo` prints it again",
-    "mnist1d (docs/results.md)": "two commands (`tempdistill claims experiments/claims.yaml` for the KD rows, a sweep "
-                           "for the hard-label rows), and the teacher row comes from the claims runs",
+    "mnist1d (docs/results.md)": "four commands (two sweeps for the [256, 256] rows; for the old-settings rows "
+                           "`tempdistill claims experiments/claims.yaml` (KD) and a sweep (hard labels)), and the "
+                           "teacher row comes from the claims runs",
+    "mnist1d-select (experiments/README.md)": "four sweep commands feed one table, printed by "
+                                              "experiments/mnist1d_selection.py from their run files",
     "dqn-temperature (experiments/README.md)": "two sweep commands (CartPole and Acrobot DQN) feed one table, "
                                                "read from the runs' /eval by hand",
     "speed (docs/speed.md)": "copied from benchmarks/RESULTS.md, which `make bench` (benchmarks/run_all.py) writes",

@@ -318,6 +318,9 @@ class DistillConfig(Strict):
     batch_size: BatchSize = 64
     lr: float = Field(0.002, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
+    # Adam's learning rate held ("constant") or annealed to 0 by a cosine over the student's
+    # steps ("cosine"), as teacher.lr_schedule does for the teacher
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     alpha: float = Field(0.9, ge=0.0, le=1.0)
     temperature: TemperatureConfig = Field(default_factory=lambda: TemperatureConfig(schedule="constant", value=4.0))
     eval_temperature: float = Field(1.0, gt=0.0, allow_inf_nan=False)

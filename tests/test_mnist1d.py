@@ -58,3 +58,18 @@ def test_conv1d_is_refused_for_a_student(make_config, capsys):
 
     assert main(["run", str(make_config({"student": {"arch": "conv1d"}})), "--quiet"]) == 2
     assert capsys.readouterr().err.strip().startswith("tempdistill run: error: student.arch: 'conv1d' is for teachers")
+
+
+def test_the_mnist1d_experiment_and_its_selection_sweep_are_valid_configs():
+    """experiments/mnist1d.yaml trains its students as chosen by experiments/mnist1d-select.yaml
+    (48 runs: 4 widths x 3 rates x 2 weight decays x 2 seeds, hard labels, cosine rate)."""
+    from pathlib import Path
+
+    from tempdistill.config import load_config, read_yaml
+    from tempdistill.sweep.plan import plan_sweep
+
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    config = load_config(experiments / "mnist1d.yaml")
+    assert (config.student.hidden, config.distill.epochs, config.distill.lr_schedule) == ([256, 256], 200, "cosine")
+    jobs = plan_sweep(read_yaml(experiments / "mnist1d-select.yaml"), {}, None)
+    assert len(jobs) == 48 and all(job.mapping["distill"]["alpha"] == 0.0 for job in jobs)

@@ -15,6 +15,7 @@ its loss to the task's objective; its parts are recorded per epoch beside ``loss
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from contextlib import nullcontext
@@ -120,6 +121,7 @@ class Distiller:
         student.fit_to_teacher(task.fitting_logits(), task.fitting_inputs())
         extra_parameters = extra.parameters() if extra is not None else ()
         self.optimizer = optimizer if optimizer is not None else adam(student, schedule, config, extra_parameters)
+        self.initial_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.signals: Dict[str, float] = {}
         self.last_base_temperature: Temperature = 1.0
         self.step = 0
@@ -204,6 +206,16 @@ class Distiller:
             tempered.append(self.student(x[rows]).tempered)
         return torch.cat(tempered)
 
+    def set_epoch_lr(self, epoch: int) -> None:
+        """``distill.lr_schedule: cosine``: every parameter group's rate for ``epoch``, its
+        initial rate times (1 + cos(pi * epoch / epochs)) / 2 (the full rate in the first
+        epoch, near 0 in the last); ``constant`` leaves the optimiser's rates alone."""
+        if self.config.lr_schedule != "cosine":
+            return
+        factor = 0.5 * (1.0 + math.cos(math.pi * epoch / self.config.epochs))
+        for group, initial in zip(self.optimizer.param_groups, self.initial_lrs):
+            group["lr"] = initial * factor
+
     def run(self) -> Dict[str, float]:
         """Train for every configured epoch, or until a callback asks to stop; returns the last
         epoch's metrics (``stopped_early`` says which)."""
@@ -213,6 +225,7 @@ class Distiller:
             callback.on_train_begin(self)
         for epoch in range(self.config.epochs):
             first_step = self.step
+            self.set_epoch_lr(epoch)
             gathered = self.task.begin_epoch(epoch, self.student, self.config.eval_temperature)
             sums = self.train_epoch(epoch)
             flags, alarms = self.student.activity_check()
