@@ -140,34 +140,56 @@ def stages(layers: Sequence[Layer]) -> List[Stage]:
     return grouped
 
 
+# torch.quantile's limit on its input; above it a strided subsample of the values is taken.
+QUANTILE_LIMIT = 2_000_000
+# Rows per chunk when a whole split passes through a layer: at once, a conv layer over 51,000
+# Fashion-MNIST images (its activations and its convolution's workspace) took 24 GB.
+CHUNK_ROWS = 2048
+
+
 def percentile_of(values: torch.Tensor, percentile: float) -> float:
     """The ``percentile``-th percentile of the positive values (ReLU outputs); 1 if none fire."""
-    positive = values.detach()[values.detach() > 0].float()
-    if positive.numel() == 0:
+    return percentile_of_chunks([values], percentile)
+
+
+def percentile_of_chunks(chunks: Sequence[torch.Tensor], percentile: float) -> float:
+    """``percentile_of`` the chunks' values in order, without joining them: above
+    ``QUANTILE_LIMIT`` positive values the same strided subsample is taken, chunk by chunk."""
+    masks = [chunk.detach() > 0 for chunk in chunks]
+    total = sum(int(mask.sum()) for mask in masks)
+    if total == 0:
         return 1.0
-    if positive.numel() > 2_000_000:  # torch.quantile's limit; a strided subsample keeps the estimate
-        positive = positive[:: positive.numel() // 2_000_000 + 1]
-    return float(torch.quantile(positive, percentile / 100.0))
+    stride = total // QUANTILE_LIMIT + 1 if total > QUANTILE_LIMIT else 1
+    picked, seen = [], 0
+    for chunk, mask in zip(chunks, masks):
+        positive = chunk.detach()[mask].float()
+        picked.append(positive[(-seen) % stride::stride])  # global positions that are multiples of stride
+        seen += positive.numel()
+    return float(torch.quantile(torch.cat(picked), percentile / 100.0))
 
 
 @torch.no_grad()
 def balance_layers(layers: Sequence[Layer], x: torch.Tensor, percentile: float = PERCENTILE) -> List[Layer]:
     """Rescale a ReLU network (ReLU after every synaptic layer but the last) so each hidden
     layer's activations on ``x`` (training rows, shaped as the first layer reads them) stay
-    within one spike per step at their percentile. Pooling and flattening pass through."""
+    within one spike per step at their percentile. Pooling and flattening pass through. The
+    rows pass in chunks of ``CHUNK_ROWS``: only one layer's activations are held at a time."""
     last = max(i for i, layer in enumerate(layers) if is_synapse(layer))
     balanced: List[Layer] = []
     previous = 1.0
-    h = x
+    h = list(x.split(CHUNK_ROWS))
     for index, layer in enumerate(layers):
         if not is_synapse(layer):
             balanced.append(layer)
-            h = layer(h)
+            h = [layer(chunk) for chunk in h]
             continue
-        pre = layer(h)
-        scale = 1.0 if index == last else percentile_of(torch.relu(pre), percentile)
+        if index == last:  # integrates without firing: no scale of its own
+            balanced.append(replace(layer, weight=layer.weight * previous, bias=layer.bias))
+            h = []
+            continue
+        h = [torch.relu(layer(chunk)) for chunk in h]
+        scale = percentile_of_chunks(h, percentile)
         balanced.append(replace(layer, weight=layer.weight * previous / scale, bias=layer.bias / scale))
-        h = torch.relu(pre)
         previous = scale
     return balanced
 
@@ -200,6 +222,13 @@ def simulate(layers: Sequence[Layer], x: torch.Tensor, steps: int) -> Tuple[torc
     if steps < 1:
         raise ValueError(f"steps: must be >= 1, got {steps}")
     network = stages(layers)
+    parts = [_simulate_rows(network, rows, steps) for rows in x.split(CHUNK_ROWS)]
+    return tuple(torch.cat(part) for part in zip(*parts))  # type: ignore[return-value]
+
+
+def _simulate_rows(network: Sequence[Stage], x: torch.Tensor, steps: int
+                   ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``simulate`` for one chunk of rows (each row's simulation is its own)."""
     hidden = len(network) - 1
     drive = network[0](x)  # constant input current
     potentials = [torch.zeros(0)] * hidden

@@ -106,6 +106,26 @@ def test_converted_cnn_approaches_the_cnn_as_steps_grow(digits_cnn):
     assert totals[4] < totals[16] < totals[64]
 
 
+def test_chunks_of_rows_give_what_one_pass_gives(digits_cnn, monkeypatch):
+    """Balancing and simulating go through the rows in chunks (a conv layer over a whole
+    training split at once took 24 GB); the thresholds, including the strided subsample the
+    percentile takes past torch.quantile's limit, and every figure are the one-pass ones."""
+    import spiking.conversion as conversion
+
+    net, x_train, x_test, _ = digits_cnn
+    monkeypatch.setattr(conversion, "QUANTILE_LIMIT", 5_000)  # force the strided subsample
+    one_pass = {}
+    for rows in (10 ** 9, 37):  # everything at once, then chunks of 37 rows
+        monkeypatch.setattr(conversion, "CHUNK_ROWS", rows)
+        layers = balance_layers(layers_of(net), x_train)
+        one_pass.setdefault("weights", [l.weight for l in layers if hasattr(l, "weight")])
+        for mine, theirs in zip([l.weight for l in layers if hasattr(l, "weight")], one_pass["weights"]):
+            torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
+        out = simulate(layers, x_test, 8)
+        for mine, theirs in zip(out, one_pass.setdefault("out", out)):
+            torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
+
+
 def test_synaptic_operations_are_spikes_times_fan_out():
     torch.manual_seed(1)
     layers = [Conv(torch.randn(2, 1, 3, 3), torch.full((2,), 0.5), (1, 1), (1, 1)), AvgPool((2, 2), (2, 2)),
