@@ -207,7 +207,8 @@ class NetworkSection(BaseModel):
 
 _IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 # The keys that describe a network tempdistill builds and trains; a user's own teacher has none.
-TEACHER_NETWORK_KEYS = ("backend", "hidden", "epochs", "lr", "batch_size", "weight_decay", "lr_schedule")
+TEACHER_NETWORK_KEYS = ("backend", "hidden", "epochs", "lr", "batch_size", "weight_decay", "lr_schedule",
+                        "label_smoothing")
 
 
 class TeacherConfig(NetworkSection):
@@ -228,6 +229,9 @@ class TeacherConfig(NetworkSection):
     weight_decay: float = Field(0.0, ge=0.0)
     # Adam's learning rate held ("constant") or annealed to 0 over the epochs ("cosine")
     lr_schedule: Literal["constant", "cosine"] = "constant"
+    # The cross-entropy's label smoothing while training tempdistill's own teacher (0: none):
+    # a smoothed teacher keeps softer soft labels at T = 1 (the premise of some claims, C1)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     checkpoint: Optional[str] = None
     source: Literal["auto", "module", "logits"] = "auto"
     # 'package.module:callable' returning the teacher network; importing it runs that module

@@ -77,8 +77,9 @@ def teacher_key(teacher: TeacherConfig, data: DataConfig, seed: int, split: Spli
     """A hash of everything that determines the trained teacher (not its checkpoint path); data
     given in memory by its fingerprint."""
     settings = teacher.model_dump(mode="json", exclude=_NOT_TRAINING)
-    if teacher.lr_schedule == "constant":  # the default: keys of teachers cached before it stay as they were
-        settings.pop("lr_schedule")
+    for key, default in (("lr_schedule", "constant"), ("label_smoothing", 0.0)):
+        if settings.get(key) == default:  # a default: keys of teachers cached before it stay as they were
+            settings.pop(key)
     facts = {
         "teacher": settings,
         "data": {**data_fingerprint(data), **split.fingerprint},
@@ -92,12 +93,12 @@ def teacher_key(teacher: TeacherConfig, data: DataConfig, seed: int, split: Spli
 
 def train_teacher(network: nn.Module, config: TeacherConfig, split: Split, seed: int,
                   augment: Optional[AugmentConfig] = None) -> nn.Module:
-    """Plain cross-entropy training on the training rows, their images shifted and flipped per
-    batch with ``augment`` (``data.augment``, as the student's batches are); deterministic for
-    a given seed on CPU."""
+    """Cross-entropy training on the training rows (labels smoothed by
+    ``config.label_smoothing``), their images shifted and flipped per batch with ``augment``
+    (``data.augment``, as the student's batches are); deterministic for a given seed on CPU."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     shape = split.input_shape
     steps = config.epochs * -(-split.x_train.shape[0] // config.batch_size)
     annealing = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if config.lr_schedule == "cosine" else None
