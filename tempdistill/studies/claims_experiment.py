@@ -493,6 +493,35 @@ that are not evaluation seeds (the table below). The reference "best constant T"
 setting, the constant T best on validation in that stage."""
 
 
+CHANGES = """\
+## What changed since version 1, and why
+
+A methodological review found that several version-1 verdicts measured the setup rather than
+temperature. Version 2 changes:
+
+- **The spiking readout.** Version 1's snnTorch students read out spike counts, whose best
+  achievable KL against the tempered teacher grows with T (0.037 nats at T = 8, 25 steps, for the
+  digits teacher; `tempdistill floor`), so "higher T" was partly "coarser readout". Spiking
+  students now read out `count_membrane` (count + residual membrane), whose floor is 0 at every T.
+- **Per-class temperatures** are applied to centred logits: with a non-negative readout the
+  uncentred loss pushed a spiking student's currents apart by c·T_k per class and biased its
+  argmax (C9's spiking losses). Evaluation ties are broken without a class bias.
+- **Operating points.** MNIST-1D students train at a budget chosen on validation ([256, 256],
+  200 epochs, cosine lr), where distillation measurably helps the dense student; version 1's
+  student gained nothing from any teacher there.
+- **Equal tuning.** Every arm gets its lr and alpha (and its schedule's range) on validation from
+  one grid; the reference is the best constant T on validation, not T = 4 fixed in advance.
+- **Faithful arms.** CTKD as published (range, initialisation, λ curriculum; dense students only:
+  a spiking student takes no gradient through T); a two-phase arm with alpha held (C7); C10 at a
+  step change of T, not a slow cosine; C11 on Acrobot and Pendulum, whose returns are not at a
+  ceiling (CartPole's is).
+- **Statistics.** t-intervals over paired seeds (the percentile bootstrap covered 84% at 5 seeds),
+  Holm's correction over every part, the power for the claimed size, verdicts per setting (dense
+  and spiking never pooled), "not testable here" for underpowered parts, "not applicable" where a
+  claim's premise fails (C1's entropy; a label-smoothed teacher tests C1 where it holds), and
+  10–20 seeds instead of 5."""
+
+
 def effect_text_range(quoted: Tuple[float, float], style: str) -> str:
     from tempdistill.studies.claims import format_number
 
@@ -544,6 +573,10 @@ def render_report(findings: Sequence[Finding], facts: ReportFacts, schedules: Se
         + (f" {len(facts.failures)} failed: " + "; ".join(facts.failures[:5]) if facts.failures else ""),
         "",
         RULES,
+        "",
+        CHANGES,
+        "",
+        "## Verdicts",
         "",
         "| claim | the claim | setting that tests it | verdict, setting by setting |",
         "|---|---|---|---|",
