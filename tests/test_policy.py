@@ -270,3 +270,19 @@ def test_the_demos_default_configs_are_the_shipped_ones():
     repo = Path(__file__).resolve().parents[1]
     assert DEFAULT_CONFIG == repo / "experiments" / "digits.yaml" and DEFAULT_CONFIG.is_file()
     assert POLICY_CONFIG == repo / "experiments" / "cartpole.yaml" and POLICY_CONFIG.is_file()
+
+
+def test_the_committed_lunarlander_teacher_lands_and_a_student_follows(tmp_path):
+    """experiments/lunarlander.yaml (gymnasium[box2d]): the committed PPO teacher beats a random
+    policy by far and a short distillation gives a student that keeps part of its return."""
+    mapping = yaml.safe_load((REPO_ROOT / "experiments" / "lunarlander.yaml").read_text())
+    mapping["teacher"]["checkpoint"] = str(REPO_ROOT / "experiments" / "teachers" / "lunarlander-ppo.zip")
+    mapping["distill"].update(epochs=2, dagger={**mapping["distill"]["dagger"], "steps_per_epoch": 1000,
+                                                 "updates_per_epoch": 100})
+    mapping["eval"] = {"episodes": 3, "seed": 10000, "val_episodes": 2, "val_seed": 5000}
+    mapping["record"] = {"dir": str(tmp_path), "traces": {"every": 0, "samples": 0}}
+    run = read_run(execute(config_from_mapping(mapping), warn=lambda _: None))
+    ev = run["eval"]
+    assert run["status"] == "complete"
+    assert ev["teacher_return_mean"] > 100 > 0 > ev["random_return_mean"]
+    assert ev["return_retained"] > 0.3

@@ -530,7 +530,7 @@ FIXED = "best_constant"  # an alias the plan resolves per setting: the constant 
 CONSTANTS = ("T1", "T2", "T4", "T5", "T8")
 DYNAMIC = ("linear", "cosine", "exponential", "two_phase", "adaptive", "ctkd")
 GROUPED = ("grouped_a", "grouped_b")
-DISCRETE_POLICY = ("acrobot-dense",)  # CartPole's return sits at its ceiling (500): no room for C11
+DISCRETE_POLICY = ("acrobot-dense", "lunarlander-dense")  # CartPole's return sits at its ceiling (500): no room for C11
 CONTINUOUS_POLICY = ("pendulum-dense",)
 
 # Arms that cannot be tested faithfully in some settings: (settings, why). The plan does not run
@@ -858,7 +858,7 @@ def _c11(claim: Claim, index: RunIndex) -> Finding:
     settings = [s for s in DISCRETE_POLICY + CONTINUOUS_POLICY if any(k[0] == s for k in index.runs)]
     notes.append("each epoch collects the same number of environment steps, so epochs to a validation return "
                  "measure sample efficiency")
-    return finding(claim, index, settings, "policy distillation: Acrobot-v1 (discrete) at T ∈ {1, 3, 6}; Pendulum-v1 "
+    return finding(claim, index, settings, "policy distillation: Acrobot-v1 and LunarLander-v3 (discrete) at T ∈ {1, 3, 6}; Pendulum-v1 "
                    "(continuous) at T ∈ {1, 2, 3} and an exponential decay 3→1", parts, notes)
 
 
