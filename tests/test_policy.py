@@ -191,7 +191,7 @@ def _not_sb3(tmp_path: Path) -> Path:
 
 BAD_POLICY_INPUTS = {
     "unknown-env": (lambda tmp: {"env": {"id": "NoSuchEnv-v0"}}, "env.id"),
-    "env-needs-box2d": (lambda tmp: {"env": {"id": "LunarLander-v3"}}, "env.id"),
+    "env-needs-mujoco": (lambda tmp: {"env": {"id": "HalfCheetah-v5"}}, "env.id"),  # gymnasium[mujoco] is not a dependency
     "discrete-teacher-on-continuous-env": (lambda tmp: {"env": {"id": "Pendulum-v1"}}, "teacher.checkpoint"),
     "teacher-for-other-spaces": (lambda tmp: {"env": {"id": "Acrobot-v1"}}, "teacher.checkpoint"),
     "corrupt-zip": (lambda tmp: {"teacher": {"checkpoint": str(_corrupt(tmp))}}, "teacher.checkpoint"),
