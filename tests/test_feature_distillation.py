@@ -409,3 +409,36 @@ def test_gradients_reach_the_spiking_conv_weights_through_the_rate_feature(
     for stage in stages:
         grad = conv_weights[stage].grad
         assert grad is not None and torch.isfinite(grad).all() and float(grad.abs().sum()) > 0.0, stage
+
+
+def test_with_augmentation_the_teacher_runs_once_per_batch_and_gives_the_same_run(
+        cnn_teacher: SmallCNN, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task runs the teacher on each augmented batch for its logits; the feature terms take
+    the teacher's features from that pass instead of a second one, and the run is the same."""
+    from contextlib import contextmanager
+
+    from tempdistill.core.features import FeatureTerms
+
+    def distil(name: str):
+        calls: List[int] = []
+        handle = cnn_teacher.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
+        try:
+            run = td.distill(teacher=cnn_teacher, data={**IMAGE_DATA, "augment": {"crop": 1, "flip": True}},
+                             student=conv_student("dense"), epochs=2, out=tmp_path / name,
+                             **{"distill.lr": 0.01, "distill.features": CONV_TERMS})
+        finally:
+            handle.remove()
+        return run, calls
+
+    shared, shared_calls = distil("shared")
+
+    @contextmanager
+    def not_watching(self):  # the teacher's features from a pass of their own, as before
+        yield
+
+    monkeypatch.setattr(FeatureTerms, "watching_teacher", not_watching)
+    separate, separate_calls = distil("separate")
+    steps = len(np.asarray(shared.step_series["step"]))   # one entry per optimisation step
+    assert steps > 0 and len(separate_calls) - len(shared_calls) == steps   # one teacher pass fewer per batch
+    for name in ("loss", "feature_loss.0", "feature_loss.1", "val_accuracy"):
+        np.testing.assert_array_equal(np.asarray(shared.metrics[name]), np.asarray(separate.metrics[name]))

@@ -73,13 +73,16 @@ class EpochSums:
 class ExtraTerm(Protocol):
     """A loss beside the task's objective, computed per training batch
     (``tempdistill.core.features.FeatureTerms``). It watches the student's training forward
-    pass (``watching_student`` yields what it saw), then ``loss`` gives what to add to the
-    objective and its named parts for the per-epoch record; ``parameters`` are trained by the
-    run's optimiser beside the student's."""
+    pass (``watching_student`` yields what it saw) and, for a whole epoch, the teacher passes
+    the task makes (``watching_teacher``: what it needs of the teacher is then taken from them),
+    then ``loss`` gives what to add to the objective and its named parts for the per-epoch
+    record; ``parameters`` are trained by the run's optimiser beside the student's."""
 
     def parameters(self) -> Iterator[torch.nn.Parameter]: ...
 
     def watching_student(self) -> ContextManager[Any]: ...
+
+    def watching_teacher(self) -> ContextManager[Any]: ...
 
     def loss(self, seen: Any, batch: Batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]: ...
 
@@ -135,29 +138,34 @@ class Distiller:
         sums = EpochSums()
         alpha = self.schedule.alpha(epoch, self.config.alpha)
         self.student.train()
-        for batch in self.task.train_batches(epoch, self.config.batch_size, self.generator):
-            base = self.schedule(self.step, epoch, self.signals)
-            temperature = self.batch_temperature(base, batch.teacher_logits, batch.x)
-            self.last_base_temperature = detached(base)
-            self.student.set_temperature(temperature)
-            watching = self.extra.watching_student() if self.extra is not None else nullcontext()
-            with watching as seen:
-                out = self.student(batch.x)
-            total, kd, ce = self.task.objective(self.student, out, batch, temperature, alpha, self.config.loss)
-            if self.extra is not None:
-                added, parts = self.extra.loss(seen, batch)
-                total = total + added
-                sums.add_parts({name: value.detach() for name, value in parts.items()}, batch.x.shape[0])
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            self.optimizer.step()
-            sums.add(total.detach(), kd.detach(), ce.detach(), batch.x.shape[0])
-            sums.temperatures.append(temperature_value(temperature))
-            for name, value in self.student.step_record().items():
-                sums.step_series.setdefault(name, []).append(value)
-            self.signals["loss"] = sums.last_loss
-            self.step += 1
+        with self.extra.watching_teacher() if self.extra is not None else nullcontext():
+            for batch in self.task.train_batches(epoch, self.config.batch_size, self.generator):
+                self._train_step(batch, epoch, alpha, sums)
         return sums
+
+    def _train_step(self, batch: Batch, epoch: int, alpha: float, sums: EpochSums) -> None:
+        """One optimisation step on ``batch``, added to the epoch's ``sums``."""
+        base = self.schedule(self.step, epoch, self.signals)
+        temperature = self.batch_temperature(base, batch.teacher_logits, batch.x)
+        self.last_base_temperature = detached(base)
+        self.student.set_temperature(temperature)
+        watching = self.extra.watching_student() if self.extra is not None else nullcontext()
+        with watching as seen:
+            out = self.student(batch.x)
+        total, kd, ce = self.task.objective(self.student, out, batch, temperature, alpha, self.config.loss)
+        if self.extra is not None:
+            added, parts = self.extra.loss(seen, batch)
+            total = total + added
+            sums.add_parts({name: value.detach() for name, value in parts.items()}, batch.x.shape[0])
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        sums.add(total.detach(), kd.detach(), ce.detach(), batch.x.shape[0])
+        sums.temperatures.append(temperature_value(temperature))
+        for name, value in self.student.step_record().items():
+            sums.step_series.setdefault(name, []).append(value)
+        self.signals["loss"] = sums.last_loss
+        self.step += 1
 
     def batch_temperature(self, base: Temperature, teacher_logits: torch.Tensor, x: torch.Tensor) -> Temperature:
         """The T for one batch: the schedule's T, made per-sample where the schedule says so."""

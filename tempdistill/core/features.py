@@ -280,19 +280,52 @@ class FeatureTerms:
         """Hooks on the student's layers for one training forward pass; yields what they saw."""
         return self.student_taps.watching()
 
-    def loss(self, student_seen: Mapping[str, List[object]], batch: Batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """(Σ weight_i · term_i, {``feature_loss.<i>``: term_i}) for one training batch, from
-        the student features of its forward pass and the teacher run now on
-        ``batch.teacher_inputs`` (no grad, eval mode)."""
-        if batch.teacher_inputs is None:
-            raise ValueError("feature distillation needs batches that carry the teacher's inputs (Batch.teacher_inputs)")
+    @contextmanager
+    def watching_teacher(self) -> Iterator[None]:
+        """Hooks on the teacher's layers for a whole training epoch: when the task itself runs
+        the teacher on a batch (its logits per batch on augmented images), the features of that
+        pass are kept, and ``loss`` takes them instead of running the teacher a second time on
+        the same rows. Only the latest pass is kept; ``loss`` uses it once."""
+        def begin(module: nn.Module, args: Tuple[object, ...]) -> None:
+            for outputs in seen.values():
+                outputs.clear()
+            self._teacher_pass = (args[0] if args and isinstance(args[0], torch.Tensor) else None, seen)
+
+        with self.teacher_taps.watching() as seen:
+            handle = self.teacher.register_forward_pre_hook(begin)
+            try:
+                yield
+            finally:
+                handle.remove()
+                self._teacher_pass = None
+
+    def _teacher_features(self, inputs: torch.Tensor) -> Dict[str, List[object]]:
+        """The teacher's features on ``inputs``: those of the task's own pass on these very rows
+        (same storage and shape, run in eval mode) where ``watching_teacher`` kept one, else
+        from a pass run here (no grad, eval mode)."""
+        kept, self._teacher_pass = getattr(self, "_teacher_pass", None), None
+        if kept is not None and kept[0] is not None and kept[0].shape == inputs.shape \
+                and kept[0].data_ptr() == inputs.data_ptr() and all(len(v) == 1 for v in kept[1].values()):
+            seen = {key: [output.detach().clone() for output in outputs] for key, outputs in kept[1].items()}
+            for outputs in kept[1].values():
+                outputs.clear()
+            return seen  # type: ignore[return-value]
         was_training = self.teacher.training
         self.teacher.eval()
         try:
-            with torch.no_grad(), self.teacher_taps.watching() as teacher_seen:
-                self.teacher(batch.teacher_inputs)
+            with torch.no_grad(), self.teacher_taps.watching() as seen:
+                self.teacher(inputs)
         finally:
             self.teacher.train(was_training)
+        return seen
+
+    def loss(self, student_seen: Mapping[str, List[object]], batch: Batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """(Σ weight_i · term_i, {``feature_loss.<i>``: term_i}) for one training batch, from
+        the student features of its forward pass and the teacher's on ``batch.teacher_inputs``
+        (``_teacher_features``: the task's own pass where there was one, else one run now)."""
+        if batch.teacher_inputs is None:
+            raise ValueError("feature distillation needs batches that carry the teacher's inputs (Batch.teacher_inputs)")
+        teacher_seen = self._teacher_features(batch.teacher_inputs)
         total: Optional[torch.Tensor] = None
         parts: Dict[str, torch.Tensor] = {}
         for term in self.terms:
