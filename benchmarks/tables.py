@@ -266,9 +266,9 @@ TABLES: Dict[str, Table] = {
 NOT_RERUN = {
     "demo (README.md, `make demo` output)": "a console transcript, not a table with a command beside it; "
                                              "`make demo` prints it again",
-    "mnist1d (docs/results.md)": "four commands (two sweeps for the [256, 256] rows; for the old-settings rows "
-                           "`tempdistill claims experiments/claims.yaml` (KD) and a sweep (hard labels)), and the "
-                           "teacher row comes from the claims runs",
+    "mnist1d (docs/results.md)": "four sweep commands (the [256, 256] rows, dense and snnTorch; the old-settings "
+                                 "rows, dense and snnTorch with student.readout=count) feed one table, and the "
+                                 "teacher row comes from version 1 of the claims runs",
     "mnist1d-select (experiments/README.md)": "four sweep commands feed one table, printed by "
                                               "experiments/mnist1d_selection.py from their run files",
     "dqn-temperature (experiments/README.md)": "two sweep commands (CartPole and Acrobot DQN) feed one table, "
