@@ -19,7 +19,6 @@ nothing.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import tempfile
 from pathlib import Path

@@ -111,6 +111,19 @@ class RateTap(nn.Identity):
         return bool(self._forward_hooks)
 
 
+@torch.no_grad()
+def balance_layer(layer: nn.Module, current: torch.Tensor, theta: torch.Tensor, percentile: float) -> float:
+    """Scale ``layer``'s weight and bias so that the ``percentile``-th percentile of the positive
+    ``current`` it drives reaches the mean threshold ``theta`` (data-based normalisation, once,
+    before training); returns the gain."""
+    from spiking.conversion import percentile_of
+
+    gain = float(theta.mean()) / percentile_of(current, percentile)
+    layer.weight.mul_(gain)
+    layer.bias.mul_(gain)
+    return gain
+
+
 class SpikingConvStages(nn.Module):
     """The conv stages of a spiking student: per stage Conv2d → the project's neuron on every
     (c, h, w) neuron (the backend's library neurons over the flattened map, (B, C·H·W)) → 2×2
@@ -192,7 +205,6 @@ class SpikingConvStages(nn.Module):
         ``spiking.conversion`` uses for ANN→SNN), applied once at initialisation. The first
         stage is balanced on its held current (direct encoding; for a rate encoder, on the
         analog image, the mean of its encoded input)."""
-        from spiking.conversion import percentile_of
         from spiking.functional import network_sequence
 
         batch = x.shape[0]
@@ -200,9 +212,7 @@ class SpikingConvStages(nn.Module):
         signal: Optional[torch.Tensor] = None
         for i, (conv, trace, shape) in enumerate(zip(self.convs, self.thresholds, self.maps)):
             current = self.first_current(x) if i == 0 else conv(signal).flatten(1)
-            gain = float(trace.theta().mean()) / percentile_of(current, percentile)
-            conv.weight.mul_(gain)
-            conv.bias.mul_(gain)
+            gain = balance_layer(conv, current, trace.theta(), percentile)
             current = current * gain
             held = i == 0
             spikes, _, _ = network_sequence(current if held else current.reshape(steps, batch, -1), [], [],

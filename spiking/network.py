@@ -215,8 +215,7 @@ class SpikingStudentMixin(nn.Module):
         """``conv_init: balance``: the conv stages (``SpikingConvStages.balance``), then each hidden
         layer of the head the same way on the pooled spikes it reads, so that no layer between
         the image and the output starts silent (the output layer is ``output_fit``'s)."""
-        from spiking.conversion import percentile_of
-        from spiking.conv import BALANCE_PERCENTILE
+        from spiking.conv import BALANCE_PERCENTILE, balance_layer
 
         o = self.options
         assert self.conv is not None
@@ -225,9 +224,7 @@ class SpikingStudentMixin(nn.Module):
         signal, _ = self.conv.fused(x, None, o.steps, beta, o.surrogate, o.surrogate_slope(), zero_reset)
         for linear, trace in zip(list(self.linears)[:-1], list(self.thresholds)[:-1]):
             current = linear(signal)
-            gain = float(trace.theta().mean()) / percentile_of(current, BALANCE_PERCENTILE)
-            linear.weight.mul_(gain)
-            linear.bias.mul_(gain)
+            gain = balance_layer(linear, current, trace.theta(), BALANCE_PERCENTILE)
             signal, _, _ = network_sequence(current * gain, [], [], [trace.theta()], beta, o.surrogate,
                                             o.surrogate_slope(), zero_reset)
 

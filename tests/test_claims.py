@@ -31,7 +31,7 @@ from tempdistill.studies.claims import (
 )
 from tempdistill.analysis.inference import Estimate
 from tempdistill.record.run import Run
-from tempdistill.studies.claims_experiment import choose, index_runs, load_spec, plan_claims, plan_tuning
+from tempdistill.studies.claims_experiment import choose, load_spec, plan_claims, plan_tuning
 from tempdistill.app.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

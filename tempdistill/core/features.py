@@ -231,6 +231,8 @@ class FeatureTerms:
         student_modules = {str(i): student_layer(student, spec.student, f"{fields[i]}.student")
                            for i, spec in enumerate(specs)}
         self.teacher_taps, self.student_taps = LayerTaps(teacher_modules), LayerTaps(student_modules)
+        # (the rows, the features) of the teacher's latest pass inside ``watching_teacher``
+        self._teacher_pass: Optional[Tuple[Optional[torch.Tensor], Dict[str, List[object]]]] = None
         student_seen, teacher_seen = self._dry_run(student, student_rows, teacher_rows)
         self.terms: List[FeatureTerm] = []
         for i, spec in enumerate(specs):
@@ -303,7 +305,7 @@ class FeatureTerms:
         """The teacher's features on ``inputs``: those of the task's own pass on these very rows
         (same storage and shape, run in eval mode) where ``watching_teacher`` kept one, else
         from a pass run here (no grad, eval mode)."""
-        kept, self._teacher_pass = getattr(self, "_teacher_pass", None), None
+        kept, self._teacher_pass = self._teacher_pass, None
         if kept is not None and kept[0] is not None and kept[0].shape == inputs.shape \
                 and kept[0].data_ptr() == inputs.data_ptr() and all(len(v) == 1 for v in kept[1].values()):
             seen = {key: [output.detach().clone() for output in outputs] for key, outputs in kept[1].items()}

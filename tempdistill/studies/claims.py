@@ -438,10 +438,15 @@ class Finding:
         return " ".join(line.rstrip(".") + "." for line in self.notes)
 
 
+def range_text(quoted: Tuple[float, float], style: str) -> str:
+    """A claimed range as its part reads it: '0.500 nats to 1.200 nats'."""
+    return f"{format_number(quoted[0], style)} to {format_number(quoted[1], style)}"
+
+
 def _part_text(part: Part) -> str:
     quoted = ""
     if part.quoted is not None:
-        quoted = f" (claimed: {format_number(part.quoted[0], part.style)} to {format_number(part.quoted[1], part.style)})"
+        quoted = f" (claimed: {range_text(part.quoted, part.style)})"
     return f"{part.setting}: {part.label}: {effect_text(part.test, part.style)}{quoted}"
 
 

@@ -43,6 +43,7 @@ from tempdistill.studies.claims import (
     evaluate,
     p_text,
     power_text,
+    range_text,
     schedule_comparison,
     validation_score,
 )
@@ -522,12 +523,6 @@ temperature. Version 2 changes:
   10–20 seeds instead of 5."""
 
 
-def effect_text_range(quoted: Tuple[float, float], style: str) -> str:
-    from tempdistill.studies.claims import format_number
-
-    return f"{format_number(quoted[0], style)} to {format_number(quoted[1], style)}"
-
-
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -600,8 +595,7 @@ def render_report(findings: Sequence[Finding], facts: ReportFacts, schedules: Se
             lines += ["| setting | part | seeds | effect [95% interval] | claimed | p | Holm p | power (seeds for 80%) "
                       "| verdict |", "|---|---|---|---|---|---|---|---|---|"]
             for part in f.parts:
-                claimed = "—" if part.quoted is None else \
-                    f"{effect_text_range(part.quoted, part.style)}"
+                claimed = "—" if part.quoted is None else range_text(part.quoted, part.style)
                 lines.append(f"| {_cell(f.where.get(part.setting, part.setting))} | {_cell(part.label)} | {part.test.n} | "
                              f"{_cell(effect_text(part.test, part.style))} | {_cell(claimed)} | {p_text(part.test.p)} | "
                              f"{p_text(part.adjusted_p)} | {power_text(part)} | {part.verdict} |")
