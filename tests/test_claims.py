@@ -31,7 +31,7 @@ from tempdistill.studies.claims import (
 )
 from tempdistill.analysis.inference import Estimate
 from tempdistill.record.run import Run
-from tempdistill.studies.claims_experiment import choose, load_spec, plan_claims, plan_tuning
+from tempdistill.studies.claims_experiment import _get_path, choose, load_spec, plan_claims, plan_ranges, plan_tuning
 from tempdistill.app.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -222,13 +222,19 @@ def test_shipped_claims_file_plans_a_tuning_and_an_evaluation_stage() -> None:
     assert not plan.left_out
     assert not set(tuning.seeds) & set(plan.all_seeds)                   # tuning seeds are not evaluation seeds
     assert all(len(set(seeds)) >= 10 for seeds in plan.seeds.values())
-    # tuning: every (setting, arm) at every point of its grid, with every tuning seed
+    # tuning: every (setting, arm) at every point of its lr × alpha grid with its base's tuning
+    # seeds, a ranged arm at its own range value first
     for (setting, arm), grid in tuning.grids.items():
         jobs = [j for j in tuning.jobs if tuning.cells[j.name][:2] == (setting, arm)]
-        points = int(np.prod([len(v) for v in grid.values()]))
-        assert len(jobs) == points * len(tuning.seeds) and points >= 3, (setting, arm)
-        assert {j.seed for j in jobs} == set(tuning.seeds)
+        span = tuning.ranges.get((setting, arm), {})
+        points = int(np.prod([len(v) for k, v in grid.items() if k not in span]))
+        assert len(jobs) == points * len(tuning.seeds_of[setting]) and points >= 3, (setting, arm)
+        assert {j.seed for j in jobs} == set(tuning.seeds_of[setting])
+        for key in span:
+            assert {dict(tuning.cells[j.name][2])[key] for j in jobs} == {_get_path(jobs[0].mapping, key)}
     assert tuning.grids[("digits-dense", "linear")]["distill.temperature.start"] == [4.0, 8.0, 16.0]
+    assert tuning.size("digits-dense", "linear") == 6 + 2 and tuning.size("digits-dense", "T1") == 6
+    assert tuning.seeds_of["mnist1d-snntorch"] == [100] and tuning.seeds_of["digits-dense"] == [100, 101]
     # best_constant's candidates are tuned wherever a claim compares with it
     for setting in ("digits-dense", "digits-snntorch", "mnist1d-dense", "mnist1d-snntorch"):
         assert {a for s, a in tuning.grids if s == setting} >= set(spec.aliases["best_constant"])
@@ -281,8 +287,9 @@ def test_each_arm_gets_its_best_point_on_validation_and_best_constant_resolves()
     chosen = choose(spec, tuning, runs)
     for (setting, arm), choice in chosen.choices.items():
         assert choice.values == {"distill.lr": BEST_LR[setting.split("-")[0]], "distill.alpha": 0.5}, (setting, arm)
-        assert choice.seeds == 2 and choice.points == choice.size == 6
+        assert choice.seeds == len(tuning.seeds_of[setting]) and choice.points == choice.size == 6
     assert chosen.choices[("digits-dense", "T2")].score == pytest.approx(0.80 + 0.05 + 0.02 + 0.03 + 0.0005)
+    assert chosen.choices[("mnist1d-dense", "T8")].score == pytest.approx(0.80 + 0.05 + 0.02 + 0.04)  # its one seed
     assert chosen.aliases == {("digits-dense", "best_constant"): "T2", ("mnist1d-dense", "best_constant"): "T8"}
     # the evaluation stage runs each arm at its chosen point, with the evaluation seeds
     plan = plan_claims(spec, claims, chosen=chosen)
@@ -297,6 +304,32 @@ def test_each_arm_gets_its_best_point_on_validation_and_best_constant_resolves()
     # an arm whose tuning runs all failed is not evaluated, and says so
     partial = choose(spec, tuning, [r for r in runs if tuning.cells[r.config["name"]][1] != "ctkd"])
     assert ("digits-dense", "ctkd") in plan_claims(spec, claims, chosen=partial).unchosen
+
+
+def test_a_range_is_searched_at_the_grid_point_chosen_first() -> None:
+    spec = load_spec(CLAIMS_FILE)
+    tuning = plan_tuning(spec, claims_by_id(["C6"]))                      # fixed < linear < adaptive
+    cell = ("digits-dense", "linear")
+    first = [j for j in tuning.jobs if tuning.cells[j.name][:2] == cell]
+    assert len(first) == 6 * 2 and all("start=8.0" in j.name for j in first)
+
+    def validation(values: Dict[str, Any]) -> float:                     # best: lr 0.002, alpha 0.9; then start 16
+        return (0.9 if (values["distill.lr"], values["distill.alpha"]) == (0.002, 0.9) else 0.8) \
+            + {4.0: -0.01, 16.0: 0.02}.get(values.get("distill.temperature.start"), 0.0)
+
+    runs = [_tuning_run(j.name, j.seed, validation(dict(tuning.cells[j.name][2]))) for j in tuning.jobs]
+    before = choose(spec, tuning, runs)
+    assert before.choices[cell].values == {"distill.lr": 0.002, "distill.alpha": 0.9, "distill.temperature.start": 8.0}
+    assert before.choices[cell].points == 6 and before.choices[cell].size == 8
+    ranges = plan_ranges(spec, tuning, before)
+    mine = [j for j in ranges if tuning.cells[j.name][:2] == cell]
+    assert sorted(dict(tuning.cells[j.name][2])["distill.temperature.start"] for j in mine) == [4.0, 4.0, 16.0, 16.0]
+    assert all(j.mapping["distill"]["lr"] == 0.002 and j.mapping["distill"]["alpha"] == 0.9 for j in mine)
+    assert not [j for j in ranges if tuning.cells[j.name][1] in ("T1", "T2", "T4", "T5", "T8")]  # no range: nothing more
+    assert plan_ranges(spec, tuning, before) == []                        # planned once
+    runs += [_tuning_run(j.name, j.seed, validation(dict(tuning.cells[j.name][2]))) for j in ranges]
+    after = choose(spec, tuning, runs)
+    assert after.choices[cell].values["distill.temperature.start"] == 16.0 and after.choices[cell].points == 8
 
 
 def test_tuning_seeds_must_differ_from_evaluation_seeds(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -348,7 +381,8 @@ def test_quick_claims_end_to_end_and_resumed(tmp_path: Path, capsys: pytest.Capt
     assert "| Holm p | power (seeds for 80%) |" in text
     spec = load_spec(CLAIMS_FILE)
     tuning = plan_tuning(spec, claims_by_id(["C1", "C5", "C7"]), quick=True)
-    # 13 (setting, arm) cells (best_constant: its 5 candidates in both settings) × 2 lr × 1 tuning seed
+    # 13 (setting, arm) cells (best_constant: its 5 candidates in both settings) × 2 lr × 1 tuning seed;
+    # C7's arms have no range
     assert len(tuning.jobs) == 26
     planned = int(text.split(" planned are complete")[0].rsplit(" of ", 1)[1])
     assert f"{planned} of {planned} planned are complete" in text and planned > len(tuning.jobs)

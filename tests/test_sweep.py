@@ -49,6 +49,16 @@ def test_plan_crosses_variants_grid_and_seeds(tiny_config_data: dict) -> None:
     assert lin.mapping["distill"]["temperature"]["schedule"] == "linear" and lin.mapping["distill"]["alpha"] == 0.0
 
 
+def test_a_grid_key_inside_a_variants_section_sets_each_job_alone(tiny_config_data: dict) -> None:
+    raw = dict(tiny_config_data)
+    arm = {"schedule": "linear", "start": 8.0, "end": 1.0}
+    raw["sweep"] = {"seeds": [0], "grid": {"distill.temperature.start": [4.0, 16.0]}, "variants": {"lin": {"distill.temperature": arm}}}
+    jobs = plan_sweep(raw, {}, None)
+    assert {job.name: job.mapping["distill"]["temperature"]["start"] for job in jobs} == {
+        "tiny-lin-start=4.0": 4.0, "tiny-lin-start=16.0": 16.0}
+    assert arm["start"] == 8.0                                     # the variant's own section is left alone
+
+
 def test_a_bad_variant_fails_before_any_run(tiny_config_data: dict) -> None:
     raw = dict(tiny_config_data)
     raw["sweep"] = {"variants": {"bad": {"distill.temperature": {"schedule": "cosine", "start": -1}}}}

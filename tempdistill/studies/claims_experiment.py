@@ -8,8 +8,10 @@ stage and what ``--quick`` shrinks. The claims (``tempdistill.studies.claims``) 
 settings and arms they are judged from.
 
 Two stages, one command, one directory. *Tuning*: every needed (setting, arm) runs over the
-tuning grid (lr × alpha, and for some arms their schedule's range) with the tuning seeds; each
-arm gets the grid point whose mean validation score over the tuning seeds is best
+tuning grid (lr × alpha) with the tuning seeds, an arm with a schedule range at its own value
+of it; then each such arm runs its range's other values at the grid point chosen so far
+(coordinate-wise, so a range of 3 adds 2 points instead of tripling the grid). Each arm gets
+the point whose mean validation score over the tuning seeds is best
 (``claims.validation_score``), and each alias resolves, per setting, to the candidate arm best
 on validation at its chosen point. *Evaluation*: every needed (setting, arm) runs at its chosen
 point over the evaluation seeds, which differ from the tuning seeds. Both stages are sweeps
@@ -65,14 +67,20 @@ class SettingSpec(Strict):
 
 
 class TuningSpec(Strict):
-    """The tuning stage: its seeds, the grid every arm gets (dotted keys → values), a grid per
-    base where a base's differs (replacing the common one), and per arm the extra keys that
-    set its schedule's range (crossed with the grid)."""
+    """The tuning stage: its seeds (and a base's own, where its runs cost more), the grid every
+    arm gets (dotted keys → values), a grid per base where a base's differs (replacing the
+    common one), and per arm the extra keys that set its schedule's range. A range is searched
+    after the grid, at the arm's chosen grid point (coordinate-wise: grid + range − 1 points,
+    not grid × range)."""
 
     seeds: List[int] = Field(min_length=1)
+    seeds_by_base: Dict[str, List[int]] = Field(default_factory=dict)
     grid: Dict[str, List[Any]] = Field(default_factory=dict)
     grid_by_base: Dict[str, Dict[str, List[Any]]] = Field(default_factory=dict)
     ranges: Dict[str, Dict[str, List[Any]]] = Field(default_factory=dict)
+
+    def seeds_for(self, base: str) -> List[int]:
+        return list(self.seeds_by_base.get(base, self.seeds))
 
 
 class QuickSpec(Strict):
@@ -146,12 +154,16 @@ def _check_names(spec: ClaimsSpec) -> None:
             continue
         evaluation = set(spec.seeds) | {x for st in spec.settings.values() for x in (st.seeds or [])}
         evaluation |= set(spec.quick.seeds) if spec.quick else set()
-        shared = sorted(set(tuning.seeds) & evaluation)
-        if shared:
-            raise ConfigError(f"{where}.seeds: {shared} are also evaluation seeds; tuning seeds must differ")
-        for name in tuning.grid_by_base:
-            if name not in spec.bases:
-                raise ConfigError(f"{where}.grid_by_base.{name}: not in bases; defined: {', '.join(spec.bases)}")
+        for field_name, seeds in [("seeds", tuning.seeds)] + [(f"seeds_by_base.{b}", v) for b, v in tuning.seeds_by_base.items()]:
+            shared = sorted(set(seeds) & evaluation)
+            if shared:
+                raise ConfigError(f"{where}.{field_name}: {shared} are also evaluation seeds; tuning seeds must differ")
+            if not seeds:
+                raise ConfigError(f"{where}.{field_name}: needs at least one seed")
+        for section in ("grid_by_base", "seeds_by_base"):
+            for name in getattr(tuning, section):
+                if name not in spec.bases:
+                    raise ConfigError(f"{where}.{section}.{name}: not in bases; defined: {', '.join(spec.bases)}")
         for name in tuning.ranges:
             if name not in spec.arms:
                 raise ConfigError(f"{where}.ranges.{name}: not in arms; defined: {', '.join(spec.arms)}")
@@ -253,12 +265,23 @@ def _get_path(mapping: Dict[str, Any], key: str) -> Any:
 
 @dataclass
 class TuningPlan:
-    """The tuning stage: every needed (setting, arm) at every grid point, over the tuning seeds."""
+    """The tuning stage: every needed (setting, arm) at every point of its lr × alpha grid (an
+    arm with a range at its own range value) over its base's tuning seeds; ``plan_ranges`` adds
+    the rest of each range once the grid's runs have chosen their point."""
 
     jobs: List[Job]
     cells: Dict[str, Tuple[str, str, Point]]   # run name -> (setting, arm, grid point)
-    seeds: List[int]
-    grids: Dict[Tuple[str, str], Dict[str, List[Any]]]  # (setting, arm) -> its grid
+    seeds: List[int]                           # every tuning seed (a base may use some of them)
+    grids: Dict[Tuple[str, str], Dict[str, List[Any]]]  # (setting, arm) -> its grid, range included
+    ranges: Dict[Tuple[str, str], Dict[str, List[Any]]] = field(default_factory=dict)  # (setting, arm) -> its range
+    seeds_of: Dict[str, List[int]] = field(default_factory=dict)   # setting -> its tuning seeds
+
+    def size(self, setting: str, arm: str) -> int:
+        """Points a (setting, arm) is tuned over: its grid, then its range's other values."""
+        grid = self.grids[(setting, arm)]
+        span = self.ranges.get((setting, arm), {})
+        points = int(np.prod([len(v) for k, v in grid.items() if k not in span])) if grid else 1
+        return points + (int(np.prod([len(v) for v in span.values()])) - 1 if span else 0)
 
 
 def tuning_grid(spec: ClaimsSpec, setting: str, arm: str, quick: bool = False) -> Dict[str, List[Any]]:
@@ -270,27 +293,66 @@ def tuning_grid(spec: ClaimsSpec, setting: str, arm: str, quick: bool = False) -
     return grid
 
 
+def _plan_cell(spec: ClaimsSpec, setting: str, arm: str, quick: bool, grid: Dict[str, List[Any]],
+               seeds: Sequence[int]) -> List[Job]:
+    raw = _setting_mapping(spec, setting, quick, "tune")
+    raw["sweep"] = {"seeds": list(seeds), "variants": {arm: spec.arms[arm]}, "grid": grid}
+    try:
+        return plan_sweep(raw, {}, None)
+    except ConfigError as exc:
+        raise ConfigError(f"tuning: settings.{setting} with arms.{arm}: {exc}") from None
+
+
+def _own_value(spec: ClaimsSpec, setting: str, arm: str, quick: bool, key: str) -> Any:
+    """An arm's own value of a range key (what its first tuning runs hold while lr × alpha is searched)."""
+    job = _plan_cell(spec, setting, arm, quick, {}, [0])[0]
+    try:
+        return _get_path(job.mapping, key)
+    except (KeyError, TypeError):
+        raise ConfigError(f"tuning.ranges.{arm}: {key} is not set by arms.{arm} or its setting {setting}") from None
+
+
 def plan_tuning(spec: ClaimsSpec, claims: Sequence[Claim], quick: bool = False) -> TuningPlan:
-    """Every (setting, arm, grid point, tuning seed) the claims need, as validated sweep jobs."""
+    """The grid part of the tuning stage: every (setting, arm, grid point, tuning seed) the claims
+    need, an arm with a range at its own value of it, as validated sweep jobs."""
     needed, _, _ = _needs(spec, claims, quick)
     tuning = spec.tuning_of(quick)
-    jobs: List[Job] = []
-    cells: Dict[str, Tuple[str, str, Point]] = {}
-    grids: Dict[Tuple[str, str], Dict[str, List[Any]]] = {}
+    plan = TuningPlan([], {}, [], {})
     for setting, arms in needed.items():
+        seeds = tuning.seeds_for(spec.settings[setting].base)
+        plan.seeds_of[setting] = seeds
         for arm in _arms_to_tune(spec, arms):
             grid = tuning_grid(spec, setting, arm, quick)
-            raw = _setting_mapping(spec, setting, quick, "tune")
-            raw["sweep"] = {"seeds": list(tuning.seeds), "variants": {arm: spec.arms[arm]}, "grid": grid}
-            try:
-                planned = plan_sweep(raw, {}, None)
-            except ConfigError as exc:
-                raise ConfigError(f"tuning: settings.{setting} with arms.{arm}: {exc}") from None
-            jobs.extend(planned)
-            grids[(setting, arm)] = grid
+            span = dict(tuning.ranges.get(arm, {}))
+            first = {k: ([_own_value(spec, setting, arm, quick, k)] if k in span else v) for k, v in grid.items()}
+            planned = _plan_cell(spec, setting, arm, quick, first, seeds)
+            plan.jobs.extend(planned)
+            plan.grids[(setting, arm)] = grid
+            if span:
+                plan.ranges[(setting, arm)] = span
             for job in planned:
-                cells[job.name] = (setting, arm, tuple((k, _get_path(job.mapping, k)) for k in grid))
-    return TuningPlan(jobs, cells, list(tuning.seeds), grids)
+                plan.cells[job.name] = (setting, arm, tuple((k, _get_path(job.mapping, k)) for k in grid))
+    plan.seeds = sorted({s for seeds in plan.seeds_of.values() for s in seeds})
+    return plan
+
+
+def plan_ranges(spec: ClaimsSpec, plan: TuningPlan, chosen: "Chosen", quick: bool = False) -> List[Job]:
+    """The range part of the tuning stage: each ranged arm's other range values at the grid
+    point its first runs chose (added to ``plan.cells``); an arm with no complete run yet gets none."""
+    jobs: List[Job] = []
+    for (setting, arm), span in plan.ranges.items():
+        choice = chosen.choices.get((setting, arm))
+        if choice is None:
+            continue
+        fixed = {k: [v] for k, v in choice.values.items() if k not in span}
+        planned = _plan_cell(spec, setting, arm, quick, {**fixed, **span}, plan.seeds_of[setting])
+        grid = plan.grids[(setting, arm)]
+        new = [job for job in planned if job.name not in plan.cells]   # the chosen point itself has run
+        for job in new:
+            plan.cells[job.name] = (setting, arm, tuple((k, _get_path(job.mapping, k)) for k in grid))
+        jobs.extend(new)
+    plan.jobs.extend(jobs)
+    return jobs
 
 
 @dataclass
@@ -320,7 +382,7 @@ def choose(spec: ClaimsSpec, plan: TuningPlan, runs: Iterable[Run]) -> Chosen:
     order = {cell: i for i, cell in enumerate(dict.fromkeys(plan.cells.values()))}
     for run in runs:
         cell = plan.cells.get(str(run.config.get("name")))
-        if cell is None or run.status != "complete" or run.config.get("seed") not in plan.seeds:
+        if cell is None or run.status != "complete" or run.config.get("seed") not in plan.seeds_of.get(cell[0], plan.seeds):
             continue
         score = validation_score(run)
         if score is not None and math.isfinite(score):
@@ -333,8 +395,7 @@ def choose(spec: ClaimsSpec, plan: TuningPlan, runs: Iterable[Run]) -> Chosen:
         most = max(len(values) for _, values in points)
         best = max((float(np.mean(v)), -order[c], c) for c, v in points if len(v) == most)
         cell = best[2]
-        size = int(np.prod([len(v) for v in grid.values()])) if grid else 1
-        chosen.choices[(setting, arm)] = Choice(dict(cell[2]), best[0], most, len(points), size)
+        chosen.choices[(setting, arm)] = Choice(dict(cell[2]), best[0], most, len(points), plan.size(setting, arm))
     for setting in {s for s, _ in plan.grids}:
         for alias, candidates in spec.aliases.items():
             scored = [(chosen.choices[(setting, a)].score, -i, a) for i, a in enumerate(candidates)
@@ -614,8 +675,15 @@ def _value_text(value: Any) -> str:
 def tuning_table(spec: ClaimsSpec, tuning: TuningPlan, chosen: Chosen, plan: ClaimsPlan) -> List[str]:
     """Markdown: per (setting, arm) the grid point chosen on validation, its score and the grid;
     then what each alias resolved to."""
-    lines = [f"Tuning seeds {', '.join(map(str, tuning.seeds))}; each (setting, arm) ran every point of its grid "
-             "(below) and got the point with the best mean validation score over those seeds.", "",
+    by_seeds: Dict[Tuple[int, ...], List[str]] = {}
+    for setting, seeds in tuning.seeds_of.items():
+        by_seeds.setdefault(tuple(seeds), []).append(setting)
+    seeds_text = "; ".join(f"{', '.join(map(str, seeds))}" + (f" ({', '.join(names)})" if len(by_seeds) > 1 else "")
+                           for seeds, names in by_seeds.items())
+    lines = [f"Tuning seeds {seeds_text}. Each (setting, arm) ran every point of its lr × alpha grid (an arm with a "
+             "range at its own value of it), then, at the point chosen there, the other values of its range "
+             "(coordinate-wise: grid + range − 1 points); it got the point with the best mean validation score "
+             "over its tuning seeds.", "",
              "| setting | arm | chosen on validation | validation score | points (complete / grid) | grid |",
              "|---|---|---|---|---|---|"]
     for (setting, arm), grid in tuning.grids.items():
@@ -695,6 +763,14 @@ def run_claims(config: str, out: Optional[str] = None, workers: int = 1, executo
     out_dir = Path(out or default_out(quick))
     log(f"claims: tuning stage, {len(tuning.jobs)} runs for {', '.join(c.id for c in claims)} into {out_dir}")
     tuned = run_sweep(tuning.jobs, str(out_dir), workers, executor, log=log, ray_options=ray_options)
+    if not tuned.interrupted:
+        ranges = plan_ranges(spec, tuning, choose(spec, tuning, read_runs(tuned.paths, tuning.cells)), quick)
+        log(f"claims: tuning stage, the schedules' ranges: {len(ranges)} runs")
+        if ranges:
+            searched = run_sweep(ranges, str(out_dir), workers, executor, log=log, ray_options=ray_options)
+            tuned = SweepOutcome(paths=tuned.paths + searched.paths, failures=tuned.failures + searched.failures,
+                                 interrupted=searched.interrupted, not_started=searched.not_started,
+                                 reason=searched.reason, kept=tuned.kept + searched.kept)
     if tuned.interrupted:
         record_launch(out_dir, time.perf_counter() - started, len(tuned.paths) - len(tuned.kept), len(tuned.kept))
         return ClaimsOutcome([], None, tuned, tuned)

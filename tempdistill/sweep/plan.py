@@ -114,10 +114,12 @@ def plan_sweep(
             parts += [f"{key_labels[k]}={_label(v)}" for k, v in zip(keys, values)]
             for seed in seeds:
                 mapping = copy.deepcopy(base)
+                # copies: a variant's dict (distill.temperature: {...}) must not be shared by the
+                # jobs, or a grid key inside it (distill.temperature.start) would set it for all
                 for key, value in (variant_overrides or {}).items():
-                    set_path(mapping, key, value)
+                    set_path(mapping, key, copy.deepcopy(value))
                 for key, value in zip(keys, values):
-                    set_path(mapping, key, value)
+                    set_path(mapping, key, copy.deepcopy(value))
                 mapping["seed"] = seed
                 mapping["name"] = "-".join([name, *parts])
                 plan_run(config_from_mapping(mapping))  # validate all of it now, before the first run
