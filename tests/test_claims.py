@@ -235,6 +235,8 @@ def test_shipped_claims_file_plans_a_tuning_and_an_evaluation_stage() -> None:
     assert tuning.grids[("digits-dense", "linear")]["distill.temperature.start"] == [4.0, 8.0, 16.0]
     assert tuning.size("digits-dense", "linear") == 6 + 2 and tuning.size("digits-dense", "T1") == 6
     assert tuning.seeds_of["mnist1d-snntorch"] == [100] and tuning.seeds_of["digits-dense"] == [100, 101]
+    assert tuning.grids[("mnist1d-snntorch", "T1")]["distill.lr"] == [0.0025, 0.005, 0.01]   # its own grid
+    assert tuning.grids[("mnist1d-dense", "T1")]["distill.lr"] == [0.005, 0.01, 0.02]        # its base's
     # best_constant's candidates are tuned wherever a claim compares with it
     for setting in ("digits-dense", "digits-snntorch", "mnist1d-dense", "mnist1d-snntorch"):
         assert {a for s, a in tuning.grids if s == setting} >= set(spec.aliases["best_constant"])

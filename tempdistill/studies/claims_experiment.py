@@ -68,8 +68,9 @@ class SettingSpec(Strict):
 
 class TuningSpec(Strict):
     """The tuning stage: its seeds (and a base's own, where its runs cost more), the grid every
-    arm gets (dotted keys → values), a grid per base where a base's differs (replacing the
-    common one), and per arm the extra keys that set its schedule's range. A range is searched
+    arm gets (dotted keys → values), a grid per base or per setting where one differs (the
+    setting's replacing the base's, the base's the common one), and per arm the extra keys that
+    set its schedule's range. A range is searched
     after the grid, at the arm's chosen grid point (coordinate-wise: grid + range − 1 points,
     not grid × range)."""
 
@@ -77,6 +78,7 @@ class TuningSpec(Strict):
     seeds_by_base: Dict[str, List[int]] = Field(default_factory=dict)
     grid: Dict[str, List[Any]] = Field(default_factory=dict)
     grid_by_base: Dict[str, Dict[str, List[Any]]] = Field(default_factory=dict)
+    grid_by_setting: Dict[str, Dict[str, List[Any]]] = Field(default_factory=dict)
     ranges: Dict[str, Dict[str, List[Any]]] = Field(default_factory=dict)
 
     def seeds_for(self, base: str) -> List[int]:
@@ -164,6 +166,9 @@ def _check_names(spec: ClaimsSpec) -> None:
             for name in getattr(tuning, section):
                 if name not in spec.bases:
                     raise ConfigError(f"{where}.{section}.{name}: not in bases; defined: {', '.join(spec.bases)}")
+        for name in tuning.grid_by_setting:
+            if name not in spec.settings:
+                raise ConfigError(f"{where}.grid_by_setting.{name}: not in settings; defined: {', '.join(spec.settings)}")
         for name in tuning.ranges:
             if name not in spec.arms:
                 raise ConfigError(f"{where}.ranges.{name}: not in arms; defined: {', '.join(spec.arms)}")
@@ -285,10 +290,11 @@ class TuningPlan:
 
 
 def tuning_grid(spec: ClaimsSpec, setting: str, arm: str, quick: bool = False) -> Dict[str, List[Any]]:
-    """The grid one (setting, arm) is tuned over: its base's lr × alpha grid and the arm's range."""
+    """The grid one (setting, arm) is tuned over: its setting's (else base's) lr × alpha grid and
+    the arm's range."""
     tuning = spec.tuning_of(quick)
     base = spec.settings[setting].base
-    grid = dict(tuning.grid_by_base.get(base, tuning.grid))
+    grid = dict(tuning.grid_by_setting.get(setting, tuning.grid_by_base.get(base, tuning.grid)))
     grid.update(tuning.ranges.get(arm, {}))
     return grid
 
