@@ -577,12 +577,15 @@ temperature. Version 2 changes:
 - **Operating points.** MNIST-1D students train at a budget chosen on validation ([256, 256],
   200 epochs, cosine lr), where distillation measurably helps the dense student; version 1's
   student gained nothing from any teacher there.
-- **Equal tuning.** Every arm gets its lr and alpha (and its schedule's range) on validation from
-  one grid; the reference is the best constant T on validation, not T = 4 fixed in advance.
+- **Equal tuning.** Every arm gets its lr and alpha on validation from one grid (per setting),
+  then its schedule's range from a small grid at that point (coordinate-wise, to keep the study
+  within about 12 hours on 2 cores); the reference is the best constant T on validation, not
+  T = 4 fixed in advance. The MNIST-1D settings are tuned on one seed (their runs cost minutes),
+  the others on two; the same for every arm.
 - **Faithful arms.** CTKD as published (range, initialisation, λ curriculum; dense students only:
   a spiking student takes no gradient through T); a two-phase arm with alpha held (C7); C10 at a
-  step change of T, not a slow cosine; C11 on Acrobot and Pendulum, whose returns are not at a
-  ceiling (CartPole's is).
+  step change of T, not a slow cosine; C11 on Acrobot, LunarLander and Pendulum, whose returns
+  are not at a ceiling (CartPole's is).
 - **Statistics.** t-intervals over paired seeds (the percentile bootstrap covered 84% at 5 seeds),
   Holm's correction over every part, the power for the claimed size, verdicts per setting (dense
   and spiking never pooled), "not testable here" for underpowered parts, "not applicable" where a
