@@ -85,9 +85,20 @@ def centre_tempered(tempered: torch.Tensor, T: Temperature, dim: int = -1) -> to
     thresholds θ0·T_k do). Unchanged (the same tensor) where T does not vary by class.
     """
     divisor = _as_divisor(tempered, T, check=False)  # a student's T, checked when it was set
+    if not isinstance(divisor, torch.Tensor) or divisor.dim() == 0 or divisor.shape[dim] <= 1:
+        return tempered
+    if tempered.device.type != "cpu":
+        return _centre_on_device(tempered, divisor, dim)
     if not varies_by_class(divisor, dim):
         return tempered
     return tempered - (tempered * divisor).mean(dim=dim, keepdim=True) / divisor
+
+
+def _centre_on_device(tempered: torch.Tensor, divisor: torch.Tensor, dim: int) -> torch.Tensor:
+    """``centre_tempered`` without asking the accelerator whether T varies (a host sync on every
+    forward pass): both forms are computed and the device picks one, the uncentred values exactly."""
+    varies = (divisor != divisor.narrow(dim, 0, 1)).any()
+    return torch.where(varies, tempered - (tempered * divisor).mean(dim=dim, keepdim=True) / divisor, tempered)
 
 
 def log_softmax(logits: torch.Tensor, T: Temperature = 1.0, dim: int = -1) -> torch.Tensor:

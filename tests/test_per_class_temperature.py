@@ -88,6 +88,19 @@ def test_scalar_per_sample_and_uniform_t_take_the_plain_path_bit_for_bit():
                        soft_term(torch.log_softmax(s / 2.0, -1), z, torch.tensor(2.0)))
 
 
+def test_the_accelerator_form_of_the_centring_gives_the_same_values():
+    """On an accelerator the centring picks its form on the device (no host sync per pass)."""
+    from tempdistill.temperature import _centre_on_device
+
+    z = _logits()
+    for T in (PER_CLASS, torch.full((K,), 2.5, dtype=torch.float64), torch.rand(32, 1, dtype=torch.float64) + 0.5):
+        tempered = (z / T).requires_grad_()
+        on_device = _centre_on_device(tempered, T.expand_as(z) if T.shape[-1] == 1 else T, -1)
+        assert torch.equal(on_device, centre_tempered(tempered, T))   # uniform T: the uncentred values exactly
+        on_device.sum().backward()
+        assert tempered.grad is not None and torch.isfinite(tempered.grad).all()
+
+
 def test_per_sample_t_with_per_class_factors_is_centred_per_row():
     z = _logits()
     T = (torch.rand(32, 1, generator=torch.Generator().manual_seed(4), dtype=torch.float64) + 0.5) * PER_CLASS
