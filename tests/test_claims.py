@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tempdistill.studies.claims import (
+from tempdistill.studies.claims import claims_by_id, evaluate
+from tempdistill.studies.verdicts import (
     MIXED,
     NOT_APPLICABLE,
     NOT_REPRODUCED,
@@ -21,9 +22,7 @@ from tempdistill.studies.claims import (
     VERDICTS,
     Part,
     RunIndex,
-    claims_by_id,
     combine,
-    evaluate,
     log_std_ratio,
     mirrored,
     part_verdict,
@@ -31,7 +30,8 @@ from tempdistill.studies.claims import (
 )
 from tempdistill.analysis.inference import Estimate
 from tempdistill.record.run import Run
-from tempdistill.studies.claims_experiment import _get_path, choose, load_spec, plan_claims, plan_ranges, plan_tuning
+from tempdistill.studies.claims_plan import _get_path, choose, plan_claims, plan_ranges, plan_tuning
+from tempdistill.studies.claims_spec import load_spec
 from tempdistill.app.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
