@@ -50,7 +50,7 @@ def minutes(seconds: float) -> str:
 
 
 RULES = """\
-Verdict rules, version 2 (`tempdistill/studies/claims.py`, module docstring). Every part of a claim is
+Verdict rules, version 2 (`tempdistill/studies/verdicts.py`, module docstring). Every part of a claim is
 judged **per setting** (dataset × student: dense or spiking, with the readout where the config names
 one); nothing is pooled over settings. An effect that is a mean of per-seed values (paired differences,
 per-seed shares of epochs saved, per-seed levels) has the 95% t-interval and the paired t-test; a
