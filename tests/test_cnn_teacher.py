@@ -40,3 +40,21 @@ def test_cnn_teacher_refuses_flat_data_and_too_small_images(tmp_path) -> None:
         td.run(_mapping(tmp_path, {"channels": [4, 4, 4, 4]}))
     with pytest.raises(ConfigError, match=r"^student\.arch: 'cnn' is for teachers"):
         td.run({**_mapping(tmp_path, {}), "student": {"backend": "dense", "arch": "cnn"}})
+
+
+def test_vgg_runs_channels_last_with_the_logits_of_the_plain_layout() -> None:
+    """Channels-last is a speed choice only: the plain-layout computation gives the same logits,
+    and weights loaded from a state dict (a cached teacher) keep the layout."""
+    torch.manual_seed(0)
+    net = SmallVGG((1, 28, 28), [8, 16], [32], 10).eval()
+    assert net.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(6, 784)
+    plain = SmallVGG((1, 28, 28), [8, 16], [32], 10).to(memory_format=torch.contiguous_format).eval()
+    plain.load_state_dict({k: v.contiguous() for k, v in net.state_dict().items()})
+    assert plain.features[0].weight.is_contiguous()
+    with torch.no_grad():
+        expected = plain.head(plain.features(x.view(6, 1, 28, 28)))
+        assert torch.allclose(net(x), expected, atol=1e-5)
+    reloaded = SmallVGG((1, 28, 28), [8, 16], [32], 10)
+    reloaded.load_state_dict({k: v.contiguous() for k, v in net.state_dict().items()})
+    assert reloaded.features[0].weight.is_contiguous(memory_format=torch.channels_last)
