@@ -5,7 +5,9 @@ Each step count becomes an ordinary run file beside the others, so ``compare`` a
 put the dense student, its converted forms and the distilled spiking students side by side
 (accuracy against steps and against spikes per sample). Thresholds are balanced on the run's
 own training rows (never validation or test); each converted network is measured on
-validation and shown the test rows once, like every other student.
+validation and shown the test rows once, like every other student. A step count whose
+converted run of the same source is already complete in the output folder is kept, not made
+again, so a table's conversions can be rerun after a sweep is resumed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from tempdistill.config import ConfigError, config_from_mapping
 from tempdistill.core.predict import fair_argmax
 from tempdistill.record.export import load_student
 from tempdistill.record.run import Run
-from tempdistill.record.run_file import RunRecorder
+from tempdistill.record.run_file import RunRecorder, run_identity
 from tempdistill.runner import output_directory, run_file_stem
 from tempdistill.tasks.data import load_split
 
@@ -110,15 +112,42 @@ def architecture(options: Dict[str, Any]) -> Dict[str, Any]:
     return {key: options.get(key) for key in kept}
 
 
+def converted_before(directory: Path, name: str, seed: int, source: Path) -> Optional[Path]:
+    """A complete converted run named ``name`` of ``source`` (the same file name: its path may be
+    spelled another way) and seed in ``directory``, if there is one."""
+    for candidate in sorted(directory.glob(f"{name}-s{seed}-*.h5")):
+        identity = run_identity(candidate)
+        if identity is None:
+            continue
+        status, config = identity
+        recorded_source = str((config.get("conversion") or {}).get("source", ""))
+        if (status == "complete" and config.get("name") == name and config.get("seed") == seed
+                and Path(recorded_source).name == source.name):
+            return candidate
+    return None
+
+
 def convert_run(path: str | Path, steps: Sequence[int], out: Optional[str] = None,
                 log=lambda _: None) -> List[Path]:
-    """One run file per step count for the converted student of the run at ``path``."""
+    """One run file per step count for the converted student of the run at ``path`` (kept where
+    one is already complete in the output folder)."""
     run = Run.read(path)
+    name, seed = str(run.config.get("name")), run.config.get("seed", 0)
+    kept = {count: converted_before(Path(out or run.path.parent), f"{name}-converted-T{count}", seed, run.path)
+            for count in steps}
+    for count, found in kept.items():
+        if found is not None:
+            log(f"T={count}: kept {found} (converted before)")
+    if all(found is not None for found in kept.values()):
+        return [kept[count] for count in steps]
     layers, config, split = converted_layers(run)
     directory = output_directory(config, out or str(run.path.parent))  # beside the run it converts
     labels = np.asarray(run.data.get("class_labels", np.arange(layers[-1].weight.shape[0])), dtype=np.int64)
     paths = []
     for count in steps:
+        if kept[count] is not None:
+            paths.append(kept[count])
+            continue
         val = figures(layers, split.x_val, split.y_val, count)
         test = figures(layers, split.x_test, split.y_test, count)  # the test rows, once
         recorded = copy.deepcopy(run.config)

@@ -66,6 +66,20 @@ def test_convert_writes_one_comparable_run_per_step_count(dense_run, tmp_path, c
     assert "converted" in capsys.readouterr().out
 
 
+def test_a_conversion_already_made_is_kept_not_made_again(dense_run, tmp_path, capsys):
+    """A table's conversions run again after its sweep resumes: a complete converted run of the
+    same source and step count is kept, the missing step counts are made."""
+    assert main(["convert", str(dense_run), "--steps", "4", "--out", str(tmp_path)]) == 0
+    (first,) = tmp_path.glob("*.h5")
+    stamp = first.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["convert", str(dense_run), "--steps", "4,8", "--out", str(tmp_path)]) == 0
+    assert "T=4: kept" in capsys.readouterr().err
+    files = sorted(tmp_path.glob("*.h5"))
+    assert len(files) == 2 and first in files and first.stat().st_mtime_ns == stamp
+    assert sorted(Run.read(p).eval["steps"] for p in files) == [4, 8]
+
+
 def test_what_cannot_be_converted_is_refused_in_one_line(dense_run, tmp_path, capsys, make_config):
     assert main(["convert", str(dense_run), "--steps", "0"]) == 2
     assert "--steps" in capsys.readouterr().err

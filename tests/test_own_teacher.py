@@ -476,3 +476,14 @@ def test_a_sweep_prepares_no_teacher_of_the_users_own(tiny_config_data, raw_teac
     plan = plan_run(config)
     assert plan.teacher_backend is None  # nothing to size, train or cache
     assert ClassificationTask.prepare_teacher(config, plan.teacher_backend, plan.teacher_options, print) is None
+
+
+def test_a_teacher_file_under_home_is_recorded_with_a_tilde(tmp_path):
+    """Run files get shared and committed beside tables: the teacher cache is named without its
+    maker's home directory; a path elsewhere is recorded as it is."""
+    from tempdistill.tasks.teacher import TeacherOrigin, home_relative
+
+    cached = Path.home() / ".cache" / "tempdistill" / "teachers" / "abc.pt"
+    assert home_relative(str(cached)) == "~/.cache/tempdistill/teachers/abc.pt"
+    assert home_relative(str(tmp_path / "t.pt")) == str(tmp_path / "t.pt")
+    assert TeacherOrigin("cache", str(cached), "00").record()["teacher_file"] == "~/.cache/tempdistill/teachers/abc.pt"

@@ -237,6 +237,9 @@ def test_finished_file_is_what_the_copying_recorder_wrote(tmp_path):
                 continue
             np.testing.assert_array_equal(got["attrs"][key], value, err_msg=f"{name} attr {key}")
         for key in set(item) - {"attrs", "values"}:
+            if key in ("compression", "opts") and item["maxshape"] == (None,):
+                assert got["compression"] == "gzip", name  # series are stored compressed now: a
+                continue                                     # filter, read back unasked, not a layout
             assert got[key] == item[key], (name, key)
         if "values" in item:
             np.testing.assert_array_equal(got["values"], item["values"], err_msg=name)
@@ -418,3 +421,24 @@ def test_a_placed_or_consolidated_running_file_stands_alone(tmp_path):
                 np.testing.assert_array_equal(run[group][name], values)
     untouched = place_run_file(REFERENCE, tmp_path / "c")
     assert untouched.read_bytes() == REFERENCE.read_bytes()  # a finished file is copied as it is
+
+
+def test_per_step_series_and_long_arrays_are_stored_compressed(tmp_path):
+    """A sweep keeps thousands of run files: the per-step series and the test predictions are
+    gzip-compressed, and read back exactly."""
+    path = tmp_path / "run.h5"
+    rec = RunRecorder(path, CONFIG_JSON)
+    for i in range(4):
+        rec.append_epoch(epoch_metrics(i), steps={"step": np.arange(500 * i, 500 * i + 500, dtype=float),
+                                                  "temperature": np.full(500, 4.0)})
+    predictions = np.random.default_rng(0).integers(0, 10, 10_000)
+    rec.write_eval({"student_accuracy": 0.7, "test_predictions": predictions})
+    rec.finish("complete")
+    with h5py.File(path, "r") as f:
+        assert f["steps/step"].compression == "gzip" and f["eval/test_predictions"].compression == "gzip"
+        assert f["steps/temperature"].id.get_storage_size() < 0.05 * 2000 * 8
+        assert f["eval/test_predictions"].id.get_storage_size() < 0.25 * predictions.nbytes
+    run = read_run(path)
+    np.testing.assert_array_equal(run["steps"]["step"], np.arange(2000.0))
+    np.testing.assert_array_equal(run["steps"]["temperature"], np.full(2000, 4.0))
+    np.testing.assert_array_equal(run["eval"]["test_predictions"], predictions)

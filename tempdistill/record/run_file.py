@@ -447,9 +447,11 @@ def _plain_name(name: Any) -> bool:
 
 
 def _extend(group: h5py.Group, name: str, values: np.ndarray) -> None:
-    """Append to a resizable 1-D float64 series, created on first use."""
+    """Append to a resizable 1-D float64 series, created on first use. Compressed: a per-step
+    series (the step counter, a constant or slowly moving T) shrinks to a few percent."""
     if name not in group:
-        group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,))
+        group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,),
+                             shuffle=True, compression="gzip", compression_opts=4)
     data = group[name]
     start = data.shape[0]
     data.resize((start + values.shape[0],))
@@ -487,10 +489,12 @@ def _claim(tmp: Path, candidates: Iterable[Path]) -> Path:
 
 
 def _write_array(group: h5py.Group, name: str, array: np.ndarray, compress: bool = True) -> None:
+    """Arrays of 1024 values or more are compressed (test predictions, of a few distinct class
+    indices, take a tenth of their raw size); HDF5 readers decompress them unasked."""
     if name in group:
         del group[name]
-    if compress and array.ndim >= 2 and array.size >= 1024:
-        group.create_dataset(name, data=array, chunks=True, compression="gzip", compression_opts=4)
+    if compress and array.size >= 1024 and array.dtype.kind in "biuf":
+        group.create_dataset(name, data=array, chunks=True, shuffle=True, compression="gzip", compression_opts=4)
     else:
         group.create_dataset(name, data=array)
 

@@ -55,7 +55,7 @@ class TeacherOrigin:
     def record(self) -> Dict[str, Any]:
         facts: Dict[str, Any] = {"teacher_source": self.kind, "teacher_sha256": self.sha256}
         if self.file is not None:
-            facts["teacher_file"] = self.file
+            facts["teacher_file"] = home_relative(self.file)
         if self.class_name is not None:
             facts["teacher_class"] = self.class_name
         if self.algorithm is not None:
@@ -63,6 +63,15 @@ class TeacherOrigin:
         if self.trusted is not None:
             facts["teacher_trusted"] = self.trusted
         return facts
+
+
+def home_relative(path: str) -> str:
+    """``path`` with the user's home directory written ``~``: a run file shared with others (or
+    committed beside a table) names the teacher cache without naming its maker's account."""
+    try:
+        return str(Path("~") / Path(path).relative_to(Path.home()))
+    except (ValueError, RuntimeError):  # not under home, or no home directory
+        return path
 
 
 def _origin(kind: str, path: Path, network: nn.Module) -> TeacherOrigin:
