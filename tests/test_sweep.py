@@ -183,3 +183,26 @@ def test_epochs_to_a_target_score_and_its_summary_column():
            "target": 0.95, "epochs_to_target": [4.0, 6.0, float("nan")]}
     text = summary_table([row])
     assert "epochs to val 0.95" in text and "5.0 ± 1.4 (1 of 3 never)" in text
+
+
+def test_a_sweep_resumes_on_another_device_but_not_with_another_config(tiny_config_data: dict, tmp_path: Path) -> None:
+    """The device is where a run runs, not what it is: a sweep begun on a CPU may be finished on
+    a GPU, including from a manifest written when the digest still covered the device."""
+    import json
+
+    from tempdistill.sweep.plan import Job, legacy_job_digest
+    from tempdistill.sweep.resume import MANIFEST, resume_plan
+
+    out = tmp_path / "sweep"
+    [job] = plan_sweep({**tiny_config_data, "device": "cpu"}, {}, [0])
+    assert resume_plan([job], out).todo == [job]
+    on_gpu = Job(job.name, job.seed, {**job.mapping, "device": "cuda"}, job.overrides)  # as planned on a GPU machine
+    assert resume_plan([on_gpu], out).todo == [on_gpu]
+    other = Job(job.name, job.seed, {**job.mapping, "distill": {**job.mapping["distill"], "lr": 0.123}}, job.overrides)
+    with pytest.raises(ConfigError, match="--out"):
+        resume_plan([other], out)
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / MANIFEST).write_text(json.dumps({"format": 1, "runs": [
+        {"name": job.name, "seed": job.seed, "digest": legacy_job_digest(job)}]}))
+    assert resume_plan([job], legacy).todo == [job]

@@ -134,6 +134,20 @@ def plan_sweep(
     return jobs
 
 
+# Where a run runs is not what it is: a sweep begun on a CPU may be finished on a GPU.
+PLACE_KEYS = ("device",)
+
+
 def job_digest(job: Job) -> str:
-    """What makes a planned run the same run on a second launch: its whole config."""
-    return hashlib.sha256(json.dumps(job.mapping, sort_keys=True).encode()).hexdigest()[:16]
+    """What makes a planned run the same run on a second launch: its whole config but where it
+    runs (``PLACE_KEYS``)."""
+    return _digest({key: value for key, value in job.mapping.items() if key not in PLACE_KEYS})
+
+
+def legacy_job_digest(job: Job) -> str:
+    """The digest manifests written before ``PLACE_KEYS`` hold: of the whole config."""
+    return _digest(job.mapping)
+
+
+def _digest(mapping: Dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(mapping, sort_keys=True).encode()).hexdigest()[:16]

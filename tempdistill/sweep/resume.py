@@ -12,7 +12,7 @@ from tempdistill.config import (
     ConfigError,
 )
 from tempdistill.record.run_file import consolidate, run_identity
-from tempdistill.sweep.plan import Job, job_digest
+from tempdistill.sweep.plan import Job, job_digest, legacy_job_digest
 
 MANIFEST = "manifest.json"
 
@@ -51,7 +51,8 @@ def resume_plan(jobs: Sequence[Job], out: str | Path) -> ResumePlan:
             previous = {(e["name"], int(e["seed"])): e["digest"] for e in entries}
         except (ValueError, KeyError, TypeError):
             raise ConfigError(f"--out: {manifest_path} is not a sweep manifest; use another --out") from None
-    changed = [key for key, digest in planned.items() if key in previous and previous[key] != digest]
+    legacy = {(job.name, job.seed): legacy_job_digest(job) for job in jobs}
+    changed = [key for key, digest in planned.items() if key in previous and previous[key] not in (digest, legacy[key])]
     if changed:
         name, seed = changed[0]
         raise ConfigError(f"--out: {out} holds a sweep whose run {name!r} (seed {seed}) had another config "
