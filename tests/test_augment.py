@@ -129,3 +129,52 @@ def test_augmented_run_trains_and_is_repeatable(tmp_path) -> None:
     second = td.run({**mapping, "record": {"dir": str(tmp_path / "again")}})
     assert first.eval["teacher_accuracy"] > 0.7 and first.eval["student_accuracy"] > 0.5  # chance: 0.1
     np.testing.assert_array_equal(first.metrics["loss"].to_numpy(), second.metrics["loss"].to_numpy())
+
+
+def test_hard_label_batches_skip_the_teachers_pass_and_draw_the_same_images() -> None:
+    """With nothing to read the teacher's answer (alpha 0), the augmented batches come without
+    it, the teacher is not run, and the draws (hence the images and labels) are unchanged."""
+    from tempdistill.tasks.sources import InMemory
+
+    config = config_from_mapping(_digits_images({"teacher": {"source": "module"},
+                                                 "data": {"augment": {"crop": 2, "flip": True}}}))
+    teacher = ShapeRecorder().eval()
+    task, _ = ClassificationTask.build(config, None, _user_source(config), lambda _: None, InMemory(teacher=teacher))
+    with_teacher = list(task.train_batches(0, 64, torch.Generator().manual_seed(0)))
+    calls = len(teacher.shapes)
+    without = list(task.train_batches(0, 64, torch.Generator().manual_seed(0), teacher=False))
+    assert len(teacher.shapes) == calls  # not run
+    assert all(b.teacher_logits is None for b in without) and len(without) == len(with_teacher)
+    for a, b in zip(with_teacher, without):
+        assert torch.equal(a.x, b.x) and torch.equal(a.targets, b.targets)
+
+
+def test_a_hard_label_run_trains_the_same_without_the_teachers_pass(tmp_path, monkeypatch) -> None:
+    import tempdistill as td
+    from tempdistill.core.distiller import Distiller
+
+    mapping = _digits_images({"data": {"augment": {"crop": 1, "flip": True}}, "distill": {"epochs": 3, "alpha": 0.0},
+                              "teacher": {"epochs": 5}, "record": {"dir": str(tmp_path)}})
+    skipped = td.run(mapping)
+    monkeypatch.setattr(Distiller, "reads_teacher", lambda self, alpha: True)
+    computed = td.run({**mapping, "record": {"dir": str(tmp_path / "teacher-run")}})
+    np.testing.assert_array_equal(skipped.metrics["loss"].to_numpy(), computed.metrics["loss"].to_numpy())
+    assert skipped.eval["student_accuracy"] == computed.eval["student_accuracy"]
+
+
+def test_which_epochs_read_the_teacher() -> None:
+    from types import SimpleNamespace
+
+    from tempdistill.config import TemperatureConfig
+    from tempdistill.core.distiller import Distiller
+    from tempdistill.schedules import build_schedule
+
+    def reads(temperature: Dict[str, Any], alpha: float, extra: Any = None) -> bool:
+        schedule = build_schedule(TemperatureConfig(**temperature), total_epochs=4, steps_per_epoch=2, num_classes=3)
+        return Distiller.reads_teacher(SimpleNamespace(schedule=schedule, extra=extra), alpha)
+
+    assert not reads({"schedule": "constant", "value": 4.0}, 0.0)
+    assert reads({"schedule": "constant", "value": 4.0}, 0.5)
+    assert reads({"schedule": "constant", "value": 4.0}, 0.0, extra=object())  # a feature term
+    assert reads({"schedule": "constant", "value": 4.0,
+                  "groups": {"classes": [[0], [1, 2]], "factors": [1.0, 2.0]}}, 0.0)  # T from the teacher's logits

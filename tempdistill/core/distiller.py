@@ -139,9 +139,16 @@ class Distiller:
         alpha = self.schedule.alpha(epoch, self.config.alpha)
         self.student.train()
         with self.extra.watching_teacher() if self.extra is not None else nullcontext():
-            for batch in self.task.train_batches(epoch, self.config.batch_size, self.generator):
+            for batch in self.task.train_batches(epoch, self.config.batch_size, self.generator,
+                                                 teacher=self.reads_teacher(alpha)):
                 self._train_step(batch, epoch, alpha, sums)
         return sums
+
+    def reads_teacher(self, alpha: float) -> bool:
+        """Whether an epoch at this ``alpha`` reads the teacher's logits of its batches: for the
+        KD term (alpha > 0), a feature term, or a schedule that sets T from them."""
+        return (alpha > 0 or self.extra is not None or self.schedule.needs_student_logits
+                or type(self.schedule).for_batch is not Schedule.for_batch)
 
     def _train_step(self, batch: Batch, epoch: int, alpha: float, sums: EpochSums) -> None:
         """One optimisation step on ``batch``, added to the epoch's ``sums``."""
@@ -167,7 +174,7 @@ class Distiller:
         self.signals["loss"] = sums.last_loss
         self.step += 1
 
-    def batch_temperature(self, base: Temperature, teacher_logits: torch.Tensor, x: torch.Tensor) -> Temperature:
+    def batch_temperature(self, base: Temperature, teacher_logits: Optional[torch.Tensor], x: torch.Tensor) -> Temperature:
         """The T for one batch: the schedule's T, made per-sample where the schedule says so."""
         if not self.schedule.needs_student_logits:
             return self.schedule.for_batch(base, teacher_logits)

@@ -27,7 +27,7 @@ class Batch:
     gave them, per its source; (B, C, H, W) for a user's teacher of images), else None."""
 
     x: torch.Tensor
-    teacher_logits: torch.Tensor
+    teacher_logits: Optional[torch.Tensor]
     targets: Optional[torch.Tensor] = None
     groups: Optional[torch.Tensor] = None
     teacher_inputs: Optional[torch.Tensor] = None
@@ -48,8 +48,11 @@ class TrainingTask(Protocol):
     def begin_epoch(self, epoch: int, student: Student, temperature: float) -> Dict[str, float]:
         """Called before each epoch's batches; returns figures for the epoch's record."""
 
-    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
-        """The epoch's training batches, in an order drawn from ``generator``."""
+    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator,
+                      teacher: bool = True) -> Iterator[Batch]:
+        """The epoch's training batches, in an order drawn from ``generator``. With ``teacher``
+        False nothing will read their teacher logits (hard labels only): a task that runs the
+        teacher per batch may skip it and give None."""
 
     def objective(self, student: Student, output: StudentOutput, batch: Batch, temperature: Temperature,
                   alpha: float, loss: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

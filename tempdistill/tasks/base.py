@@ -79,8 +79,10 @@ class TrainingSide(TrainingTask, ABC):
         """Optimisation steps in one epoch (schedules plan over steps)."""
 
     @abstractmethod
-    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
-        """The epoch's training batches, in an order drawn from ``generator``."""
+    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator,
+                      teacher: bool = True) -> Iterator[Batch]:
+        """The epoch's training batches, in an order drawn from ``generator`` (``teacher``: see
+        ``tempdistill.core.task.TrainingTask.train_batches``)."""
 
     @abstractmethod
     def evaluation_batch(self) -> Batch:

@@ -134,18 +134,21 @@ class ClassificationTask(Task):
     def steps_per_epoch(self, batch_size: int) -> int:
         return -(-self.split.x_train.shape[0] // batch_size)
 
-    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator,
+                      teacher: bool = True) -> Iterator[Batch]:
         x, y, logits = self.split.x_train, self.split.y_train, self.teacher_train_logits
         if self.augment is not None:
-            yield from self._augmented_batches(batch_size, generator)
+            yield from self._augmented_batches(batch_size, generator, teacher)
             return
         teacher_x = self.bound.inputs("train") if self.teacher_inputs_in_batches else None  # type: ignore[attr-defined]
         for index in iterate_minibatches(x.shape[0], batch_size, generator):
             yield Batch(x[index], logits[index], y[index], teacher_inputs=None if teacher_x is None else teacher_x[index])
 
-    def _augmented_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+    def _augmented_batches(self, batch_size: int, generator: torch.Generator, teacher: bool) -> Iterator[Batch]:
         """Each batch shifted and flipped by one draw, applied alike to the student's rows and
-        the teacher's; the teacher answers the augmented images (logits per batch)."""
+        the teacher's; the teacher answers the augmented images (logits per batch), unless
+        nothing will read its answer (``teacher`` False, hard labels only): on Fashion-MNIST its
+        pass is a third of a spiking student's epoch. The draws are the same either way."""
         assert self.augment is not None and isinstance(self.bound, NetworkTeacher)
         split, shape = self.split, self.split.input_shape
         teacher_x = self.bound.inputs("train")
@@ -155,7 +158,8 @@ class ClassificationTask(Task):
             rows = teacher_x[index]
             seen = transform(rows.view(len(index), *shape))
             seen = seen if rows.dim() > 2 else seen.flatten(1)  # as that teacher reads its rows
-            yield Batch(student_x, self.bound.logits_of(seen), split.y_train[index], teacher_inputs=seen)
+            yield Batch(student_x, self.bound.logits_of(seen) if teacher else None, split.y_train[index],
+                        teacher_inputs=seen)
 
     def evaluation_batch(self) -> Batch:
         return Batch(self.split.x_val, self.teacher_val_logits, self.split.y_val)

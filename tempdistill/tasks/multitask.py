@@ -201,7 +201,8 @@ class MultiTask(Task):
     def steps_per_epoch(self, batch_size: int) -> int:
         return next(iter(self.heads.values())).steps_per_epoch(batch_size)
 
-    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator,
+                      teacher: bool = True) -> Iterator[Batch]:
         share = max(batch_size // len(self.heads), 1)
         for _ in range(self.steps_per_epoch(batch_size)):
             parts = []

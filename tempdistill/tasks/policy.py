@@ -186,7 +186,8 @@ class PolicyTask(Task):
     def steps_per_epoch(self, batch_size: int) -> int:
         return self.dagger.updates_per_epoch
 
-    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+    def train_batches(self, epoch: int, batch_size: int, generator: torch.Generator,
+                      teacher: bool = True) -> Iterator[Batch]:
         for _ in range(self.dagger.updates_per_epoch):
             index = torch.randint(len(self.buffer_obs), (batch_size,), generator=generator)
             index = index.to(self.buffer_obs.device)
