@@ -206,3 +206,33 @@ def test_a_sweep_resumes_on_another_device_but_not_with_another_config(tiny_conf
     (legacy / MANIFEST).write_text(json.dumps({"format": 1, "runs": [
         {"name": job.name, "seed": job.seed, "digest": legacy_job_digest(job)}]}))
     assert resume_plan([job], legacy).todo == [job]
+
+
+def test_the_committed_fashion_mnist_runs_still_belong_to_their_config() -> None:
+    """``make fashion-mnist-table`` resumes the run files committed beside the table: an edit of
+    experiments/fashion-mnist-conv.yaml that changed a run would make the command refuse them."""
+    import json
+
+    import yaml
+
+    from tempdistill.record.run_file import run_identity
+    from tempdistill.sweep.plan import job_digest, legacy_job_digest
+
+    root = Path(__file__).resolve().parents[1]
+    results = root / "experiments" / "results" / "fashion-mnist-conv"
+    jobs = {(job.name, job.seed): job
+            for job in plan_sweep(yaml.safe_load((root / "experiments" / "fashion-mnist-conv.yaml").read_text()), {}, None)}
+    manifest = json.loads((results / "manifest.json").read_text())["runs"]
+    for entry in manifest:
+        job = jobs[(entry["name"], entry["seed"])]
+        assert entry["digest"] in (job_digest(job), legacy_job_digest(job)), entry["name"]
+    files = sorted(results.glob("*.h5"))
+    assert files
+    for path in files:
+        status, config = run_identity(path)
+        assert status == "complete", path.name
+        source = config.get("conversion", {}).get("source")
+        name = config["name"].split("-converted-")[0] if source else config["name"]
+        assert (name, config["seed"]) in jobs, path.name
+        if source:  # a conversion names its source by a path inside the repository
+            assert (root / source).is_file(), source
