@@ -43,11 +43,11 @@ fashion-mnist:
 
 # docs/images.md's Fashion-MNIST table: the five arms of experiments/fashion-mnist-conv.yaml over
 # seeds 0-4, each dense student converted at 16/32/64 steps, then compare. Long on a CPU (about
-# 75 minutes a seed on 2 cores): FM_ARGS="--set device=cuda" where there is a GPU. The run files
+# two hours a seed on 2 cores): FM_ARGS="--set device=cuda" where there is a GPU. The run files
 # behind the table are committed in FM_OUT: the sweep resumes them (only runs not yet there are
 # run) and convert keeps what it converted before, so the command finishes what is missing.
-# One run at a time with both threads is faster here than two runs of one thread each (a spiking
-# epoch: 30 s against 70 s each); FM_JOBS=8 on a machine with many cores.
+# One run at a time with both threads is faster than two runs of one thread each (a spiking
+# epoch: 51 s alone against about 70 s each beside another); FM_JOBS=8 on a machine with many cores.
 FM_OUT ?= experiments/results/fashion-mnist-conv
 FM_JOBS ?= 1
 fashion-mnist-table: $(STAMP)

@@ -58,6 +58,12 @@ class Schedule:
         """The T applied to one batch; per-sample schedules return a (B, 1) tensor."""
         return temperature
 
+    @property
+    def varies_within_batch(self) -> bool:
+        """Whether the T of a batch is set per sample or per class from the networks' logits
+        (``per_sample`` or an overridden ``for_batch``), not one T for the step."""
+        return self.needs_student_logits or type(self).for_batch is not Schedule.for_batch
+
     def per_sample(self, teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
         """Per-sample T from both networks' logits (schedules with needs_student_logits)."""
         raise NotImplementedError(f"schedule {type(self).__name__} does not predict per-sample temperatures")
@@ -545,7 +551,7 @@ class PerHead(Schedule):
         first = next(iter(heads.values()))
         super().__init__(first.params, first.total_epochs, first.steps_per_epoch)
         for head, schedule in heads.items():
-            if schedule.needs_student_logits or type(schedule).for_batch is not Schedule.for_batch or isinstance(schedule, Grouped):
+            if schedule.varies_within_batch or isinstance(schedule, Grouped):
                 raise ConfigError(f"heads.{head}.temperature: a head takes one T per step; per-sample and "
                                   "per-class schedules do not apply")
         self.heads = heads

@@ -147,8 +147,7 @@ class Distiller:
     def reads_teacher(self, alpha: float) -> bool:
         """Whether an epoch at this ``alpha`` reads the teacher's logits of its batches: for the
         KD term (alpha > 0), a feature term, or a schedule that sets T from them."""
-        return (alpha > 0 or self.extra is not None or self.schedule.needs_student_logits
-                or type(self.schedule).for_batch is not Schedule.for_batch)
+        return alpha > 0 or self.extra is not None or self.schedule.varies_within_batch
 
     def _train_step(self, batch: Batch, epoch: int, alpha: float, sums: EpochSums) -> None:
         """One optimisation step on ``batch``, added to the epoch's ``sums``."""
