@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test docs bench tables install clean fashion-mnist fashion-mnist-table
+.PHONY: demo test docs bench tables install clean fashion-mnist fashion-mnist-table claims
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,14 @@ fashion-mnist-table: $(STAMP)
 	$(PY) -m tempdistill sweep experiments/fashion-mnist-conv.yaml --jobs $(FM_JOBS) --out $(FM_OUT) $(FM_ARGS)
 	for f in $(FM_OUT)/fashion-mnist-conv-dense-kd-s*.h5; do $(PY) -m tempdistill convert $$f --steps 16,32,64 || exit 1; done
 	$(PY) -m tempdistill compare $(FM_OUT)
+
+# experiments/CLAIMS.md, version 2: about 10-12 hours on 2 cores. Every stage's complete runs land
+# in the committed ledger CLAIMS_LEDGER (a few KB a run), so the study is resumable across
+# machines and sessions: stop it with Ctrl-C, commit the ledger, run the same command again.
+CLAIMS_LEDGER ?= experiments/results/claims-v2
+CLAIMS_JOBS ?= 2
+claims: $(STAMP)
+	$(PY) -m tempdistill claims experiments/claims.yaml --jobs $(CLAIMS_JOBS) --ledger $(CLAIMS_LEDGER) $(CLAIMS_ARGS)
 
 clean:
 	rm -rf runs site .pytest_cache

@@ -365,9 +365,9 @@ def test_bad_claims_file_names_the_field(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_quick_claims_end_to_end_and_resumed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out, report = tmp_path / "runs", tmp_path / "CLAIMS.md"
+    out, report, ledger = tmp_path / "runs", tmp_path / "CLAIMS.md", tmp_path / "ledger"
     args = ["claims", str(CLAIMS_FILE), "--quick", "--only", "C1,C5,C7", "--out", str(out), "--report", str(report),
-            "--quiet"]
+            "--ledger", str(ledger), "--quiet"]
     assert main(args) == 0
     text = report.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| C")]
@@ -398,6 +398,21 @@ def test_quick_claims_end_to_end_and_resumed(tmp_path: Path, capsys: pytest.Capt
     assert main(args) == 0                                    # a second launch keeps every run of both stages
     assert len(list(out.glob("*.h5"))) == planned
     assert "over 2 launch(es)" in report.read_text()
+    # The ledger kept every run: a launch on another machine (a fresh --out) restores them all,
+    # runs nothing, and reaches the same verdicts, effects and intervals.
+    parts = list(ledger.glob("part-*.jsonl.gz"))
+    assert parts and sum(p.stat().st_size for p in parts) < 3_000 * planned
+    elsewhere, second_report = tmp_path / "elsewhere", tmp_path / "CLAIMS-2.md"
+    moved = [a if a != str(out) else str(elsewhere) for a in args]
+    moved[moved.index(str(report))] = str(second_report)
+    assert main(moved) == 0
+    assert len(list(elsewhere.glob("*.h5"))) == planned
+    assert all("restored_from" in Run.read(p).attrs for p in elsewhere.glob("*.h5"))
+    assert "over 3 launch(es)" in second_report.read_text()   # the launches are listed in the ledger
+    verdicts = [line for line in text.splitlines() if line.startswith("| C") or line.startswith("| digits-")]
+    again = [line for line in second_report.read_text().splitlines()
+             if line.startswith("| C") or line.startswith("| digits-")]
+    assert again == verdicts
 
 
 def test_every_schedule_is_set_against_the_fixed_t_with_its_interval() -> None:

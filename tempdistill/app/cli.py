@@ -143,6 +143,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from tempdistill.core.interrupt import EXIT_INTERRUPTED
     from tempdistill.record.run import Run
     from tempdistill.runner import echo
+    from tempdistill.sweep import ledger as ledgers
     from tempdistill.sweep.launch import run_sweep
     from tempdistill.sweep.plan import parse_grid, parse_seeds, plan_sweep
     from tempdistill.sweep.summary import difference_text, summarize, summary_table
@@ -158,8 +159,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                  "storage": args.storage}
     if args.executor != "ray" and (args.address or args.storage or args.cpus_per_run != 1 or args.gpus_per_run):
         raise ConfigError("--address/--storage/--cpus-per-run/--gpus-per-run: only used with --executor ray")
-    outcome = run_sweep(jobs, out, args.jobs, args.executor, log=(lambda _: None) if args.quiet else echo,
-                        ray_options=ray_flags if args.executor == "ray" else None)
+    log = (lambda _: None) if args.quiet else echo
+    if args.ledger:
+        restored = ledgers.restore(args.ledger, out, [(job.name, job.seed) for job in jobs])
+        if restored:
+            log(f"sweep: {len(restored)} runs restored from the ledger {args.ledger}")
+    try:
+        outcome = run_sweep(jobs, out, args.jobs, args.executor, log=log,
+                            ray_options=ray_flags if args.executor == "ray" else None)
+    finally:
+        part = ledgers.write_part(args.ledger, out) if args.ledger else None
+        if part is not None:
+            log(f"sweep: new complete runs added to the ledger: {part}")
     runs = [Run.read(path) for path in outcome.paths]
     rows = summarize(runs, (raw.get("sweep") or {}).get("target"))
     text = summary_table(rows) if rows else "no run completed"
@@ -188,7 +199,7 @@ def _cmd_claims(args: argparse.Namespace) -> int:
         raise ConfigError("--address: only used with --executor ray")
     ray_options = {"address": args.address} if args.executor == "ray" else None
     outcome = run_claims(args.config, args.out, args.jobs, args.executor, args.report, args.only, args.quick,
-                         log=(lambda _: None) if args.quiet else echo, ray_options=ray_options)
+                         log=(lambda _: None) if args.quiet else echo, ray_options=ray_options, ledger=args.ledger)
     if outcome.report is None:
         print("tempdistill claims: stopped; run the same command again to finish the runs left", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -255,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--gpus-per-run", type=float, default=0, help="ray: GPUs per run")
     sweep.add_argument("--storage", help="ray: where trials hand run files over (a path all nodes reach, or a "
                                          "cloud URI); default: a temporary directory on this machine")
+    sweep.add_argument("--ledger", metavar="DIR", help="a folder (committed) that keeps what is read back of every "
+                                                       "complete run: restored into --out first, added to after")
     sweep.add_argument("--quiet", action="store_true")
     sweep.set_defaults(handler=_cmd_sweep)
 
@@ -269,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("--only", metavar="C1,C3", help="judge only these claims (and run only their runs)")
     claims.add_argument("--quick", action="store_true", help="the claims file's quick section: few seeds and "
                                                              "epochs, a smoke test of the machinery, not evidence")
+    claims.add_argument("--ledger", metavar="DIR", help="a folder (committed) that keeps what the study reads of "
+                                                        "every complete run: restored into --out before each stage, "
+                                                        "added to after it, so a long study lands in pieces")
     claims.add_argument("--quiet", action="store_true")
     claims.set_defaults(handler=_cmd_claims)
 

@@ -257,6 +257,19 @@ class RunRecorder:
         self.epochs_written += 1
         self.steps_written += max((length for rule, *_, length in schema if rule == "step"), default=0)
 
+    def write_epochs(self, series: Mapping[str, np.ndarray]) -> None:
+        """Whole per-epoch series at once, for a run rebuilt from what was kept of it
+        (``sweep.ledger``): written into /metrics as epochs appended one by one would be."""
+        lengths = {np.asarray(values).shape[0] for values in series.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"per-epoch series of different lengths: {sorted(lengths)}")
+        epochs = lengths.pop() if lengths else 0
+        with self.edit() as f:
+            for name, values in series.items():
+                _extend(f["metrics"], name, _series(f"metrics/{name}", values))
+            f.attrs["epochs_completed"] = epochs
+        self.epochs_written = epochs
+
     def write_eval(self, values: Mapping[str, Any]) -> None:
         """Final evaluation: scalars become attrs of /eval, arrays datasets under it."""
         with self.edit() as f:

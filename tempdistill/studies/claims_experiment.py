@@ -30,8 +30,10 @@ from tempdistill.studies.claims_plan import (
 from tempdistill.studies.claims_report import ReportFacts, record_launch, render_report, tuning_table
 from tempdistill.studies.claims_spec import load_spec, parse_only
 from tempdistill.studies.verdicts import Finding
+from tempdistill.sweep import ledger as ledgers
 from tempdistill.sweep.jobs import SweepOutcome
 from tempdistill.sweep.launch import EXECUTORS, run_sweep
+from tempdistill.sweep.plan import Job
 
 
 @dataclass
@@ -52,7 +54,7 @@ def default_report(config: str | Path, out: str | Path, quick: bool) -> Path:
 
 
 def command_line(config: str, out: Optional[str], workers: int, executor: str, only: Optional[str], quick: bool,
-                 report: Optional[str]) -> str:
+                 report: Optional[str], ledger: Optional[str] = None) -> str:
     """The command as a user would type it again (the paths as they were given)."""
     parts = ["tempdistill claims", str(config)]
     parts += [f"--out {out}"] if out else []
@@ -61,6 +63,7 @@ def command_line(config: str, out: Optional[str], workers: int, executor: str, o
     parts += [f"--only {only}"] if only else []
     parts += ["--quick"] if quick else []
     parts += [f"--report {report}"] if report else []
+    parts += [f"--ledger {ledger}"] if ledger else []
     return " ".join(parts)
 
 
@@ -78,10 +81,14 @@ def _seeds_text(plan: ClaimsPlan) -> str:
 
 def run_claims(config: str, out: Optional[str] = None, workers: int = 1, executor: str = "local",
                report: Optional[str] = None, only: Optional[str] = None, quick: bool = False,
-               log: Callable[[str], None] = print, ray_options: Optional[Dict[str, Any]] = None) -> ClaimsOutcome:
+               log: Callable[[str], None] = print, ray_options: Optional[Dict[str, Any]] = None,
+               ledger: Optional[str] = None) -> ClaimsOutcome:
     """Run the tuning stage, choose each arm's settings on validation, run the evaluation stage,
     judge the claims and write the report; a stopped launch writes no report (the same command
-    resumes either stage)."""
+    resumes either stage). With a ``ledger`` folder (``sweep.ledger``) the runs it holds are
+    restored into ``out`` before each stage, each stage's new complete runs are added to it as
+    a part even when the launch is stopped, and the launches are listed there: a study longer
+    than one sitting lands piece by piece and resumes on another machine."""
     if workers < 1:
         raise ConfigError(f"--jobs: must be >= 1, got {workers}")
     if executor not in EXECUTORS:
@@ -92,31 +99,46 @@ def run_claims(config: str, out: Optional[str] = None, workers: int = 1, executo
     tuning = plan_tuning(spec, claims, quick)
     plan_claims(spec, claims, quick)  # the evaluation stage's configs, checked before anything runs
     out_dir = Path(out or default_out(quick))
+    launches_dir = Path(ledger) if ledger else out_dir
+
+    def stage(jobs: List[Job]) -> SweepOutcome:
+        """One sweep into ``out_dir``, between the ledger's restore and its new part."""
+        if ledger:
+            restored = ledgers.restore(ledger, out_dir, [(job.name, job.seed) for job in jobs])
+            if restored:
+                log(f"claims: {len(restored)} runs restored from the ledger {ledger}")
+        try:
+            return run_sweep(jobs, str(out_dir), workers, executor, log=log, ray_options=ray_options)
+        finally:
+            part = ledgers.write_part(ledger, out_dir) if ledger else None
+            if part is not None:
+                log(f"claims: new complete runs added to the ledger: {part}")
+
     log(f"claims: tuning stage, {len(tuning.jobs)} runs for {', '.join(c.id for c in claims)} into {out_dir}")
-    tuned = run_sweep(tuning.jobs, str(out_dir), workers, executor, log=log, ray_options=ray_options)
+    tuned = stage(tuning.jobs)
     if not tuned.interrupted:
         ranges = plan_ranges(spec, tuning, choose(spec, tuning, read_runs(tuned.paths, tuning.cells)), quick)
         log(f"claims: tuning stage, the schedules' ranges: {len(ranges)} runs")
         if ranges:
-            searched = run_sweep(ranges, str(out_dir), workers, executor, log=log, ray_options=ray_options)
+            searched = stage(ranges)
             tuned = SweepOutcome(paths=tuned.paths + searched.paths, failures=tuned.failures + searched.failures,
                                  interrupted=searched.interrupted, not_started=searched.not_started,
                                  reason=searched.reason, kept=tuned.kept + searched.kept)
     if tuned.interrupted:
-        record_launch(out_dir, time.perf_counter() - started, len(tuned.paths) - len(tuned.kept), len(tuned.kept))
+        record_launch(launches_dir, time.perf_counter() - started, len(tuned.paths) - len(tuned.kept), len(tuned.kept))
         return ClaimsOutcome([], None, tuned, tuned)
     chosen = choose(spec, tuning, read_runs(tuned.paths, tuning.cells))
     plan = plan_claims(spec, claims, quick, chosen)
     log(f"claims: evaluation stage, {len(plan.jobs)} runs")
-    outcome = run_sweep(plan.jobs, str(out_dir), workers, executor, log=log, ray_options=ray_options)
+    outcome = stage(plan.jobs)
     ran = len(outcome.paths) - len(outcome.kept) + len(tuned.paths) - len(tuned.kept)
     kept = len(outcome.kept) + len(tuned.kept)
     if outcome.interrupted:
-        record_launch(out_dir, time.perf_counter() - started, ran, kept)
+        record_launch(launches_dir, time.perf_counter() - started, ran, kept)
         return ClaimsOutcome([], None, outcome, tuned)
     index = index_runs(outcome.paths, plan)
     findings = evaluate(claims, index)
-    launches = record_launch(out_dir, time.perf_counter() - started, ran, kept)
+    launches = record_launch(launches_dir, time.perf_counter() - started, ran, kept)
     for f in findings:
         missing = plan.left_out.get(f.claim.id)
         if missing:
@@ -131,7 +153,7 @@ def run_claims(config: str, out: Optional[str] = None, workers: int = 1, executo
     train = sum(float(r.series.get("wall_seconds", [0.0])[-1]) for cell, runs in index.runs.items()
                 if cell not in plan.aliases for r in runs.values() if len(r.series.get("wall_seconds", [])))
     failures = [f"{job.name} seed {job.seed}: {error}" for job, error in tuned.failures + outcome.failures]
-    facts = ReportFacts(command_line(config, out, workers, executor, only, quick, report), str(out_dir),
+    facts = ReportFacts(command_line(config, out, workers, executor, only, quick, report, ledger), str(out_dir),
                         _seeds_text(plan) + f"; tuning seeds {', '.join(map(str, tuning.seeds))}", quick, launches,
                         len(tuning.jobs) + len(plan.jobs), complete, failures, workers, executor, train)
     path = Path(report) if report else default_report(config, out_dir, quick)

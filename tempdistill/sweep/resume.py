@@ -42,15 +42,8 @@ def resume_plan(jobs: Sequence[Job], out: str | Path) -> ResumePlan:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} exists and is not a directory")
-    manifest_path = out / MANIFEST
     planned = {(job.name, job.seed): job_digest(job) for job in jobs}
-    previous: Dict[Tuple[str, int], str] = {}
-    if manifest_path.is_file():
-        try:
-            entries = json.loads(manifest_path.read_text())["runs"]
-            previous = {(e["name"], int(e["seed"])): e["digest"] for e in entries}
-        except (ValueError, KeyError, TypeError):
-            raise ConfigError(f"--out: {manifest_path} is not a sweep manifest; use another --out") from None
+    previous = read_manifest(out)
     legacy = {(job.name, job.seed): legacy_job_digest(job) for job in jobs}
     changed = [key for key, digest in planned.items() if key in previous and previous[key] not in (digest, legacy[key])]
     if changed:
@@ -82,10 +75,38 @@ def resume_plan(jobs: Sequence[Job], out: str | Path) -> ResumePlan:
             (out / SUPERSEDED).mkdir(parents=True, exist_ok=True)
             consolidate(path)  # a killed run's epochs are in its journal: they move with the file
             os.replace(path, out / SUPERSEDED / path.name)
-    out.mkdir(parents=True, exist_ok=True)
-    merged = {**previous, **planned}
-    manifest = {"format": 1, "runs": [{"name": n, "seed": s, "digest": d} for (n, s), d in merged.items()]}
-    tmp = manifest_path.with_name(f".{MANIFEST}.{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, manifest_path)
+    _write_manifest(out, {**previous, **planned})
     return ResumePlan(todo, kept, counts)
+
+
+def read_manifest(out: str | Path) -> Dict[Tuple[str, int], str]:
+    """The digest of every run the sweep directory ``out`` planned, by (name, seed); empty
+    when there is no manifest yet."""
+    manifest_path = Path(out) / MANIFEST
+    if not manifest_path.is_file():
+        return {}
+    try:
+        entries = json.loads(manifest_path.read_text())["runs"]
+        return {(str(e["name"]), int(e["seed"])): str(e["digest"]) for e in entries}
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"--out: {manifest_path} is not a sweep manifest; use another --out") from None
+
+
+def merge_manifest(out: str | Path, digests: Dict[Tuple[str, int], str]) -> None:
+    """Add runs to ``out``'s manifest (``sweep.ledger``'s restored runs); one the manifest
+    already plans with another digest is an error, as a launch with another config is."""
+    previous = read_manifest(out)
+    changed = [key for key, digest in digests.items() if key in previous and previous[key] != digest]
+    if changed:
+        name, seed = changed[0]
+        raise ConfigError(f"--out: {out} holds a sweep whose run {name!r} (seed {seed}) had another config than "
+                          f"the ledger's ({len(changed)} such runs); use another --out")
+    _write_manifest(Path(out), {**previous, **digests})
+
+
+def _write_manifest(out: Path, digests: Dict[Tuple[str, int], str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {"format": 1, "runs": [{"name": n, "seed": s, "digest": d} for (n, s), d in digests.items()]}
+    tmp = out / f".{MANIFEST}.{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, out / MANIFEST)
