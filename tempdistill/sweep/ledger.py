@@ -7,7 +7,8 @@ claims study would be ~200 MB. A ledger entry keeps what a study reads back and 
 a number came from: the run's name, seed and manifest digest, its config, /eval's scalars, its
 root attributes, environment and data attributes, the per-epoch series of ``FULL_SERIES`` in
 full (validation scores, T, wall time; at float32 precision) and every other series' last value
-— 1–3 KB a run once compressed. Per-step series, traces, arrays (test predictions) and the
+— a few KB a run once compressed (4.8 KB for a 200-epoch run alone in its part, less beside
+others): ~1,700 runs in ~5 MB. Per-step series, traces, arrays (test predictions) and the
 student's weights are not kept.
 
 ``write_part`` adds the complete runs of a sweep directory that the ledger does not hold yet as
