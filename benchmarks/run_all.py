@@ -43,15 +43,16 @@ def script_output(script: str, arguments: List[str]) -> str:
 
 # Why a target can be missed on a CPU, from profiles of these very steps (torch.profiler).
 WHY = {
-    "large": "at (128, 1024, 100) the fused step is about 40 ms of narrow dense products (per step: the "
-             "1024 → 10 projection W·s_t, its weight gradient and ∂L/∂s_t; this BLAS runs them at 7–17 GFLOP/s "
-             "whether per step, per block of steps or over all steps at once), about 40 ms of elementwise "
-             "passes over (128, 1024) tensors at the cache's bandwidth (the neuron update, the surrogate "
-             "factor, the backward's chain; no pass is repeated), and the Python loop. A 5× or 3× target "
-             "needs a fifth of `snn.Leaky`'s step and a third of the loop engine's (60–80 ms across passes of "
-             "this benchmark), less than those products and passes take in eager PyTorch on this CPU. "
-             "`torch.compile` of the per-step passes (9 s to compile) ran the update in 143–157 µs against "
-             "183 µs eager and the backward's chain in 97–133 µs against 51 µs, so it was not adopted",
+    "large": "at (128, 1024, 100) the fused step is mostly narrow dense products (the 1024 → 10 projection "
+             "W·s_t, per step in the forward so that the spikes stay the reference's bit for bit; in the "
+             "backward, which runs layer by layer, its weight gradient and ∂L/∂s, one product over all steps "
+             "each; this BLAS runs such narrow products at 7–17 GFLOP/s however they are batched) and "
+             "elementwise passes over (128, 1024) tensors at the cache's bandwidth (the neuron update, the "
+             "surrogate factor, the backward's chain; no pass is repeated). A 5× or 3× target needs a fifth of "
+             "`snn.Leaky`'s step and a third of the loop engine's, less than those products and passes take "
+             "in eager PyTorch on this CPU. `torch.compile` of the per-step passes (9 s to compile) ran the "
+             "update in 143–157 µs against 183 µs eager and the backward's chain in 97–133 µs against 51 µs, "
+             "so it was not adopted",
     "reference": "the snnTorch and Norse reference paths run the same arithmetic through the same shared neuron "
                  "step (their spikes are identical), yet at (128, 1024, 100) they measured 1.03–1.21× the "
                  "hand-written loop across five passes of this benchmark, on a machine whose speed drifted by up "
