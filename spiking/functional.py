@@ -171,27 +171,25 @@ class _NetworkSequence(torch.autograd.Function):
                 break  # nothing reaches this layer, nor any below it
             # ∂L/∂I_t for every step: over the surrogate factors (read once, at the same step), or
             # for the first layer straight into its gradient
-            if l == 0 and not ctx.constant:
-                grad_v_all = grad_first = slopes[0].new_empty(slopes[0].shape)
-            else:
-                grad_v_all = slopes[l]
-            summed = slopes[0].new_zeros(slopes[0].shape[1:]) if l == 0 and ctx.constant else None
-            _chain_through_time(grad_s, carry, slopes[l], spikes[l] if zero_reset else None, beta, grad_v_all,
-                                summed, lent)
             if l == 0:
-                grad_first = summed if ctx.constant else grad_first
+                held = ctx.constant
+                grad_first = slopes[0].new_zeros(slopes[0].shape[1:]) if held else slopes[0].new_empty(slopes[0].shape)
+                _chain_through_time(grad_s, carry, slopes[0], spikes[0] if zero_reset else None, beta,
+                                    slopes[0] if held else grad_first, grad_first if held else None, lent)
                 break
+            grad_v_all = slopes[l]
+            _chain_through_time(grad_s, carry, slopes[l], spikes[l] if zero_reset else None, beta, grad_v_all,
+                                None, lent)
             n, below = grad_v_all.shape[-1], spikes[l - 1].shape[-1]
             rows = grad_v_all.reshape(steps * batch, n)
             grad_w[l - 1] = torch.mm(rows.t(), spikes[l - 1].reshape(steps * batch, below))
             grad_b[l - 1] = rows.sum(dim=0)
-            block = BLOCKS.take((steps, batch, below), rows)
-            lent.append(block)
-            if block.is_contiguous():
-                torch.mm(rows, weights[l - 1], out=block.view(steps * batch, below))
-                grad_s = block
-            else:
-                grad_s = torch.mm(rows, weights[l - 1]).view(steps, batch, below)
+            grad_s = BLOCKS.take((steps, batch, below), rows)
+            lent.append(grad_s)
+            if grad_s.is_contiguous():
+                torch.mm(rows, weights[l - 1], out=grad_s.view(-1, below))
+            else:  # a block whose steps are padded to alignment
+                grad_s.copy_(torch.mm(rows, weights[l - 1]).view(steps, batch, below))
         if grad_first is None:
             shape = slopes[0].shape[1:] if ctx.constant else slopes[0].shape
             grad_first = slopes[0].new_zeros(shape)

@@ -143,8 +143,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from tempdistill.core.interrupt import EXIT_INTERRUPTED
     from tempdistill.record.run import Run
     from tempdistill.runner import echo
-    from tempdistill.sweep import ledger as ledgers
     from tempdistill.sweep.launch import run_sweep
+    from tempdistill.sweep.ledger import landing
     from tempdistill.sweep.plan import parse_grid, parse_seeds, plan_sweep
     from tempdistill.sweep.summary import difference_text, summarize, summary_table
 
@@ -160,17 +160,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.executor != "ray" and (args.address or args.storage or args.cpus_per_run != 1 or args.gpus_per_run):
         raise ConfigError("--address/--storage/--cpus-per-run/--gpus-per-run: only used with --executor ray")
     log = (lambda _: None) if args.quiet else echo
-    if args.ledger:
-        restored = ledgers.restore(args.ledger, out, [(job.name, job.seed) for job in jobs])
-        if restored:
-            log(f"sweep: {len(restored)} runs restored from the ledger {args.ledger}")
-    try:
+    with landing(args.ledger, out, [(job.name, job.seed) for job in jobs], log, "sweep"):
         outcome = run_sweep(jobs, out, args.jobs, args.executor, log=log,
                             ray_options=ray_flags if args.executor == "ray" else None)
-    finally:
-        part = ledgers.write_part(args.ledger, out) if args.ledger else None
-        if part is not None:
-            log(f"sweep: new complete runs added to the ledger: {part}")
     runs = [Run.read(path) for path in outcome.paths]
     rows = summarize(runs, (raw.get("sweep") or {}).get("target"))
     text = summary_table(rows) if rows else "no run completed"

@@ -30,9 +30,9 @@ from tempdistill.studies.claims_plan import (
 from tempdistill.studies.claims_report import ReportFacts, record_launch, render_report, tuning_table
 from tempdistill.studies.claims_spec import load_spec, parse_only
 from tempdistill.studies.verdicts import Finding
-from tempdistill.sweep import ledger as ledgers
 from tempdistill.sweep.jobs import SweepOutcome
 from tempdistill.sweep.launch import EXECUTORS, run_sweep
+from tempdistill.sweep.ledger import landing
 from tempdistill.sweep.plan import Job
 
 
@@ -103,16 +103,8 @@ def run_claims(config: str, out: Optional[str] = None, workers: int = 1, executo
 
     def stage(jobs: List[Job]) -> SweepOutcome:
         """One sweep into ``out_dir``, between the ledger's restore and its new part."""
-        if ledger:
-            restored = ledgers.restore(ledger, out_dir, [(job.name, job.seed) for job in jobs])
-            if restored:
-                log(f"claims: {len(restored)} runs restored from the ledger {ledger}")
-        try:
+        with landing(ledger, out_dir, [(job.name, job.seed) for job in jobs], log, "claims"):
             return run_sweep(jobs, str(out_dir), workers, executor, log=log, ray_options=ray_options)
-        finally:
-            part = ledgers.write_part(ledger, out_dir) if ledger else None
-            if part is not None:
-                log(f"claims: new complete runs added to the ledger: {part}")
 
     log(f"claims: tuning stage, {len(tuning.jobs)} runs for {', '.join(c.id for c in claims)} into {out_dir}")
     tuned = stage(tuning.jobs)

@@ -24,18 +24,20 @@ A ledger is data: parts are read as JSON, every entry checked, nothing in them i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import gzip
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from tempdistill.analysis.statistics import SCORES
 from tempdistill.config import ConfigError
+from tempdistill.record.checks import plain
 from tempdistill.record.run import Run
 from tempdistill.record.run_file import RunRecorder, run_identity
 from tempdistill.sweep.resume import merge_manifest, read_manifest
@@ -72,11 +74,7 @@ def write_part(ledger: str | Path, out: str | Path) -> Optional[Path]:
     held = {key: entry["digest"] for key, entry in read_ledger(ledger).items()}
     digests = read_manifest(out)
     new: List[Dict[str, Any]] = []
-    for path in sorted(out.glob("*.h5")):
-        identity = run_identity(path)
-        if identity is None or identity[0] != "complete":
-            continue
-        key = (str(identity[1].get("name")), int(identity[1].get("seed", -1)))
+    for key, path in _complete_runs(out).items():
         digest = digests.get(key)
         if digest is None or held.get(key) == digest:
             continue
@@ -109,15 +107,41 @@ def restore(ledger: str | Path, out: str | Path, keys: Optional[Iterable[Key]] =
     if not entries:
         return []
     out = Path(out)
-    present = set()
-    for path in sorted(out.glob("*.h5")) if out.is_dir() else []:
-        identity = run_identity(path)
-        if identity is not None and identity[0] == "complete":
-            present.add((str(identity[1].get("name")), int(identity[1].get("seed", -1))))
+    present = _complete_runs(out)
     # The digests first: a ledger of another config is refused by the sweep's resume check
     # before any file is written.
     merge_manifest(out, {key: entry["digest"] for key, entry in entries.items()})
     return [_write_run(entry, out) for key, entry in entries.items() if key not in present]
+
+
+@contextlib.contextmanager
+def landing(ledger: Optional[str | Path], out: str | Path, keys: Iterable[Key],
+            log: Callable[[str], None], who: str) -> Iterator[None]:
+    """Around one sweep into ``out``: the ledger's runs among ``keys`` restored first, the new
+    complete runs added as a part afterwards, also when the sweep is stopped; nothing without
+    a ledger. ``who`` starts the log lines (``sweep``, ``claims``)."""
+    if ledger is None:
+        yield
+        return
+    restored = restore(ledger, out, keys)
+    if restored:
+        log(f"{who}: {len(restored)} runs restored from the ledger {ledger}")
+    try:
+        yield
+    finally:
+        part = write_part(ledger, out)
+        if part is not None:
+            log(f"{who}: new complete runs added to the ledger: {part}")
+
+
+def _complete_runs(out: Path) -> Dict[Key, Path]:
+    """The complete run files in ``out`` by (name, seed), read without their arrays."""
+    found: Dict[Key, Path] = {}
+    for path in sorted(out.glob("*.h5")) if out.is_dir() else []:
+        identity = run_identity(path)
+        if identity is not None and identity[0] == "complete":
+            found[(str(identity[1].get("name")), int(identity[1].get("seed", -1)))] = path
+    return found
 
 
 def entry_of(run: Run, digest: str) -> Dict[str, Any]:
@@ -202,10 +226,9 @@ def _check_entry(entry: Any, where: str) -> None:
     name = Path(entry["file"]).name
     if name != entry["file"] or not name.endswith(".h5") or name.startswith("."):
         raise ConfigError(f"ledger: {where}: 'file' must be a plain run file name (*.h5), got {entry['file']!r}")
-    for group in ("series",):
-        for key, values in entry[group].items():
-            if not isinstance(values, list) or not all(v is None or isinstance(v, (int, float)) for v in values):
-                raise ConfigError(f"ledger: {where}: series {key!r} must be a list of numbers")
+    for key, values in entry["series"].items():
+        if not isinstance(values, list) or not all(v is None or isinstance(v, (int, float)) for v in values):
+            raise ConfigError(f"ledger: {where}: series {key!r} must be a list of numbers")
     for key, value in entry["last"].items():
         if value is not None and not isinstance(value, (int, float)):
             raise ConfigError(f"ledger: {where}: last {key!r} must be a number")
@@ -232,10 +255,6 @@ def _last(values: Any) -> Optional[float]:
 
 
 def _json_scalar(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    """An attribute as JSON holds it: ``plain``, with NaN and infinities as null."""
+    value = plain(value)
+    return None if isinstance(value, float) and not math.isfinite(value) else value
