@@ -66,6 +66,16 @@ def test_convert_writes_one_comparable_run_per_step_count(dense_run, tmp_path, c
     assert "converted" in capsys.readouterr().out
 
 
+def test_exporting_a_converted_run_names_the_run_it_came_from(dense_run, tmp_path, capsys):
+    assert main(["convert", str(dense_run), "--steps", "4", "--out", str(tmp_path)]) == 0
+    (converted,) = tmp_path.glob("*.h5")
+    capsys.readouterr()
+    assert main(["export", str(converted), "--format", "nir", "--out", str(tmp_path / "c.nir")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and dense_run.name in err and "conversion" in err
+    assert not (tmp_path / "c.nir").exists()
+
+
 def test_a_conversion_already_made_is_kept_not_made_again(dense_run, tmp_path, capsys):
     """A table's conversions run again after its sweep resumes: a complete converted run of the
     same source and step count is kept, the missing step counts are made."""

@@ -64,6 +64,11 @@ def load_student(run: RunWithStudent) -> Tuple[Backend, Student]:
     """Rebuild the trained student stored in a run (its backend, and the student in eval mode)."""
     path = run.path
     attrs = run.student_attrs
+    source = (run.config.get("conversion") or {}).get("source")
+    if source is not None:  # ``tempdistill convert`` records figures, not the balanced network
+        raise ConfigError(f"RUN: {path} is a conversion of {source} and keeps no network of its own; export the "
+                          "dense run it was converted from, or convert again in Python (tempdistill.conversion."
+                          "converted_layers)")
     if not run.student_arrays or "backend" not in attrs:
         raise ConfigError(f"RUN: {path} holds no trained student (the run did not complete, or record.save_student was false)")
     for name in ("options", "input_dim", "num_classes"):
