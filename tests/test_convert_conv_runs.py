@@ -66,3 +66,26 @@ def test_a_max_pooling_conv_student_is_refused_in_one_line(make_config, tmp_path
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "student.pool" in err and "'avg'" in err
     assert list((tmp_path / "max").glob("*.h5")) == [path]
+
+
+def test_the_layer_by_layer_reading_of_a_conversion_agrees_with_the_converted_run(conv_runs, tmp_path, capsys):
+    """experiments/conversion_layers.py (docs/images.md): per step count, the accuracy of the same
+    simulation ``convert`` records (here on every validation row) and one spike count per hidden layer."""
+    import importlib.util
+    import re
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "conversion_layers.py"
+    spec = importlib.util.spec_from_file_location("conversion_layers", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    source = conv_runs["plain"]
+    assert main(["convert", str(source), "--steps", "4", "--out", str(tmp_path)]) == 0
+    (converted,) = (Run.read(p) for p in tmp_path.glob("*.h5"))
+    capsys.readouterr()
+    module.main([str(source), "--rows", "100000", "--steps", "4,64"])
+    out = capsys.readouterr().out
+    found = re.findall(r"(\d+) steps: accuracy ([0-9.]+); spikes per sample per hidden layer: (.*)", out)
+    assert [int(count) for count, _, _ in found] == [4, 64]
+    assert abs(float(found[0][1]) - converted.eval["val_accuracy"]) < 1e-4
+    assert all(len(spikes.split(", ")) == 3 for _, _, spikes in found)  # two conv stages and one hidden layer
+    assert "as a ReLU network: accuracy" in out
