@@ -17,7 +17,8 @@ from typing import List, Optional
 import torch
 
 from spiking.conversion import simulate, stages
-from tempdistill.conversion import converted_layers
+from tempdistill.conversion import converted_layers, parse_steps
+from tempdistill.core.predict import fair_argmax
 from tempdistill.record.run import Run
 
 
@@ -32,11 +33,11 @@ def describe(path: str, rows: int, steps: List[int]) -> None:
             if index < len(network) - 1:
                 h = torch.relu(h)
                 means.append(float(h.mean()))
-    print(f"{path}\n  as a ReLU network: accuracy {float((h.argmax(1) == y).float().mean()):.4f}; "
+    print(f"{path}\n  as a ReLU network: accuracy {float((fair_argmax(h) == y).float().mean()):.4f}; "
           f"mean activation / threshold per hidden layer: {', '.join(f'{m:.3f}' for m in means)}")
     for count in steps:
         output, spikes, _ = simulate(layers, x, count)
-        accuracy = float((output.argmax(1) == y).float().mean())
+        accuracy = float((fair_argmax(output) == y).float().mean())  # as convert scores it
         print(f"  {count:3d} steps: accuracy {accuracy:.4f}; spikes per sample per hidden layer: "
               f"{', '.join(f'{s:,.0f}' for s in spikes.mean(0).tolist())}")
 
@@ -49,7 +50,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     for path in args.runs:
-        describe(path, args.rows, [int(s) for s in args.steps.split(",")])
+        describe(path, args.rows, parse_steps(args.steps))
 
 
 if __name__ == "__main__":
