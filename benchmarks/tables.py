@@ -273,6 +273,10 @@ NOT_RERUN = {
                                               "experiments/mnist1d_selection.py from their run files",
     "dqn-temperature (experiments/README.md)": "two sweep commands (CartPole and Acrobot DQN) feed one table, "
                                                "read from the runs' /eval by hand",
+    "fashion-mnist (docs/images.md)": "five arms over five seeds, about ten hours on 2 cores "
+                                    "(`make fashion-mnist-table`); the run files are committed in "
+                                    "experiments/results/fashion-mnist-conv, and `tempdistill compare` on "
+                                    "that folder prints the figures the table copies",
     "speed (docs/speed.md)": "copied from benchmarks/RESULTS.md, which `make bench` (benchmarks/run_all.py) writes",
     "key references (docs/configuration.md, docs/spiking.md; experiments/README.md: configs)": "documentation, no figures",
 }

@@ -165,3 +165,13 @@ def test_the_sweep_summary_and_the_headline_use_the_selected_weights(tmp_path):
     assert row["accuracy"][0] == pytest.approx(0.92) and row["score_name"] == "accuracy"
     line = headline(runs[0].eval)
     assert line == "best_val (epoch 1): student accuracy 0.9000  final:  student accuracy 0.8000"
+
+
+def test_group_table_summarises_spikes_and_synaptic_operations_per_group():
+    from tempdistill.analysis.statistics import group_table
+    runs = [Run.from_parts(config={"seed": s, "name": f"r{s}", "student": {"backend": "snntorch"}, "record": {"dir": "x"}},
+                           eval={"student_accuracy": 0.9, "spikes_per_sample": 10.0 * (s + 1),
+                                 "synops_per_sample": 1000.0 * (s + 1)}) for s in range(3)]
+    header, rows = group_table(runs)
+    assert header[3:] == ["spikes/sample mean ± std [95% CI]", "synops/sample mean ± std [95% CI]"]
+    assert rows[0][3].startswith("20.0 ± 10.0") and rows[0][4].startswith("2000 ± 1000")  # no energy: not recorded

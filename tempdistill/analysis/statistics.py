@@ -288,7 +288,8 @@ def common_score(runs: Sequence[Run]) -> str:
 
 
 # Final measures summarised per group besides the score: (column, /eval key, digits).
-MEASURES = (("spikes/sample", "spikes_per_sample", 1), ("energy_nJ(est)", "energy_nj_per_sample", 3))
+MEASURES = (("spikes/sample", "spikes_per_sample", 1), ("synops/sample", "synops_per_sample", 0),
+            ("energy_nJ(est)", "energy_nj_per_sample", 3))
 
 
 def group_table(runs: Sequence[Run]) -> Tuple[List[str], List[List[Any]]]:
