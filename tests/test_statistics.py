@@ -14,6 +14,7 @@ from tempdistill.analysis.statistics import (
     mean_interval,
     factors,
     group_runs,
+    group_table,
     paired_differences,
     verdict,
 )
@@ -168,7 +169,6 @@ def test_the_sweep_summary_and_the_headline_use_the_selected_weights(tmp_path):
 
 
 def test_group_table_summarises_spikes_and_synaptic_operations_per_group():
-    from tempdistill.analysis.statistics import group_table
     runs = [Run.from_parts(config={"seed": s, "name": f"r{s}", "student": {"backend": "snntorch"}, "record": {"dir": "x"}},
                            eval={"student_accuracy": 0.9, "spikes_per_sample": 10.0 * (s + 1),
                                  "synops_per_sample": 1000.0 * (s + 1)}) for s in range(3)]
