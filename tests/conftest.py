@@ -1,8 +1,10 @@
-"""Shared fixtures: an isolated teacher cache, a tiny fast run config, a CLI runner."""
+"""Shared fixtures: an isolated teacher cache, a tiny fast run config, a CLI runner, a loader
+for the project's scripts (examples/, experiments/)."""
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import subprocess
 import sys
@@ -44,6 +46,19 @@ def _merge(base: Dict[str, Any], changes: Dict[str, Any]) -> Dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+@pytest.fixture
+def load_script() -> Callable[[str], Any]:
+    """Import a script of the repository by its path from the root ('examples/x.py'): the
+    scripts are run as files, not installed as modules."""
+    def load(relative: str) -> Any:
+        path = REPO_ROOT / relative
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -68,16 +68,13 @@ def test_a_max_pooling_conv_student_is_refused_in_one_line(make_config, tmp_path
     assert list((tmp_path / "max").glob("*.h5")) == [path]
 
 
-def test_the_layer_by_layer_reading_of_a_conversion_agrees_with_the_converted_run(conv_runs, tmp_path, capsys):
+def test_the_layer_by_layer_reading_of_a_conversion_agrees_with_the_converted_run(conv_runs, tmp_path, capsys,
+                                                                                  load_script):
     """experiments/conversion_layers.py (docs/images.md): per step count, the accuracy of the same
     simulation ``convert`` records (here on every validation row) and one spike count per hidden layer."""
-    import importlib.util
     import re
 
-    script = Path(__file__).resolve().parents[1] / "experiments" / "conversion_layers.py"
-    spec = importlib.util.spec_from_file_location("conversion_layers", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("experiments/conversion_layers.py")
     source = conv_runs["plain"]
     assert main(["convert", str(source), "--steps", "4", "--out", str(tmp_path)]) == 0
     (converted,) = (Run.read(p) for p in tmp_path.glob("*.h5"))

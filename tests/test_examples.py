@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
 from tempdistill.app.cli import main as cli_main
 from tempdistill.record.export import load_predictor
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
-
-def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_cnn_teacher_example_distils_plots_exports_and_reloads(tmp_path, capsys):
-    example = load_example("cnn_teacher_to_spiking_student")
+def test_cnn_teacher_example_distils_plots_exports_and_reloads(tmp_path, capsys, load_script):
+    example = load_script("examples/cnn_teacher_to_spiking_student.py")
     run = example.main(["--epochs", "3", "--teacher-epochs", "2", "--out", str(tmp_path)])
     assert run.status == "complete" and run.config["student"]["backend"] == "snntorch"
     assert run.eval["teacher_source"] == "module" and run.eval["teacher_class"] == "DigitsCNN"
