@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from spiking.fanout import fan_out, ones_conv2d, ones_linear, sum_pool2d
 
 PERCENTILE = 99.9
+MAX_STEPS = 10_000  # the most steps a conversion is run for (``simulate``'s loop)
 
 
 @dataclass(frozen=True)

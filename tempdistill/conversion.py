@@ -5,7 +5,9 @@ Each step count becomes an ordinary run file beside the others, so ``compare`` a
 put the dense student, its converted forms and the distilled spiking students side by side
 (accuracy against steps and against spikes per sample). Thresholds are balanced on the run's
 own training rows (never validation or test); each converted network is measured on
-validation and shown the test rows once, like every other student. A step count whose
+validation and shown the test rows once, like every other student. The balanced network is
+kept in the run file's ``/student`` (format 5), so a converted run exports as NIR and predicts
+(``tempdistill.record.converted``). A step count whose
 converted run of the same source is already complete in the output folder is kept, not made
 again, so a table's conversions can be rerun after a sweep is resumed.
 """
@@ -21,18 +23,18 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from spiking.conversion import PERCENTILE, Layer, balance_layers, input_macs, is_synapse, simulate
+from spiking.conversion import MAX_STEPS, PERCENTILE, Layer, balance_layers, input_macs, is_synapse, simulate
+from spiking.conversion_graph import network_arrays
 from spiking.conversion_modules import layers_of
 from spiking.energy import spiking_energy_nj
 from tempdistill.config import ConfigError, config_from_mapping
 from tempdistill.core.predict import fair_argmax
+from tempdistill.record.converted import KIND
 from tempdistill.record.export import load_student
 from tempdistill.record.run import Run
 from tempdistill.record.run_file import RunRecorder, run_identity
 from tempdistill.runner import output_directory, run_file_stem
 from tempdistill.tasks.data import load_split
-
-MAX_STEPS = 10_000
 
 
 def parse_steps(text: str) -> List[int]:
@@ -112,6 +114,18 @@ def architecture(options: Dict[str, Any]) -> Dict[str, Any]:
     return {key: options.get(key) for key in kept}
 
 
+def network_record(layers: Sequence[Layer], student: Dict[str, Any], steps: int,
+                   source: Dict[str, Any]) -> tuple[Dict[str, np.ndarray], Dict[str, Any]]:
+    """``/student`` of a converted run: the balanced synapses' arrays, and what runs them
+    (``tempdistill.record.converted``): exported as NIR and predicted with like a student."""
+    spec, arrays = network_arrays(layers)
+    describe = {"kind": KIND, "steps": steps, "neuron": "if", "threshold": 1.0, "reset": "subtract",
+                "encoder": "direct", "output": "integrator", "layers": spec}
+    attrs = {"weights": "final", "backend": "converted", "options": json.dumps(student), "describe": json.dumps(describe),
+             "input_dim": int(source["input_dim"]), "num_classes": int(source["num_classes"])}
+    return arrays, attrs
+
+
 def converted_before(directory: Path, name: str, seed: int, source: Path) -> Optional[Path]:
     """A complete converted run named ``name`` of ``source`` (the same file name: its path may be
     spelled another way) and seed in ``directory``, if there is one."""
@@ -162,6 +176,7 @@ def convert_run(path: str | Path, steps: Sequence[int], out: Optional[str] = Non
                                       {"name": recorded["name"], "student_backend": "converted"})
         if run.data or run.data_attrs:  # labels and normalisation, as the source run has them
             recorder.write_arrays("data", run.data, run.data_attrs)
+        recorder.write_arrays("student", *network_record(layers, recorded["student"], count, run.student_attrs))
         values = {key: test[key] for key in ("spikes_per_sample", "synops_per_sample", "macs_per_sample",
                                              "energy_nj_per_sample")}
         values.update({

@@ -66,13 +66,51 @@ def test_convert_writes_one_comparable_run_per_step_count(dense_run, tmp_path, c
     assert "converted" in capsys.readouterr().out
 
 
-def test_exporting_a_converted_run_names_the_run_it_came_from(dense_run, tmp_path, capsys):
-    assert main(["convert", str(dense_run), "--steps", "4", "--out", str(tmp_path)]) == 0
+def test_a_converted_run_exports_as_nir_and_reproduces_its_recorded_predictions(dense_run, tmp_path, capsys):
+    """The balanced network is kept in the converted run's /student: exported as a NIR chain
+    (Affine, IF at threshold 1 resetting by subtraction, Affine, an nir.I integrator) that
+    ``load_predictor`` runs to the run's own test predictions, from raw features."""
+    import nir
+
+    from tempdistill.config import config_from_mapping
+    from tempdistill.record.export import load_predictor
+    from tempdistill.tasks.data import raw_split
+
+    assert main(["convert", str(dense_run), "--steps", "16", "--out", str(tmp_path)]) == 0
     (converted,) = tmp_path.glob("*.h5")
+    run = Run.read(converted)
+    assert run.format_version == 5 and run.student_attrs["backend"] == "converted"
     capsys.readouterr()
-    assert main(["export", str(converted), "--format", "nir", "--out", str(tmp_path / "c.nir")]) == 2
+    assert main(["export", str(converted), "--format", "nir", "--out", str(tmp_path / "c.nir")]) == 0
+    graph = nir.read(str(tmp_path / "c.nir"))
+    assert [type(graph.nodes[dst]).__name__ for _, dst in graph.edges] == ["Affine", "IF", "Affine", "I", "Output"]
+    neurons = graph.nodes["layer0_neurons"]
+    assert np.all(np.asarray(neurons.v_threshold) == 1.0) and neurons.metadata["reset"] == "subtract"
+
+    source = Run.read(dense_run)
+    raw = raw_split(config_from_mapping(source.config).data, source.config["seed"])
+    recorded = np.asarray(run.eval["test_predictions"])
+    assert len(np.unique(recorded)) >= 5
+    np.testing.assert_array_equal(load_predictor(tmp_path / "c.nir").predict(raw.x_test), recorded)
+    np.testing.assert_array_equal(run.predict(raw.x_test), recorded)
+
+    assert main(["export", str(converted), "--format", "pt", "--out", str(tmp_path / "c.pt")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and dense_run.name in err and "conversion" in err
+    assert len(err.splitlines()) == 1 and "'nir'" in err and not (tmp_path / "c.pt").exists()
+
+
+def test_a_converted_run_of_format_4_still_reads_and_says_how_to_export_it(tmp_path, capsys):
+    """Converted runs written before format 5 kept figures only: show and compare read them;
+    export names the run to convert again, in one line, and writes nothing."""
+    old = Path(__file__).parent / "data" / "run_v4_converted.h5"
+    run = Run.read(old)
+    assert run.format_version == 4 and not run.student_arrays and run.eval["steps"] == 8
+    for args in (["show", str(old)], ["compare", str(old)]):
+        assert main(args) == 0
+    capsys.readouterr()
+    assert main(["export", str(old), "--format", "nir", "--out", str(tmp_path / "c.nir")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "runs/fixture-dense-s0" in err and "convert" in err
     assert not (tmp_path / "c.nir").exists()
 
 

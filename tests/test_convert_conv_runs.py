@@ -86,3 +86,66 @@ def test_the_layer_by_layer_reading_of_a_conversion_agrees_with_the_converted_ru
     assert abs(float(found[0][1]) - converted.eval["val_accuracy"]) < 1e-4
     assert all(len(spikes.split(", ")) == 3 for _, _, spikes in found)  # two conv stages and one hidden layer
     assert "as a ReLU network: accuracy" in out
+
+
+@pytest.mark.parametrize("case", ["plain", "norm"])
+def test_a_converted_conv_run_exports_as_nir_and_reproduces_its_recorded_predictions(conv_runs, tmp_path, case):
+    """Conv2d (batch norm folded in), IF maps of shape (C, H, W), AvgPool2d, Flatten, the head
+    and an integrator: read back by ``load_predictor`` to the run's test predictions exactly."""
+    import nir
+    import numpy as np
+
+    from tempdistill.config import config_from_mapping
+    from tempdistill.record.export import export_run, load_predictor
+    from tempdistill.tasks.data import raw_split
+
+    assert main(["convert", str(conv_runs[case]), "--steps", "32", "--out", str(tmp_path)]) == 0
+    (converted,) = (Run.read(p) for p in tmp_path.glob("*.h5"))
+    target = export_run(converted, "nir", tmp_path / "conv.nir")
+    graph = nir.read(str(target))
+    assert [type(graph.nodes[dst]).__name__ for _, dst in graph.edges] == [
+        "Conv2d", "IF", "AvgPool2d", "Conv2d", "IF", "AvgPool2d", "Flatten", "Affine", "IF", "Affine", "I", "Output"]
+    assert np.asarray(graph.nodes["layer0_neurons"].v_threshold).shape == (4, 8, 8)
+    assert list(graph.nodes["layer2"].input_shape) == [4, 4]
+
+    config = config_from_mapping(Run.read(conv_runs[case]).config)
+    raw = raw_split(config.data, config.seed)
+    recorded = np.asarray(converted.eval["test_predictions"])
+    assert len(np.unique(recorded)) >= 5
+    predictor = load_predictor(target)
+    np.testing.assert_array_equal(predictor.predict(raw.x_test), recorded)
+    np.testing.assert_array_equal(predictor.predict(raw.x_test.reshape(-1, 1, 8, 8)), recorded)
+
+
+def test_a_converted_graph_or_network_out_of_shape_is_refused_in_one_line(conv_runs, tmp_path, capsys):
+    """A NIR file whose chain is not a converted network (a neuron at another threshold, a leaky
+    neuron), or a run whose stored network lacks an array, is refused naming what is wrong."""
+    import h5py
+    import nir
+    import numpy as np
+
+    from tempdistill.record.export import export_run, load_predictor
+
+    assert main(["convert", str(conv_runs["plain"]), "--steps", "8", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("*.h5")
+    target = export_run(Run.read(path), "nir", tmp_path / "conv.nir")
+    for change in ("threshold", "leaky"):
+        graph = nir.read(str(target))
+        node = graph.nodes["layer5_neurons"]
+        if change == "threshold":
+            node.v_threshold = np.full_like(np.asarray(node.v_threshold), 2.0)
+        else:
+            graph.nodes["layer5_neurons"] = nir.LIF(tau=np.ones_like(node.r), r=node.r, v_leak=np.zeros_like(node.r),
+                                                    v_threshold=node.v_threshold, v_reset=node.v_reset)
+        bad = tmp_path / f"{change}.nir"
+        nir.write(str(bad), graph)
+        with pytest.raises(Exception) as caught:
+            load_predictor(bad)
+        message = str(caught.value)
+        assert len(message.splitlines()) == 1 and "layer5_neurons" in message and str(bad) in message
+    with h5py.File(path, "r+") as f:
+        del f["student/5/weight"]
+    capsys.readouterr()
+    assert main(["export", str(path), "--format", "nir", "--out", str(tmp_path / "x.nir")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "5/weight" in err and not (tmp_path / "x.nir").exists()

@@ -346,7 +346,7 @@ def test_traces_record_their_probe_rows_and_labels(good_run):
     from sklearn.datasets import load_digits  # the tiny config's data
 
     run = read_run(good_run)
-    assert run["format_version"] == FORMAT_VERSION == 4
+    assert run["format_version"] == FORMAT_VERSION == 5
     for epoch in run["traces"]:
         traces = run["traces"][epoch]
         np.testing.assert_array_equal(traces["probe_rows"], np.arange(4))

@@ -29,6 +29,8 @@ from tempdistill.config import ConfigError
 from tempdistill.tasks.data import IDENTITY, Normalizer
 from tempdistill.core.predict import fair_argmax, seeded_argmax, seeded_logits
 from tempdistill.record.checks import fail, quoted
+from tempdistill.record.converted import (converted_forward, converted_network, graph_forward, is_conversion,
+                                          is_converted_description, write_converted_nir)
 from tempdistill.core.student import Backend, Student
 
 FORMATS = ("nir", "pt")
@@ -64,11 +66,10 @@ def load_student(run: RunWithStudent) -> Tuple[Backend, Student]:
     """Rebuild the trained student stored in a run (its backend, and the student in eval mode)."""
     path = run.path
     attrs = run.student_attrs
-    source = (run.config.get("conversion") or {}).get("source")
-    if source is not None:  # ``tempdistill convert`` records figures, not the balanced network
-        raise ConfigError(f"RUN: {path} is a conversion of {source} and keeps no network of its own; export the "
-                          "dense run it was converted from, or convert again in Python (tempdistill.conversion."
-                          "converted_layers)")
+    if is_conversion(run):  # ``tempdistill convert`` keeps an IF network, not a student to rebuild
+        raise ConfigError(f"RUN: {path} is a conversion of {run.config['conversion']['source']}: it holds an "
+                          "integrate-and-fire network, not a trained student; export it with --format nir, or "
+                          "predict with Run.predict")
     if not run.student_arrays or "backend" not in attrs:
         raise ConfigError(f"RUN: {path} holds no trained student (the run did not complete, or record.save_student was false)")
     for name in ("options", "input_dim", "num_classes"):
@@ -127,8 +128,9 @@ def _load_state(student: Student, state: Dict[str, torch.Tensor], path: str | Pa
 EXPORT_FORMAT = 2  # 1: no normalisation, labels or readout facts (runs of format_version 1)
 
 
-def usage_facts(run: RunWithStudent, student: Student) -> Dict[str, Any]:
-    """What a user needs besides the weights to get the run's predictions from raw inputs."""
+def usage_facts(run: RunWithStudent, describe: Dict[str, Any]) -> Dict[str, Any]:
+    """What a user needs besides the weights to get the run's predictions from raw inputs;
+    ``describe`` is the student's (``Student.describe()``) or a converted network's."""
     labels = run.data.get("class_labels")
     num_classes = int(run.student_attrs["num_classes"])
     return {
@@ -141,7 +143,7 @@ def usage_facts(run: RunWithStudent, student: Student) -> Dict[str, Any]:
         "class_labels": [int(v) for v in labels] if labels is not None else list(range(num_classes)),
         "normalization": run.data_attrs.get("normalization", IDENTITY.to_json()),
         "eval_temperature": float(run.config.get("distill", {}).get("eval_temperature", 1.0)),
-        "describe": student.describe(),
+        "describe": describe,
         "task_facts": json.loads(run.student_attrs.get("task_facts", "{}") or "{}"),
     }
 
@@ -162,15 +164,14 @@ def export_run(run: RunWithStudent, fmt: str, out: str | Path) -> Path:
     """Write the run's student to ``out`` in ``fmt`` ('nir' or 'pt'), with ``usage_facts``."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format: got {fmt!r}; allowed: {', '.join(FORMATS)}")
+    if is_conversion(run):
+        return _export_conversion(run, fmt, out)
     backend, student = load_student(run)
     exporter = getattr(backend, "export_nir", None)
     if fmt == "nir" and exporter is None:
         raise ConfigError(f"--format: 'nir' needs a spiking student; this run's student backend is {backend.name!r} (use --format pt)")
-    out = Path(out)
-    if out.is_dir():
-        raise ConfigError(f"--out: {out} is a directory; expected a file name")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    facts = usage_facts(run, student)
+    out = _out_file(out)
+    facts = usage_facts(run, student.describe())
     student.set_temperature(facts["eval_temperature"])
     if fmt == "pt":
         torch.save(
@@ -186,6 +187,23 @@ def export_run(run: RunWithStudent, fmt: str, out: str | Path) -> Path:
         return out
     exporter(student, out, {"tempdistill": json.dumps(facts)})
     return out
+
+
+def _out_file(out: str | Path) -> Path:
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out: {out} is a directory; expected a file name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _export_conversion(run: RunWithStudent, fmt: str, out: str | Path) -> Path:
+    """A converted run's IF network as NIR (``tempdistill.record.converted``)."""
+    if fmt != "nir":
+        raise ConfigError(f"--format: {fmt!r}: a converted run's integrate-and-fire network exports as 'nir' only "
+                          "(a .pt export rebuilds a trained student, which a conversion does not have)")
+    layers, describe = converted_network(run)
+    return write_converted_nir(layers, usage_facts(run, describe), _out_file(out))
 
 
 @dataclass
@@ -266,8 +284,11 @@ def load_predictor(path: str | Path) -> Predictor:
         if not isinstance(facts, dict) or not isinstance(facts.get("describe"), dict):
             raise fail(path, "metadata tempdistill", "expected a JSON object with the student's description")
         _check_facts(facts, path)
-        _check_spiking_description(facts["describe"], path)
-        forward = _runnable_graph(path, facts)
+        if is_converted_description(facts["describe"]):
+            forward = graph_forward(path, graph, facts)
+        else:
+            _check_spiking_description(facts["describe"], path)
+            forward = _runnable_graph(path, facts)
     else:
         saved = _read_pt(path)
         facts = {k: v for k, v in saved.items() if k not in ("state_dict", "config")}
@@ -286,11 +307,18 @@ def load_predictor(path: str | Path) -> Predictor:
 
 def run_predictor(run: RunWithStudent) -> Predictor:
     """A ``Predictor`` straight from a run, the same an export of it would load."""
-    _, student = load_student(run)
-    facts = usage_facts(run, student)
-    student.set_temperature(facts["eval_temperature"])
+    if is_conversion(run):
+        layers, describe = converted_network(run)
+        facts = usage_facts(run, describe)
+        forward: Callable[[torch.Tensor], torch.Tensor] = converted_forward(layers, facts["input_shape"],
+                                                                           describe["steps"])
+    else:
+        _, student = load_student(run)
+        facts = usage_facts(run, student.describe())
+        student.set_temperature(facts["eval_temperature"])
+        forward = student
     labels = np.asarray(facts["class_labels"] or range(facts["num_classes"]), dtype=np.int64)
-    return Predictor(student, Normalizer.from_json(facts["normalization"]), labels, facts)
+    return Predictor(forward, Normalizer.from_json(facts["normalization"]), labels, facts)
 
 
 PT_FIELDS = {"backend": str, "options": dict, "input_dim": int, "num_classes": int, "state_dict": dict}

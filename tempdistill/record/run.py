@@ -32,7 +32,7 @@ class Run:
 
     :ivar path: the HDF5 file.
     :ivar status: ``complete``, ``running`` (killed), ``interrupted`` or ``failed``.
-    :ivar format_version: the file's format version (1 to 4; ``run_file`` says what each added).
+    :ivar format_version: the file's format version (1 to 5; ``run_file`` says what each added).
     :ivar config: the resolved config the run was made with (a mapping, as recorded).
     :ivar eval: the final figures (``/eval``): ``student_accuracy`` or ``student_return_mean``,
         ``teacher_accuracy``, parameter counts, latency, ..., and its arrays (``test_predictions``).

@@ -78,7 +78,10 @@ figures suffixed ``_best_val`` (``student_accuracy_best_val``, ``test_prediction
 epoch's spikes, ``/traces/<epoch>/probe_rows`` (the probes' validation row indices; a
 multi-task run counts rows within each head's validation data) and, where the task has them,
 ``probe_labels`` (a classifier's class labels as the user gave them, a policy's teacher action),
-one entry per probe. Readers take every version; a field a version lacks
+one entry per probe. 5 keeps a converted run's integrate-and-fire network (``tempdistill
+convert``) in its ``/student``: the balanced synapses' arrays, attrs ``backend`` ``converted``
+and ``describe`` with ``kind: converted``, the step count and the layer list, so it exports as
+NIR and predicts (earlier converted runs recorded figures only). Readers take every version; a field a version lacks
 reads as absent (a file without ``select`` is scored by its final figure; traces without
 ``probe_rows`` are probes 0, 1, ... of the rows the version measured on). The
 journal changes no finished file; a running file's root attr ``journal`` names its journal
@@ -114,7 +117,7 @@ from tempdistill.record.checks import (STATUSES, RunFileError, check_run_file, c
                                  trace_epoch)
 from tempdistill.text import printable
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 JOURNAL_ATTR = "journal"  # root attr of a running file: the id of its journal
 _ENV_PACKAGES = ("torch", "snntorch", "norse", "gymnasium", "numpy", "h5py", "nir")
 
