@@ -71,7 +71,8 @@ def network_from_arrays(spec: Any, arrays: Dict[str, Any]) -> List[Layer]:
         if kind not in KINDS:
             raise ValueError(f"{where} kind: got {str(kind)[:40]!r}; allowed: {', '.join(KINDS)}")
         if kind == "avg_pool":
-            kernel, stride = _pair(entry.get("kernel"), f"{where} kernel"), _pair(entry.get("stride"), f"{where} stride")
+            kernel = _pair(entry.get("kernel"), f"{where} kernel")
+            stride = _pair(entry.get("stride"), f"{where} stride")
             if min(kernel + stride) < 1:
                 raise ValueError(f"{where}: pooling kernel and stride must be >= 1")
             layers.append(AvgPool(kernel, stride))
@@ -94,14 +95,13 @@ def network_from_arrays(spec: Any, arrays: Dict[str, Any]) -> List[Layer]:
 
 
 def _tensor(arrays: Dict[str, Any], name: str) -> torch.Tensor:
-    group, _, leaf = name.partition("/")
-    value = arrays.get(name, (arrays.get(group) or {}).get(leaf) if isinstance(arrays.get(group), dict) else None)
+    """Array ``'<index>/<leaf>'``, named so or nested (``{'<index>': {'<leaf>': ...}}``, as a run file reads back)."""
+    index, _, leaf = name.partition("/")
+    group = arrays.get(index)
+    value = group.get(leaf) if isinstance(group, dict) else arrays.get(name)
     if value is None:
         raise ValueError(f"{name}: missing")
-    value = np.asarray(value)
-    if value.dtype.kind not in "iuf" or not np.all(np.isfinite(value)):
-        raise ValueError(f"{name}: expected finite numbers, got dtype {value.dtype}")
-    return torch.as_tensor(value, dtype=torch.float32)
+    return _as_tensor(value, name)
 
 
 def converted_graph(layers: Sequence[Layer], input_shape: Sequence[int], metadata: Dict[str, str]) -> nir.NIRGraph:
@@ -173,12 +173,14 @@ def layers_of_graph(graph: nir.NIRGraph) -> Tuple[List[Layer], Tuple[int, ...]]:
                                  f"an nir.I after a synapse, got {type(node).__name__}")
             synapse_due = None
         elif isinstance(node, nir.Affine):
-            layers.append(Dense(_as_tensor(node.weight), _as_tensor(node.bias)))
+            layers.append(Dense(_as_tensor(node.weight, f"{name} weight"), _as_tensor(node.bias, f"{name} bias")))
             synapse_due = name
         elif isinstance(node, nir.Conv2d):
-            if int(np.asarray(node.groups)) != 1 or np.any(np.asarray(node.dilation) != 1) or isinstance(node.padding, str):
+            if (int(np.asarray(node.groups)) != 1 or np.any(np.asarray(node.dilation) != 1)
+                    or isinstance(node.padding, str)):
                 raise ValueError(f"node {name!r}: only plain convolutions (groups 1, dilation 1, padding in numbers)")
-            layers.append(Conv(_as_tensor(node.weight), _as_tensor(node.bias), _two(node.stride), _two(node.padding)))
+            layers.append(Conv(_as_tensor(node.weight, f"{name} weight"), _as_tensor(node.bias, f"{name} bias"),
+                               _two(node.stride), _two(node.padding)))
             synapse_due = name
         elif isinstance(node, nir.AvgPool2d):
             if np.any(np.asarray(node.padding) != 0):
@@ -197,10 +199,10 @@ def _is_unit_if(node: nir.IF) -> bool:
     return (reset == "subtract" and np.all(np.asarray(node.v_threshold) == 1.0) and np.all(np.asarray(node.r) == 1.0))
 
 
-def _as_tensor(value: Any) -> torch.Tensor:
+def _as_tensor(value: Any, name: str) -> torch.Tensor:
     array = np.asarray(value)
     if array.dtype.kind not in "iuf" or not np.all(np.isfinite(array)):
-        raise ValueError(f"weights: expected finite numbers, got dtype {array.dtype}")
+        raise ValueError(f"{name}: expected finite numbers, got dtype {array.dtype}")
     return torch.as_tensor(array, dtype=torch.float32)
 
 

@@ -121,8 +121,8 @@ def network_record(layers: Sequence[Layer], student: Dict[str, Any], steps: int,
     spec, arrays = network_arrays(layers)
     describe = {"kind": KIND, "steps": steps, "neuron": "if", "threshold": 1.0, "reset": "subtract",
                 "encoder": "direct", "output": "integrator", "layers": spec}
-    attrs = {"weights": "final", "backend": "converted", "options": json.dumps(student), "describe": json.dumps(describe),
-             "input_dim": int(source["input_dim"]), "num_classes": int(source["num_classes"])}
+    attrs = {"weights": "final", "backend": "converted", "options": json.dumps(student),
+             "describe": json.dumps(describe), "input_dim": int(source["input_dim"]), "num_classes": int(source["num_classes"])}
     return arrays, attrs
 
 

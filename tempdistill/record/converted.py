@@ -71,7 +71,8 @@ def converted_forward(layers: Sequence[Layer], input_shape: Sequence[int], steps
 def write_converted_nir(layers: Sequence[Layer], facts: Dict[str, Any], out: Path) -> Path:
     """The network as a NIR chain (``spiking.conversion_graph``) with ``facts`` as the graph's
     ``tempdistill`` metadata, as every export of this project carries them."""
-    graph = converted_graph(layers, facts["input_shape"], {"reset": "subtract", "steps": str(facts["describe"]["steps"])})
+    neurons = {"reset": "subtract", "steps": str(facts["describe"]["steps"])}
+    graph = converted_graph(layers, facts["input_shape"], neurons)
     graph.metadata = {"tempdistill": json.dumps(facts)}
     nir.write(out, graph)
     return out
