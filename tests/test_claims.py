@@ -303,6 +303,17 @@ def test_each_arm_gets_its_best_point_on_validation_and_best_constant_resolves()
         assert job.seed in spec.seeds_of(plan.cells[job.name][0]) and "tune" not in job.name
     ctkd = next(j for j in plan.jobs if plan.cells[j.name] == ("digits-dense", "ctkd"))
     assert ctkd.mapping["distill"]["temperature"]["schedule"] == "ctkd" and "lr=0.004" in ctkd.name
+    # CLAIMS.md's tuning table marks a choice at an end of a grid of three or more values
+    from tempdistill.studies.claims_report import tuning_table
+
+    table = "\n".join(tuning_table(spec, tuning, chosen, plan))
+    assert "lr = 0.004 (highest of its grid), alpha = 0.5 |" in table  # two alphas: no end to speak of
+    assert f"{len(chosen.choices)} of {len(chosen.choices)} chosen points sit at an end" in table
+    middle = sorted(tuning.grids[("digits-dense", "T2")]["distill.lr"])[1]
+    chosen.choices[("digits-dense", "T2")].values["distill.lr"] = middle
+    table = "\n".join(tuning_table(spec, tuning, chosen, plan))
+    assert f"lr = {middle:g}, alpha = 0.5 |" in table
+    assert f"{len(chosen.choices) - 1} of {len(chosen.choices)} chosen points" in table
     # an arm whose tuning runs all failed is not evaluated, and says so
     partial = choose(spec, tuning, [r for r in runs if tuning.cells[r.config["name"]][1] != "ctkd"])
     assert ("digits-dense", "ctkd") in plan_claims(spec, claims, chosen=partial).unchosen

@@ -194,6 +194,15 @@ def _value_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _grid_end(value: Any, grid: Sequence[Any]) -> str:
+    """' (lowest of its grid)' or ' (highest ...)' where ``value`` is at an end of a numeric grid
+    of three or more values: the validation optimum may lie beyond it (two values always are)."""
+    numbers = [v for v in grid if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numbers) < 3 or len(numbers) != len(grid) or not isinstance(value, (int, float)):
+        return ""
+    return " (lowest of its grid)" if value == min(numbers) else " (highest of its grid)" if value == max(numbers) else ""
+
+
 def tuning_table(spec: ClaimsSpec, tuning: TuningPlan, chosen: Chosen, plan: ClaimsPlan) -> List[str]:
     """Markdown: per (setting, arm) the grid point chosen on validation, its score and the grid;
     then what each alias resolved to."""
@@ -208,16 +217,23 @@ def tuning_table(spec: ClaimsSpec, tuning: TuningPlan, chosen: Chosen, plan: Cla
              "over its tuning seeds.", "",
              "| setting | arm | chosen on validation | validation score | points (complete / grid) | grid |",
              "|---|---|---|---|---|---|"]
+    at_end = 0
     for (setting, arm), grid in tuning.grids.items():
         choice = chosen.choices.get((setting, arm))
         grid_text = "; ".join(f"{k.rsplit('.', 1)[-1]} ∈ {{{', '.join(_value_text(v) for v in vs)}}}" for k, vs in grid.items())
         if choice is None:
             lines.append(f"| {setting} | {arm} | no complete tuning run | | | {_cell(grid_text)} |")
             continue
-        values = ", ".join(f"{k.rsplit('.', 1)[-1]} = {_value_text(v)}" for k, v in choice.values.items()) or "its own"
+        ends = {k: _grid_end(v, grid.get(k, [])) for k, v in choice.values.items()}
+        at_end += any(ends.values())
+        values = ", ".join(f"{k.rsplit('.', 1)[-1]} = {_value_text(v)}{ends[k]}" for k, v in choice.values.items()) or "its own"
         score = f"{choice.score:.4f}" if abs(choice.score) < 10 else f"{choice.score:.1f}"
         lines.append(f"| {setting} | {arm} | {_cell(values)} | {score} ({choice.seeds} seed{'s' if choice.seeds > 1 else ''}) | "
                      f"{choice.points} / {choice.size} | {_cell(grid_text)} |")
+    if at_end:
+        lines += ["", f"{at_end} of {len(chosen.choices)} chosen points sit at an end of a grid of three or more values "
+                  "(marked): the best setting may lie beyond the grid searched, and each verdict holds for the "
+                  "grid as searched."]
     if plan.aliases:
         lines += ["", "| setting | alias | resolved to (best on validation among) |", "|---|---|---|"]
         for (setting, alias), arm in plan.aliases.items():
