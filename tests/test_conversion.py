@@ -100,12 +100,12 @@ def test_a_converted_run_exports_as_nir_and_reproduces_its_recorded_predictions(
 
 
 def test_a_converted_run_of_format_4_still_reads_and_says_how_to_export_it(tmp_path, capsys):
-    """Converted runs written before format 5 kept figures only: show and compare read them;
+    """Converted runs written before format 5 kept figures only: show, compare and report read them;
     export names the run to convert again, in one line, and writes nothing."""
     old = Path(__file__).parent / "data" / "run_v4_converted.h5"
     run = Run.read(old)
     assert run.format_version == 4 and not run.student_arrays and run.eval["steps"] == 8
-    for args in (["show", str(old)], ["compare", str(old)]):
+    for args in (["show", str(old)], ["compare", str(old)], ["report", str(old), "--out", str(tmp_path / "report")]):
         assert main(args) == 0
     capsys.readouterr()
     assert main(["export", str(old), "--format", "nir", "--out", str(tmp_path / "c.nir")]) == 2
