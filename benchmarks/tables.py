@@ -273,7 +273,7 @@ NOT_RERUN = {
                                               "experiments/mnist1d_selection.py from their run files",
     "dqn-temperature (experiments/README.md)": "two sweep commands (CartPole and Acrobot DQN) feed one table, "
                                                "read from the runs' /eval by hand",
-    "fashion-mnist (docs/images.md)": "five arms over five seeds, about ten hours on 2 cores "
+    "fashion-mnist (README.md, docs/images.md)": "five arms over five seeds, about ten hours on 2 cores "
                                     "(`make fashion-mnist-table`); the run files are committed in "
                                     "experiments/results/fashion-mnist-conv, and `tempdistill compare` on "
                                     "that folder prints the figures the table copies",
