@@ -52,13 +52,6 @@ def network_arrays(layers: Sequence[Layer]) -> Tuple[List[Dict[str, Any]], Dict[
     return spec, arrays
 
 
-def _pair(value: Any, where: str) -> Tuple[int, int]:
-    if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 1024 for v in value)):
-        raise ValueError(f"{where}: expected two whole numbers from 0 to 1024, got {str(value)[:40]}")
-    return int(value[0]), int(value[1])
-
-
 def network_from_arrays(spec: Any, arrays: Dict[str, Any]) -> List[Layer]:
     """The layers ``network_arrays`` described; ``ValueError`` naming the first entry that is
     not one it writes (a kind, a pair of sizes, a missing or non-numeric array)."""
@@ -71,8 +64,8 @@ def network_from_arrays(spec: Any, arrays: Dict[str, Any]) -> List[Layer]:
         if kind not in KINDS:
             raise ValueError(f"{where} kind: got {str(kind)[:40]!r}; allowed: {', '.join(KINDS)}")
         if kind == "avg_pool":
-            kernel = _pair(entry.get("kernel"), f"{where} kernel")
-            stride = _pair(entry.get("stride"), f"{where} stride")
+            kernel = _two(entry.get("kernel"), f"{where} kernel")
+            stride = _two(entry.get("stride"), f"{where} stride")
             if min(kernel + stride) < 1:
                 raise ValueError(f"{where}: pooling kernel and stride must be >= 1")
             layers.append(AvgPool(kernel, stride))
@@ -88,8 +81,8 @@ def network_from_arrays(spec: Any, arrays: Dict[str, Any]) -> List[Layer]:
         if kind == "dense":
             layers.append(Dense(weight, bias))
         else:
-            layers.append(Conv(weight, bias, _pair(entry.get("stride"), f"{where} stride"),
-                               _pair(entry.get("padding"), f"{where} padding")))
+            layers.append(Conv(weight, bias, _two(entry.get("stride"), f"{where} stride"),
+                               _two(entry.get("padding"), f"{where} padding")))
     stages(layers)  # a synapse last, at least one of them
     return layers
 
@@ -180,12 +173,12 @@ def layers_of_graph(graph: nir.NIRGraph) -> Tuple[List[Layer], Tuple[int, ...]]:
                     or isinstance(node.padding, str)):
                 raise ValueError(f"node {name!r}: only plain convolutions (groups 1, dilation 1, padding in numbers)")
             layers.append(Conv(_as_tensor(node.weight, f"{name} weight"), _as_tensor(node.bias, f"{name} bias"),
-                               _two(node.stride), _two(node.padding)))
+                               _two(node.stride, f"{name} stride"), _two(node.padding, f"{name} padding")))
             synapse_due = name
         elif isinstance(node, nir.AvgPool2d):
             if np.any(np.asarray(node.padding) != 0):
                 raise ValueError(f"node {name!r}: average pooling with padding does not convert")
-            layers.append(AvgPool(_two(node.kernel_size), _two(node.stride)))
+            layers.append(AvgPool(_two(node.kernel_size, f"{name} kernel"), _two(node.stride, f"{name} stride")))
         elif isinstance(node, nir.Flatten):
             layers.append(Flatten())
         else:
@@ -206,10 +199,13 @@ def _as_tensor(value: Any, name: str) -> torch.Tensor:
     return torch.as_tensor(array, dtype=torch.float32)
 
 
-def _two(value: Any) -> Tuple[int, int]:
-    array = np.asarray(value).reshape(-1)
+def _two(value: Any, where: str) -> Tuple[int, int]:
+    """Sizes from a file (the stored layer list or a NIR node): one or two whole numbers from 0
+    to 1024, as (height, width)."""
+    array = np.asarray(value if value is not None else []).reshape(-1)
     if array.size == 1:
         array = np.repeat(array, 2)
-    if array.size != 2 or array.dtype.kind not in "iu" and not np.all(array == np.round(array)):
-        raise ValueError(f"expected one or two whole numbers, got {array.tolist()[:4]}")
+    if (array.size != 2 or array.dtype.kind not in "iuf" or not np.all(array == np.round(array))
+            or np.any(array < 0) or np.any(array > 1024)):
+        raise ValueError(f"{where}: expected one or two whole numbers from 0 to 1024, got {str(value)[:40]}")
     return int(array[0]), int(array[1])
