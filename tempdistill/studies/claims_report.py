@@ -27,7 +27,10 @@ LAUNCHES = "claims-launches.json"
 
 
 def record_launch(out: Path, seconds: float, ran: int, kept: int) -> List[Dict[str, Any]]:
-    """Append this launch's wall time to the directory's list; returns every launch so far."""
+    """Append this launch's wall time to the directory's list; returns every launch so far.
+
+    ``ran`` counts the runs this launch started, those a stop interrupted included (they run
+    again on the next launch); ``kept`` the complete runs it found from earlier launches."""
     path = out / LAUNCHES
     try:
         launches = json.loads(path.read_text()) if path.is_file() else []
