@@ -255,6 +255,9 @@ def test_shipped_claims_file_plans_a_tuning_and_an_evaluation_stage() -> None:
             assert wanted <= set(names), claim.id
     assert not {(s, "ctkd") for s in skipped} & set(names) and "ctkd is not run" in plan.untestable["C5"][0]
     assert "cartpole-dense" not in spec.settings and "acrobot-dense" in spec.settings
+    # a setting is described in words, its teacher's label smoothing included (C1's smoothed teacher)
+    assert plan.labels["digits-dense"] == "digits, dense [64] student, 40 epochs"
+    assert plan.labels["digits-smoothed-dense"].endswith(", teacher trained with label smoothing 0.2")
 
 
 def _tuning_run(name: str, seed: int, val: float, status: str = "complete") -> Run:

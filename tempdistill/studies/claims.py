@@ -345,8 +345,12 @@ def _c10(claim: Claim, index: RunIndex) -> Finding:
                               lambda s: "step")
     if not parts:
         return untestable(claim, "no setting has runs of both arms")
+    notes = ["both arms run the step schedule (T high for the first half of the epochs, then 1, one alpha "
+             "throughout) and differ only in the output thresholds' time constant; each arm's lr and alpha are "
+             "its own, chosen on validation in the tuning stage."]
     return finding(claim, index, [p.setting for p in parts], "spiking students after a step change of T (high → 1 at "
-                   "half time): output thresholds relaxing toward θ0·T with τ = 10 steps vs jumping (τ = 1)", parts)
+                   "half time): output thresholds relaxing toward θ0·T with τ = 10 steps vs jumping (τ = 1)", parts,
+                   notes)
 
 
 def _policy_range_parts(index: RunIndex, label: str, settings: Sequence[str], inside: Sequence[str], outside: str,

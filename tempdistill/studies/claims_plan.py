@@ -41,7 +41,9 @@ def setting_label(mapping: Dict[str, Any]) -> str:
     config = config_from_mapping(mapping)
     where = config.env.id if config.env is not None else DATASETS.get(config.data.name, config.data.name)
     student = f"{BACKENDS.get(config.student.backend, config.student.backend)} {config.student.hidden}"
-    return f"{where}, {student} student, {config.distill.epochs} epochs"
+    smoothing = config.teacher.label_smoothing
+    teacher = f", teacher trained with label smoothing {smoothing:g}" if smoothing else ""
+    return f"{where}, {student} student, {config.distill.epochs} epochs{teacher}"
 
 
 def _setting_mapping(spec: ClaimsSpec, setting: str, quick: bool, stage: str = "") -> Dict[str, Any]:

@@ -99,7 +99,7 @@ temperature. Version 2 changes:
   student gained nothing from any teacher there.
 - **Equal tuning.** Every arm gets its lr and alpha on validation from one grid (per setting),
   then its schedule's range from a small grid at that point (coordinate-wise, to keep the study
-  within 10–12 hours on 2 cores); the reference is the best constant T on validation, not
+  to about 6 hours on 2 cores); the reference is the best constant T on validation, not
   T = 4 fixed in advance. The MNIST-1D settings are tuned on one seed (their runs cost minutes),
   the others on two; the same for every arm.
 - **Faithful arms.** CTKD as published (range, initialisation, λ curriculum; dense students only:
