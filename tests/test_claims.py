@@ -188,6 +188,12 @@ def test_golden_ratio_is_read_at_the_t_best_on_validation() -> None:
     assert found.verdict == REPRODUCED and "(T2)" in found.effect
     runs[("digits-dense", "T4")] = [fake_run("T4", s, 0.9, [0.99], teacher_mi=1.2, student_mi=1.0) for s in range(5)]
     assert judge("C8", index_of(runs)).verdict == NOT_REPRODUCED           # best T now has ratio 1.2
+    # the best T's ratio within 1.5 ± 10%, but another T's nearer 1.5: the claim's condition fails
+    runs[("digits-dense", "T4")] = [fake_run("T4", s, 0.9, [0.99], teacher_mi=1.4 * (1 + 0.01 * s), student_mi=1.0)
+                                    for s in range(5)]
+    found = judge("C8", index_of(runs))
+    assert found.verdict == NOT_REPRODUCED and "(T4)" in found.effect
+    assert any("within the claimed range, but the T whose ratio is nearest 1.5 is T2" in n for n in found.notes)
 
 
 def test_c1_is_not_applicable_to_teachers_far_sharper_than_its_premise() -> None:

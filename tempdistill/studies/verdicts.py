@@ -72,7 +72,7 @@ every setting agrees, else "differs by setting").
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -201,7 +201,9 @@ def part_verdict(part: Part) -> str:
     if part.side is None:
         if significant or not _overlaps(low, high, part.quoted):
             return NOT_REPRODUCED
-        return REPRODUCED if powered else NOT_TESTABLE
+        if not powered:
+            return NOT_TESTABLE
+        return NOT_REPRODUCED if part.condition else REPRODUCED
     if not significant:
         return NOT_REPRODUCED if powered else NOT_TESTABLE
     direction = 1 if part.test.estimate > part.null else -1
@@ -528,6 +530,9 @@ def _verdict_notes(part: Part, family: int) -> List[str]:
     if part.verdict == NOT_TESTABLE:
         lines.append(f"{head}: not significant (Holm-adjusted p {p_text(part.adjusted_p)} over {family} parts) and "
                      f"the power to detect {size} at {part.test.n} seeds is {power_text(part)}")
+    elif part.verdict == NOT_REPRODUCED and part.side is None and part.condition and part_verdict(
+            replace(part, condition="")) == REPRODUCED:
+        lines.append(f"{head}: within the claimed range, but {part.condition}")
     elif part.verdict == NOT_REPRODUCED and part.side is not None and part.adjusted_p < ALPHA:
         direction = 1 if part.test.estimate > part.null else -1
         if part.condition and direction == part.side and _overlaps(part.test.low, part.test.high, part.quoted):
