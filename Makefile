@@ -55,7 +55,7 @@ fashion-mnist-table: $(STAMP)
 	for f in $(FM_OUT)/fashion-mnist-conv-dense-kd-s*.h5; do $(PY) -m tempdistill convert $$f --steps 16,32,64 || exit 1; done
 	$(PY) -m tempdistill compare $(FM_OUT)
 
-# experiments/CLAIMS.md, version 2: about 10-12 hours on 2 cores. Every stage's complete runs land
+# experiments/CLAIMS.md, version 2: about 6 hours on 2 cores. Every stage's complete runs land
 # in the committed ledger CLAIMS_LEDGER (a few KB a run), so the study is resumable across
 # machines and sessions: stop it with Ctrl-C, commit the ledger, run the same command again.
 CLAIMS_LEDGER ?= experiments/results/claims-v2
