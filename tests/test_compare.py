@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tempdistill.app.cli import main
-from tempdistill.analysis.comparison import by_task, drop_duplicates, task_label
+from tempdistill.analysis.comparison import by_task, drop_duplicates, task_label, with_data_identity
 from tempdistill.record.run import Run
 from tempdistill.record.run_file import RunRecorder
 from tempdistill.analysis.comparison import read_runs
@@ -129,6 +129,23 @@ def test_of_duplicates_the_complete_run_is_kept_and_the_name_does_not_make_anoth
     assert kept == [complete] and dropped == [failed]
     unreadable = [Run.from_parts(config={}, status="unknown", path=p) for p in ("c.h5", "d.h5")]
     assert drop_duplicates(unreadable) == (unreadable, [])  # no config: nothing says they are one run
+
+
+def test_runs_on_other_arrays_given_in_memory_are_not_copies():
+    """A config with ``data.name: arrays`` names no file: the same config and seed on other
+    arrays is another run (its fingerprint in ``/data`` says so), the same arrays a copy."""
+    config = {"name": "x", "seed": 0, "data": {"name": "arrays"}, "distill": {"alpha": 0.0}}
+
+    def made(digest: str, rows: int) -> Run:
+        shapes = json.dumps({"X": [rows, 4], "y": [rows], "X_test": [30, 4], "y_test": [30]})
+        return Run.from_parts(config=config, eval={"student_accuracy": 0.9}, path=f"{digest}.h5",
+                              data_attrs={"name": "arrays", "arrays_sha256": digest, "arrays_shapes": shapes})
+
+    one, other, copy, bigger = made("aa" * 32, 100), made("bb" * 32, 100), made("aa" * 32, 100), made("cc" * 32, 120)
+    assert drop_duplicates([one, other, copy]) == ([one, other], [copy])
+    told = with_data_identity([one, bigger])
+    assert [r.config["data"]["arrays"] for r in told] == ["X 100x4, X_test 30x4", "X 120x4, X_test 30x4"]
+    assert one.config["data"] == {"name": "arrays"}            # the runs given are left as they were
 
 
 def test_the_where_column_stays_narrow_with_many_factors(tmp_path, capsys):

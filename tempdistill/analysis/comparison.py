@@ -48,18 +48,46 @@ def by_task(runs: Sequence[Run]) -> List[Tuple[str, List[Run]]]:
     return list(groups.items())
 
 
+def with_data_identity(runs: Sequence[Run]) -> List[Run]:
+    """The runs, each whose data were arrays given in memory carrying their sizes in its config
+    (``data.arrays``: ``X 4000x40, X_val 600x40, ...`` from ``/data``'s ``arrays_shapes``). Such
+    a config names no file, so runs on arrays of other sizes (more training rows, other
+    features) would otherwise read as one setting; with it they are levels of a factor, seed
+    for seed. Arrays of the same sizes but other content stay one setting, and are never taken
+    for copies of each other (``drop_duplicates`` reads the content's fingerprint)."""
+    told: List[Run] = []
+    for run in runs:
+        data = run.config.get("data") if run.config else None
+        shapes = _arrays_shapes(run)
+        if shapes and isinstance(data, Mapping) and data.get("name") == "arrays":
+            run = dataclasses.replace(run, config={**run.config, "data": {**data, "arrays": shapes}})
+        told.append(run)
+    return told
+
+
+def _arrays_shapes(run: Run) -> str:
+    try:
+        shapes = json.loads(str((run.data_attrs or {}).get("arrays_shapes", "")) or "{}")
+    except ValueError:
+        return ""
+    return ", ".join(f"{name} {'x'.join(str(d) for d in shape)}" for name, shape in shapes.items()
+                     if not name.startswith("y")) if isinstance(shapes, dict) else ""
+
+
 def _preference(run: Run) -> int:
     """Which of two copies to keep: a complete run with final figures before any other."""
     return 0 if run.status == "complete" and run.eval else 1
 
 
 def drop_duplicates(runs: Sequence[Run]) -> Tuple[List[Run], List[Run]]:
-    """(kept, dropped): one run per replicate (config and seed), in the order given; of copies
+    """(kept, dropped): one run per replicate (config and seed, and the arrays' content where
+    they were given in memory), in the order given; of copies
     the first complete one is kept, else the first. A file without a config (its writer died
     first) is never taken for a copy: nothing says what it ran."""
     chosen: Dict[str, Run] = {}
     for run in runs:
         key = replicate_key(run.config) if run.config else f"unknown {id(run)}"
+        key += str((run.data_attrs or {}).get("arrays_sha256", ""))  # other arrays given in memory: not a copy
         if key not in chosen or _preference(run) < _preference(chosen[key]):
             chosen[key] = run
     kept_ids = {id(run) for run in chosen.values()}
@@ -85,7 +113,7 @@ def notices(runs: Sequence[Run], dropped: Sequence[Run]) -> List[str]:
 def comparison_text(runs: Sequence[Run], statistics: bool = True) -> str:
     """The runs table and (with ``statistics``) the statistics over seeds, per task, after the
     notices; a single task without duplicates reads as one plain table."""
-    kept, dropped = drop_duplicates(runs)
+    kept, dropped = drop_duplicates(with_data_identity(runs))
     tasks = by_task(kept)
     parts = ["\n".join(notices(kept, dropped))] if dropped or len(tasks) > 1 else []
     for label, group in tasks:
@@ -100,7 +128,7 @@ def comparison_text(runs: Sequence[Run], statistics: bool = True) -> str:
 def comparison_html(runs: Sequence[Run]) -> str:
     """The same as HTML: the notices, then per task a heading, the runs table and the
     statistics over seeds, in one ``<section id="comparison">``."""
-    kept, dropped = drop_duplicates(runs)
+    kept, dropped = drop_duplicates(with_data_identity(runs))
     tasks = by_task(kept)
     parts = [f'<p class="notice">{html.escape(printable(line))}</p>' for line in notices(kept, dropped)]
     for label, group in tasks:
