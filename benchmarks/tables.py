@@ -267,8 +267,8 @@ NOT_RERUN = {
     "demo (README.md, `make demo` output)": "a console transcript, not a table with a command beside it; "
                                              "`make demo` prints it again",
     "mnist1d (docs/results.md)": "four sweep commands (the [256, 256] rows, dense and snnTorch; the old-settings "
-                                 "rows, dense and snnTorch with student.readout=count) feed one table, and the "
-                                 "teacher row comes from version 1 of the claims runs",
+                                 "rows, dense and snnTorch with student.readout=count) and "
+                                 "experiments/mnist1d_refit.py (the refitted row) feed one table",
     "mnist1d-select (experiments/README.md)": "four sweep commands feed one table, printed by "
                                               "experiments/mnist1d_selection.py from their run files",
     "dqn-temperature (experiments/README.md)": "two sweep commands (CartPole and Acrobot DQN) feed one table, "
