@@ -61,7 +61,7 @@ def main(argv: List[str] | None = None) -> None:
     for seed in parse_seeds(args.seeds):
         for arm in ARMS:
             run = run_arm(arm, seed, Path(args.out), args.epochs)
-            print(f"seed {seed} {arm}: {len(arm_data(arm, seed).y)} training rows, "
+            print(f"seed {seed} {arm}: {run.data_attrs['n_train']} training rows, "
                   f"test accuracy {run.eval['student_accuracy']:.4f}", flush=True)
 
 
